@@ -1,0 +1,213 @@
+"""The ``chunkwise`` command.
+
+``--json`` prints one JSON object on stdout and nothing else; without it, a progress bar on a TTY
+and a short summary. Logs and errors go to stderr. Exit codes follow sysexits: 0 ok, 2 usage,
+65 data error, 66 input not found, 74 I/O, 70 internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from engine.errors import EngineError, exit_code_for
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Streaming, bounded-memory CSV/JSON → Parquet.",
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _size(text: str) -> int:
+    from engine.gen import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _fail(exc: BaseException, as_json: bool) -> NoReturn:
+    code = exit_code_for(exc)
+    if isinstance(exc, EngineError):
+        error: dict[str, Any] = exc.to_dict()
+        text = f"error: {type(exc).__name__}: {exc}"
+    else:
+        error = {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
+                 "uri": None, "record": None, "offset": None}
+        text = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
+        if os.environ.get("CHUNKWISE_DEBUG"):
+            traceback.print_exc()
+    if as_json:
+        print(json.dumps({"status": "failed", "error": error}))
+    print(text, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _run(as_json: bool, job: Callable[[], Any]) -> Any:
+    try:
+        return job()
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # every failure becomes a typed message and an exit code
+        _fail(exc, as_json)
+
+
+@app.command()
+def transform(
+    src: Annotated[str, typer.Argument(help="Input: a local path or s3://bucket/key.")],
+    dst: Annotated[str, typer.Argument(help="Output Parquet: a path or s3:// URI (a directory "
+                                            "ending in / when files rotate).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, ndjson or json; "
+                                                              "default: from the suffix")] = None,
+    json_path: Annotated[str | None, typer.Option(help="ijson prefix of the array in a JSON "
+                                                        "document, e.g. data.item")] = None,
+    block_size: Annotated[str, typer.Option(help="Bytes parsed per chunk.")] = "4MiB",
+    row_group_size: Annotated[str, typer.Option(help="Arrow bytes buffered per row group.")]
+    = "32MiB",
+    row_group_rows: Annotated[int, typer.Option(help="Most rows per row group.")] = 1024 * 1024,
+    compression: Annotated[str, typer.Option(help="zstd, snappy, gzip or none.")] = "zstd",
+    rejects: Annotated[str | None, typer.Option(help="Write rejected records here (NDJSON).")]
+    = None,
+    schema: Annotated[Path | None, typer.Option(help="Explicit Arrow schema (JSON file): "
+                                                     "no inference.")] = None,
+    delimiter: Annotated[str, typer.Option(help="CSV delimiter.")] = ",",
+    quote_char: Annotated[str, typer.Option(help="CSV quote character ('' for none).")] = '"',
+    header: Annotated[bool, typer.Option(help="CSV has a header row.")] = True,
+    encoding: Annotated[str, typer.Option(help="Input text encoding.")] = "utf-8",
+    null_value: Annotated[list[str] | None, typer.Option(help="A string read as null "
+                                                               "(repeatable).")] = None,
+    max_rows_per_file: Annotated[int | None, typer.Option(help="Rotate output files.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""
+    if compression not in ("zstd", "snappy", "gzip", "none"):
+        raise typer.BadParameter("use zstd, snappy, gzip or none", param_hint="--compression")
+    if fmt is not None and fmt not in ("csv", "ndjson", "json"):
+        raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
+    kwargs: dict[str, Any] = {
+        "format": fmt, "json_path": json_path, "block_size": _size(block_size),
+        "row_group_bytes": _size(row_group_size), "row_group_rows": row_group_rows,
+        "compression": compression, "rejects_uri": rejects, "delimiter": delimiter,
+        "quote_char": quote_char, "header": header, "encoding": encoding,
+        "max_rows_per_file": max_rows_per_file,
+    }
+    if null_value:
+        kwargs["null_values"] = tuple(null_value)
+
+    def job() -> Any:
+        from engine.run import transform as run_transform
+
+        if schema is not None:
+            from engine.types import parse_schema
+
+            try:
+                kwargs["schema"] = parse_schema(schema.read_text())
+            except (OSError, ValueError) as exc:
+                raise typer.BadParameter(str(exc), param_hint="--schema") from None
+        with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+            return run_transform(src, dst, progress=progress, **kwargs)
+
+    report = _run(as_json, job)
+    if as_json:
+        print(report.to_json())
+    else:
+        _summary(report)
+
+
+class _progress:  # noqa: N801 - used as a context manager like a function
+    """A rich progress bar of stored bytes read, on stderr, only on a TTY."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Callable[[int, int | None], None] | None:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        self._bar = Progress("[progress.description]{task.description}", BarColumn(),
+                             DownloadColumn(), TransferSpeedColumn(),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task("converting", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _summary(report: Any) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=False, highlight=False)
+    mb = report.bytes_in / 1e6
+    rate = mb / report.seconds if report.seconds else 0.0
+    console.print(
+        f"[bold green]ok[/] {report.input} → {report.output}: {report.format}, "
+        f"{report.rows_in:,} rows in, {report.rows_out:,} written, "
+        f"{report.rows_rejected:,} rejected; {mb:,.1f} MB in {report.seconds:.2f} s "
+        f"({rate:,.0f} MB/s), {report.bytes_out / 1e6:,.1f} MB out, "
+        f"peak RSS {report.peak_rss_bytes / 2**20:,.0f} MiB"
+    )
+    for w in report.widened:
+        console.print(f"  widened {w['column']}: {w['from']} → {w['to']} (record {w['record']})")
+
+
+@app.command()
+def gen(
+    dataset: Annotated[str, typer.Argument(help="What to generate: orders.")],
+    size: Annotated[str, typer.Option(help="Uncompressed size, e.g. 500MB.")] = "10MB",
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write; the suffix "
+                                        "picks the format (.csv, .ndjson, .json) and "
+                                        "compression (.gz, .bz2, .zst).")] = "orders.csv",
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, ndjson or json.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate deterministic, realistic sample data."""
+    nbytes = _size(size)
+
+    def job() -> Any:
+        from engine.gen import generate
+
+        return generate(dataset, output, size=nbytes, fmt=fmt, seed=seed)
+
+    report = _run(as_json, job)
+    data = {"status": "succeeded", "path": str(report.path), "format": report.format,
+            "compression": report.compression, "rows": report.rows,
+            "bytes": report.bytes_written, "seconds": round(report.seconds, 3)}
+    if as_json:
+        print(json.dumps(data))
+    else:
+        print(f"wrote {data['path']}: {data['rows']:,} rows, {data['bytes'] / 1e6:,.1f} MB "
+              f"({data['format']}) in {data['seconds']:.2f} s")
+
+
+def main() -> None:
+    """Entry point of the ``chunkwise`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

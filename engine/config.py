@@ -1,0 +1,123 @@
+"""Settings: every memory-relevant size is a named, documented constant.
+
+Peak RSS ≈ interpreter + imports + ``block_size`` × (a small factor for the parsed copy)
++ the row group being buffered (``row_group_bytes``) + writer encode buffers
++ one S3 part (``part_size``) when writing to S3. See DESIGN.md, "Memory model".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MiB = 1024**2
+
+#: Bytes read from the (decompressed) input per chunk. Each chunk is cut at the last complete
+#: record and parsed on its own, so nothing reads ahead of it. 4 MiB measured fastest per CPU
+#: second without a visible memory cost (``benchmarks/``).
+DEFAULT_BLOCK_SIZE = 4 * MiB
+
+#: A single record larger than this is an error, not an allocation: it bounds what one bad
+#: input (a 200 MB line, an unbalanced quote) can make the engine hold.
+DEFAULT_MAX_RECORD_BYTES = 64 * MiB
+
+#: Arrow bytes buffered before a row group is written. ``ParquetWriter.write_batch`` closes a
+#: row group per call, so batches are held until this target and written as one group.
+DEFAULT_ROW_GROUP_BYTES = 32 * MiB
+
+#: Upper bound on rows per row group, whatever their size.
+DEFAULT_ROW_GROUP_ROWS = 1024 * 1024
+
+#: S3 multipart part size for outputs: smart-open's default is 50 MiB per open writer.
+DEFAULT_PART_SIZE = 8 * MiB
+
+#: How many ranged samples (beyond the head) schema inference reads from a seekable input.
+DEFAULT_SAMPLE_COUNT = 4
+
+#: Bytes read per inference sample.
+DEFAULT_SAMPLE_BYTES = 1 * MiB
+
+#: Longest raw text kept for a rejected record in the rejects file.
+MAX_REJECT_RAW_CHARS = 4096
+
+COMPRESSIONS = ("zstd", "snappy", "gzip", "none")
+FORMATS = ("csv", "ndjson", "json")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read the input.
+
+    Attributes:
+        format: ``csv``, ``ndjson`` or ``json`` (a JSON document holding an array); ``None``
+            detects it from the suffix, then from the content.
+        input_compression: ``gzip``, ``bz2``, ``zstd``, ``none``; ``None`` infers it from the
+            suffix.
+        block_size: bytes per parsed chunk (see ``DEFAULT_BLOCK_SIZE``).
+        max_record_bytes: longest single record accepted (see ``DEFAULT_MAX_RECORD_BYTES``).
+        encoding: text encoding of the input; anything but UTF-8 is transcoded while streaming.
+        delimiter: CSV field delimiter.
+        quote_char: CSV quote character.
+        header: whether the first CSV record holds the column names.
+        column_names: names to use instead of (or in the absence of) a header.
+        null_values: strings read as null; ``None`` keeps pyarrow's defaults (``""``, ``NA``,
+            ``NULL``, ``NaN``… for non-string columns only). Given explicitly, they apply to
+            string columns too.
+        json_path: ijson prefix of the array to read in a JSON document, e.g. ``data.item``;
+            ``None`` means the document is a top-level array (prefix ``item``).
+        sample_count: ranged samples taken for schema inference beyond the head.
+        sample_bytes: bytes per sample.
+    """
+
+    format: str | None = None
+    input_compression: str | None = None
+    block_size: int = DEFAULT_BLOCK_SIZE
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    quote_char: str = '"'
+    header: bool = True
+    column_names: tuple[str, ...] | None = None
+    null_values: tuple[str, ...] | None = None
+    json_path: str | None = None
+    sample_count: int = DEFAULT_SAMPLE_COUNT
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How to write Parquet.
+
+    Attributes:
+        compression: ``zstd`` (default), ``snappy``, ``gzip`` or ``none``.
+        compression_level: codec level; ``None`` is the codec's default.
+        row_group_bytes: Arrow bytes buffered per row group (``DEFAULT_ROW_GROUP_BYTES``).
+        row_group_rows: most rows per row group (``DEFAULT_ROW_GROUP_ROWS``).
+        max_rows_per_file: rotate to a new file after this many rows (``None``: one file).
+        max_bytes_per_file: rotate after roughly this many output bytes (``None``: one file).
+        part_size: S3 multipart part size (``DEFAULT_PART_SIZE``).
+        dictionary_max_ratio: string columns whose distinct-to-total ratio in the first row group
+            is at most this are dictionary-encoded in memory as well as in the file.
+    """
+
+    compression: str = "zstd"
+    compression_level: int | None = None
+    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
+    max_rows_per_file: int | None = None
+    max_bytes_per_file: int | None = None
+    part_size: int = DEFAULT_PART_SIZE
+    dictionary_max_ratio: float = 0.1
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything one conversion needs beyond its source and destination."""
+
+    read: ReadOptions = field(default_factory=ReadOptions)
+    write: WriteOptions = field(default_factory=WriteOptions)
+    #: an explicit Arrow schema: no inference, and no widening.
+    schema: object | None = None
+    #: where rejected records go (NDJSON), or ``None`` to only count them.
+    rejects_uri: str | None = None
+    #: how many times a run may restart to widen a column before giving up.
+    max_restarts: int = 8

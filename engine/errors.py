@@ -1,0 +1,116 @@
+"""The exception hierarchy.
+
+The class name is the string Step Functions matches in ``ErrorEquals``: the Python Lambda runtime
+reports ``errorType`` as the exception's class name, so these names are part of the public contract
+with ``stepfunctions/pipeline.asl.json`` and must not change.
+
+::
+
+    EngineError
+    ├── PermanentError           never retried → DLQ route
+    │   ├── ValidationError      rows break the contract beyond its reject threshold
+    │   ├── SchemaError          header/columns/types do not match what is expected
+    │   ├── InputFormatError     not CSV/JSON, corrupt compression, bad encoding, unterminated record
+    │   └── InputNotFoundError   the object, file or bucket does not exist
+    └── TransientError           retried by the state machine (throttling, timeouts, resets)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "EngineError",
+    "InputFormatError",
+    "InputNotFoundError",
+    "PermanentError",
+    "SchemaError",
+    "TransientError",
+    "ValidationError",
+    "exit_code_for",
+]
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose.
+
+    Args:
+        message: one line saying what went wrong.
+        uri: the input (or output) the error is about.
+        record: 1-based number of the data record, where known.
+        offset: byte offset into the (decompressed) input, where known.
+    """
+
+    #: sysexits code the CLI exits with for this kind of error.
+    exit_code: int = 70
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        uri: str | None = None,
+        record: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.message = message
+        self.uri = uri
+        self.record = record
+        self.offset = offset
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = []
+        if self.uri:
+            where.append(self.uri)
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        if self.offset is not None:
+            where.append(f"byte {self.offset}")
+        return f"{': '.join([', '.join(where), self.message]) if where else self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as the ``error`` member of a failed run's JSON."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "uri": self.uri,
+            "record": self.record,
+            "offset": self.offset,
+        }
+
+
+class PermanentError(EngineError):
+    """Retrying cannot help: the input or its contract must change. Routed to the DLQ."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class ValidationError(PermanentError):
+    """Rows break the contract beyond its reject threshold."""
+
+
+class SchemaError(PermanentError):
+    """Header, columns or types do not match the contract or the given schema."""
+
+
+class InputFormatError(PermanentError):
+    """Not CSV/JSON, corrupt compression, undecodable bytes, an unterminated record or document."""
+
+
+class InputNotFoundError(PermanentError):
+    """The file, object or bucket does not exist."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
+class TransientError(EngineError):
+    """A fault that may pass: S3 throttling, timeouts, connection resets. Retried by the workflow."""
+
+    exit_code = 74  # EX_IOERR
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The sysexits code for ``exc``: 0 never, 70 (EX_SOFTWARE) for anything not ours."""
+    if isinstance(exc, EngineError):
+        return exc.exit_code
+    return 70

@@ -1,0 +1,316 @@
+"""What every reader shares: the Protocol, the chunk it yields, and schema widening.
+
+A reader turns a stream of decompressed bytes into :class:`Chunk` objects, each holding the rows of
+a run of complete records, parsed by pyarrow's C++ parsers with a fixed schema. Readers cut the
+stream into record-aligned pieces themselves (:func:`record_aligned`), so nothing reads ahead of the
+chunk being parsed: that is what keeps memory independent of the input's size (pyarrow's own
+streaming readers hold ~32 blocks in flight, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar, Protocol
+
+import pyarrow as pa
+
+from engine.config import MAX_REJECT_RAW_CHARS, ReadOptions
+from engine.errors import InputFormatError
+
+__all__ = [
+    "Chunk",
+    "Reader",
+    "Reject",
+    "Sample",
+    "SchemaWidening",
+    "Widening",
+    "record_aligned",
+    "unify_schemas",
+    "unify_types",
+    "utf8_stream",
+]
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One input record that was not written, and why.
+
+    Attributes:
+        record: 1-based number of the record among the input's data records (a CSV header is
+            not counted).
+        offset: byte offset of the record's start in the decompressed UTF-8 text, or of the
+            chunk holding it where the exact start is not known.
+        reason: why the record was rejected.
+        raw: the record's text, cut to ``MAX_REJECT_RAW_CHARS``.
+    """
+
+    record: int
+    offset: int | None
+    reason: str
+    raw: str
+
+    def to_dict(self) -> dict[str, object]:
+        """The reject as one line of the rejects file."""
+        return {"record": self.record, "offset": self.offset, "reason": self.reason, "raw": self.raw}
+
+    @classmethod
+    def make(cls, record: int, offset: int | None, reason: str, raw: str | bytes) -> Reject:
+        """Build a reject, decoding and cutting ``raw``."""
+        if isinstance(raw, bytes | bytearray | memoryview):
+            raw = bytes(raw[: MAX_REJECT_RAW_CHARS * 4]).decode("utf-8", "replace")
+        return cls(record, offset, reason, raw[:MAX_REJECT_RAW_CHARS])
+
+
+@dataclass
+class Chunk:
+    """The parsed rows of a run of complete input records.
+
+    ``records == table.num_rows + len(rejects)`` always: every record is written or rejected.
+    """
+
+    table: pa.Table
+    first_record: int
+    records: int
+    offset: int
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Bytes of the input for schema inference.
+
+    ``at_start`` is false for a ranged read from the middle of the object, whose first (partial)
+    record must be skipped; ``at_end`` is true when the sample reaches the end of the input, so
+    its last record is complete even without a line break.
+    """
+
+    data: bytes
+    at_start: bool
+    at_end: bool = False
+
+    def whole_records(self, cut: Callable[[bytes], int]) -> bytes:
+        """The sample without its leading partial record (mid-object) and trailing one."""
+        data = self.data
+        if not self.at_start:
+            start = data.find(b"\n") + 1
+            data = data[start:] if start else b""
+        if not self.at_end:
+            data = data[: cut(data)]
+        return data
+
+
+@dataclass(frozen=True)
+class Widening:
+    """A column whose type was widened because a later value did not fit."""
+
+    column: str
+    from_type: str
+    to_type: str
+    record: int
+
+    def to_dict(self) -> dict[str, object]:
+        """As reported in the RunReport."""
+        return {"column": self.column, "from": self.from_type, "to": self.to_type,
+                "record": self.record}
+
+
+class SchemaWidening(Exception):  # noqa: N818 - control flow, never reaches a user
+    """Raised by a reader in ``widen="restart"`` mode: the conversion must restart with ``schema``."""
+
+    def __init__(self, schema: pa.Schema, changes: list[Widening]) -> None:
+        super().__init__(", ".join(f"{c.column}: {c.from_type} -> {c.to_type}" for c in changes))
+        self.schema = schema
+        self.changes = changes
+
+
+class Reader(Protocol):
+    """One input format. Implementations live in ``engine/readers/<format>.py``.
+
+    A reader is built for one input and its options; :meth:`infer_schema` proposes a schema from
+    samples, :meth:`read` parses the stream with a fixed schema.
+    """
+
+    format: ClassVar[str]
+
+    def __init__(self, uri: str, options: ReadOptions) -> None: ...
+
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
+        """Infer one schema that fits every sample."""
+        ...
+
+    def read(self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart") -> Iterator[Chunk]:
+        """Parse ``stream`` (decompressed bytes) into chunks of the given schema.
+
+        A value that does not fit ``schema`` widens its column: with ``widen="restart"`` the
+        reader raises :class:`SchemaWidening` so the caller can restart with one schema for the
+        whole output; with ``widen="continue"`` it re-parses the chunk with the wider schema and
+        later chunks carry it. ``self.widened`` lists the changes made in "continue" mode.
+        """
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Type widening: null → int → float → string; bool → string; timestamp → finer unit → string.
+
+_TS_UNITS = ("s", "ms", "us", "ns")
+
+
+def unify_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    """The narrowest type both ``a`` and ``b`` values fit in (string as the last resort)."""
+    if a.equals(b):
+        return a
+    if pa.types.is_null(a):
+        return b
+    if pa.types.is_null(b):
+        return a
+    if pa.types.is_integer(a) and pa.types.is_integer(b):
+        return pa.int64()
+    if (pa.types.is_integer(a) or pa.types.is_floating(a)) and (
+        pa.types.is_integer(b) or pa.types.is_floating(b)
+    ):
+        return pa.float64()
+    if pa.types.is_timestamp(a) and pa.types.is_timestamp(b) and a.tz == b.tz:
+        unit = max(a.unit, b.unit, key=_TS_UNITS.index)
+        return pa.timestamp(unit, a.tz)
+    if pa.types.is_date(a) and pa.types.is_timestamp(b):
+        return b
+    if pa.types.is_timestamp(a) and pa.types.is_date(b):
+        return a
+    if pa.types.is_struct(a) and pa.types.is_struct(b):
+        return pa.struct(_unify_fields(list(a), list(b)))
+    if pa.types.is_list(a) and pa.types.is_list(b):
+        return pa.list_(unify_types(a.value_type, b.value_type))
+    return pa.string()
+
+
+def _unify_fields(a: list[pa.Field], b: list[pa.Field]) -> list[pa.Field]:
+    by_name = {f.name: f for f in b}
+    out = []
+    for f in a:
+        other = by_name.pop(f.name, None)
+        out.append(f if other is None else pa.field(f.name, unify_types(f.type, other.type)))
+    out.extend(by_name.values())
+    return out
+
+
+def unify_schemas(current: pa.Schema, seen: pa.Schema) -> pa.Schema:
+    """``current`` widened so that values of ``seen`` fit; new columns are appended."""
+    return pa.schema(_unify_fields(list(current), list(seen)))
+
+
+def widenings(old: pa.Schema, new: pa.Schema, record: int) -> list[Widening]:
+    """The columns whose type differs between ``old`` and ``new`` (new columns included)."""
+    changes = []
+    for f in new:
+        idx = old.get_field_index(f.name)
+        before = old.field(idx).type if idx >= 0 else None
+        if before is None or not before.equals(f.type):
+            changes.append(Widening(f.name, str(before) if before else "absent", str(f.type),
+                                    record))
+    return changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+
+def utf8_stream(stream: BinaryIO, encoding: str, uri: str) -> BinaryIO:
+    """``stream`` as UTF-8 bytes without a BOM: transcoded while streaming when needed."""
+    codec = codecs.lookup(encoding).name
+    if codec == "utf-8":
+        return _BomSkipping(stream)
+    return _Transcoding(stream, codec, uri)
+
+
+class _BomSkipping:
+    """Drops a UTF-8 byte-order mark at the very start of the stream."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._first = True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        if self._first and data:
+            self._first = False
+            while len(data) < 3 and data == UTF8_BOM[: len(data)]:
+                more = self._stream.read(3 - len(data))
+                if not more:
+                    break
+                data += more
+            if data.startswith(UTF8_BOM):
+                data = data[3:] or self._stream.read(n)
+        return data
+
+
+class _Transcoding:
+    """Decodes ``codec`` incrementally and re-encodes it as UTF-8."""
+
+    def __init__(self, stream: BinaryIO, codec: str, uri: str) -> None:
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder(codec)("strict")
+        self._uri = uri
+        self._codec = codec
+        self._consumed = 0
+        self._first = True
+
+    def read(self, n: int = -1) -> bytes:
+        while True:
+            raw = self._stream.read(n)
+            try:
+                text = self._decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as exc:
+                raise InputFormatError(
+                    f"bytes are not valid {self._codec}: {exc.reason}",
+                    uri=self._uri, offset=self._consumed + exc.start,
+                ) from None
+            self._consumed += len(raw)
+            if self._first and text:
+                self._first = False
+                text = text.removeprefix("\ufeff")
+            if text or not raw:
+                return text.encode("utf-8")
+
+
+def record_aligned(
+    stream: BinaryIO,
+    cut: Callable[[bytes], int],
+    *,
+    block_size: int,
+    max_record_bytes: int,
+    uri: str,
+    first_record: Callable[[], int],
+) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield ``(offset, piece, last)``: the stream in pieces that each end at a record boundary.
+
+    ``cut(buf)`` returns the index just past the last complete record in ``buf`` (0 if none is
+    complete). The final piece (``last=True``) holds whatever follows the last boundary, which may
+    be an unterminated record: the reader decides what that means. A record longer than
+    ``max_record_bytes`` raises :class:`InputFormatError` rather than growing the buffer.
+    """
+    pending = b""
+    offset = 0
+    while True:
+        data = stream.read(block_size)
+        if not data:
+            if pending:
+                yield offset, pending, True
+            return
+        buf = pending + data if pending else data
+        pos = cut(buf)
+        if pos <= 0:
+            if len(buf) > max_record_bytes:
+                raise InputFormatError(
+                    f"a record is longer than max_record_bytes ({max_record_bytes} bytes): "
+                    "an unbalanced quote or a missing line break?",
+                    uri=uri, record=first_record(), offset=offset,
+                )
+            pending = buf
+            continue
+        pending = buf[pos:]
+        yield offset, buf[:pos] if pos < len(buf) else buf, False
+        offset += pos

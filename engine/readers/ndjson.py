@@ -1,0 +1,198 @@
+"""NDJSON (JSON Lines) through pyarrow's JSON parser, in line-aligned chunks with a fixed schema.
+
+A raw line break cannot occur inside a JSON string, so every ``\\n`` is a record boundary. A chunk
+that pyarrow rejects is bisected on line boundaries until the bad lines are isolated, so a few
+unparseable lines cost O(log n) extra parses of their chunk, never a per-line Python loop over the
+good ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import BinaryIO, ClassVar
+
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from engine.config import ReadOptions
+from engine.errors import InputFormatError
+from engine.readers.base import (
+    Chunk,
+    Reject,
+    Sample,
+    SchemaWidening,
+    Widening,
+    record_aligned,
+    unify_schemas,
+    widenings,
+)
+
+__all__ = ["NdjsonReader", "parse_json_objects", "python_parse"]
+
+
+def parse_json_objects(
+    data: bytes, schema: pa.Schema | None, *, multiline: bool = False
+) -> pa.Table:
+    """Parse whitespace-separated JSON objects with pyarrow, as one block on one thread.
+
+    With ``schema``, its fields are read with those types and fields outside it are inferred and
+    appended (the caller widens on them). Raises ``pyarrow.ArrowInvalid`` on bad input.
+    """
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    parse = pajson.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=multiline
+    )
+    read = pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
+    return pajson.read_json(pa.py_buffer(data), read_options=read, parse_options=parse)
+
+
+def python_parse(texts: list[bytes], schema: pa.Schema) -> pa.Table:
+    """Slow general path: ``json.loads`` each text and build the table with ``schema``.
+
+    Used only for chunks pyarrow cannot take with the schema, e.g. an object in a column widened to
+    string (which gets the object's JSON text). Raises ``ValueError`` on any unparseable text.
+    """
+    string_cols = {f.name for f in schema if pa.types.is_string(f.type)}
+    rows = []
+    for text in texts:
+        obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError(f"expected a JSON object, found {type(obj).__name__}")
+        for key in string_cols & obj.keys():
+            value = obj[key]
+            if value is not None and not isinstance(value, str):
+                obj[key] = json.dumps(value, ensure_ascii=False)
+        rows.append(obj)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).removeprefix("JSON parse error: ").split(" in row ")[0]
+
+
+class NdjsonReader:
+    """Reads one JSON object per line; blank lines are skipped, bad lines rejected."""
+
+    format: ClassVar[str] = "ndjson"
+
+    def __init__(self, uri: str, options: ReadOptions) -> None:
+        self.uri = uri
+        self.options = options
+        self.widened: list[Widening] = []
+
+    @staticmethod
+    def _cut(buf: bytes) -> int:
+        return buf.rfind(b"\n") + 1
+
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
+        """Infer one schema from the head and ranged samples (whole lines only)."""
+        schema: pa.Schema | None = None
+        for sample in samples:
+            data = sample.whole_records(self._cut)
+            if not data.strip():
+                continue
+            try:
+                found = [parse_json_objects(data, None).schema]
+            except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
+                found = []
+                for line in data.split(b"\n"):
+                    try:
+                        found.append(parse_json_objects(line, None).schema)
+                    except pa.ArrowInvalid:
+                        continue
+            for seen in found:
+                schema = seen if schema is None else unify_schemas(schema, seen)
+        if schema is None:
+            raise InputFormatError("no JSON object found in the input", uri=self.uri, offset=0)
+        return _nulls_as_string(schema)
+
+    def read(self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart") -> Iterator[Chunk]:
+        """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
+        next_record = 1
+        pieces = record_aligned(stream, self._cut, block_size=self.options.block_size,
+                                max_record_bytes=self.options.max_record_bytes, uri=self.uri,
+                                first_record=lambda: next_record)
+        for offset, piece, _last in pieces:
+            table, rejects, records, schema = self._parse_chunk(piece, schema, offset,
+                                                                next_record, widen)
+            if records:
+                yield Chunk(table, next_record, records, offset, rejects)
+            next_record += records
+
+    def _parse_chunk(
+        self, piece: bytes, schema: pa.Schema, offset: int, first: int, widen: str
+    ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
+        try:
+            table = parse_json_objects(piece, schema)
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None and table.schema.equals(schema):
+            records = table.num_rows
+            return table, [], records, schema
+        # Slow path: isolate bad lines, widen on values that do not fit.
+        lines = [ln for ln in piece.split(b"\n") if ln.strip()]
+        starts = _line_offsets(piece, offset)
+        tables, rejects, seen = self._bisect(lines, starts, 0, schema, first)
+        wider = schema
+        for s in seen:
+            wider = unify_schemas(wider, s)
+        if not wider.equals(schema):
+            changes = widenings(schema, wider, first)
+            if widen == "restart":
+                raise SchemaWidening(wider, changes)
+            self.widened.extend(changes)
+            return self._parse_chunk(piece, wider, offset, first, widen)[:3] + (wider,)
+        parts = [t.select(schema.names) for t in tables if t.num_rows]
+        table = pa.concat_tables(parts) if parts else schema.empty_table()
+        return table, rejects, len(lines), schema
+
+    def _bisect(
+        self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int
+    ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
+        """Parse ``lines`` (records ``first + base ...``); split in halves until failures are
+        single lines. Returns the good tables, the rejects and any wider schemas seen."""
+        try:
+            table = parse_json_objects(b"\n".join(lines), schema)
+            if table.schema.equals(schema):
+                return [table], [], []
+            return [], [], [table.schema]
+        except pa.ArrowInvalid as exc:
+            if len(lines) > 1:
+                mid = len(lines) // 2
+                a = self._bisect(lines[:mid], starts, base, schema, first)
+                b = self._bisect(lines[mid:], starts, base + mid, schema, first)
+                return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+            return self._single(lines[0], starts[base], schema, first + base, exc)
+
+    def _single(
+        self, line: bytes, start: int, schema: pa.Schema, record: int, exc: Exception
+    ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
+        try:
+            inferred = parse_json_objects(line, None).schema
+        except pa.ArrowInvalid as inner:
+            return [], [Reject.make(record, start, f"invalid JSON: {_reason(inner)}", line)], []
+        wider = unify_schemas(schema, inferred)
+        if not wider.equals(schema):
+            return [], [], [wider]
+        try:  # the value fits only as JSON text in a string column
+            return [python_parse([line], schema)], [], []
+        except (ValueError, TypeError, pa.ArrowException):
+            return [], [Reject.make(record, start, f"invalid JSON: {_reason(exc)}", line)], []
+
+
+def _line_offsets(piece: bytes, offset: int) -> list[int]:
+    """Byte offsets of the non-blank lines of ``piece`` (only computed on the slow path)."""
+    out = []
+    pos = 0
+    for line in piece.split(b"\n"):
+        if line.strip():
+            out.append(offset + pos)
+        pos += len(line) + 1
+    return out
+
+
+def _nulls_as_string(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
+                      for f in schema])
