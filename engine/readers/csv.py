@@ -92,8 +92,7 @@ class CsvReader:
         if not self.options.header:
             if self.options.column_names:
                 return list(self.options.column_names), 0
-            first = head[: self._cut(head) or len(head)]
-            width = len(self._fields(first.split(b"\n", 1)[0] if not self._quote else first))
+            width = len(self._fields(head[: self._first_record_end(head)]))
             return [f"column_{i + 1}" for i in range(width)], 0
         end = self._first_record_end(head)
         fields = self._fields(head[:end])
@@ -133,7 +132,8 @@ class CsvReader:
         return pacsv.ConvertOptions(**kw)
 
     def _parse(
-        self, piece: bytes, names: list[str], types: pa.Schema | None, bad: list | None
+        self, piece: bytes, names: list[str], types: pa.Schema | None, bad: list | None,
+        offset: int = 0, first: int = 0,
     ) -> pa.Table:
         def on_invalid(row: pacsv.InvalidRow) -> str:
             if bad is None:
@@ -141,7 +141,7 @@ class CsvReader:
             bad.append(row)
             return "skip"
 
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             pa.py_buffer(piece),
             read_options=pacsv.ReadOptions(use_threads=False, column_names=names,
                                            block_size=max(len(piece) + 1, 1 << 20)),
@@ -149,6 +149,26 @@ class CsvReader:
                                              invalid_row_handler=on_invalid),
             convert_options=self._convert_options(types),
         )
+        if types is None:
+            self._check_text(table, offset, first)
+        return table
+
+    def _check_text(self, table: pa.Table, offset: int, first: int) -> None:
+        """Inference reads undecodable text as ``binary``: name the first bad value instead."""
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            if not pa.types.is_binary(column.type):
+                continue
+            for row, value in enumerate(column.to_pylist()):  # error path only
+                try:
+                    if value is not None:
+                        value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputFormatError(
+                        f"column {name!r} holds bytes that are not valid UTF-8 ({exc.reason}); "
+                        "use --encoding for other encodings",
+                        uri=self.uri, record=first + row if first else None,
+                        offset=offset if first else None,
+                    ) from None
 
     # -- inference -------------------------------------------------------------------------
 
@@ -169,7 +189,8 @@ class CsvReader:
                 continue
             bad: list = []
             try:
-                table = self._parse(data, names, None, bad)
+                table = self._parse(data, names, None, bad, 0 if sample.at_start else 0,
+                                    1 if sample.at_start else 0)
             except pa.ArrowInvalid:
                 if sample.at_start:
                     raise
@@ -231,7 +252,7 @@ class CsvReader:
                 raise InputFormatError(message, uri=self.uri, record=first,
                                        offset=offset) from None
             bad.clear()
-            seen = self._parse(piece, names, None, bad)
+            seen = self._parse(piece, names, None, bad, offset, first)
             wider = unify_schemas(schema, seen.schema)
             changes = widenings(schema, wider, first)
             if not changes:

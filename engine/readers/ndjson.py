@@ -98,13 +98,15 @@ class NdjsonReader:
             except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
                 found = []
                 for line in data.split(b"\n"):
+                    if not line.strip():
+                        continue
                     try:
                         found.append(parse_json_objects(line, None).schema)
                     except pa.ArrowInvalid:
                         continue
             for seen in found:
                 schema = seen if schema is None else unify_schemas(schema, seen)
-        if schema is None:
+        if schema is None or not schema.names:
             raise InputFormatError("no JSON object found in the input", uri=self.uri, offset=0)
         return _nulls_as_string(schema)
 

@@ -1,0 +1,180 @@
+"""CsvReader: quoting, line endings, BOM, encodings, null markers, ragged rows, widening."""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pytest
+
+from engine.config import ReadOptions
+from engine.errors import InputFormatError, SchemaError
+from engine.readers.base import Sample, SchemaWidening, utf8_stream
+from engine.readers.csv import CsvReader, quote_aware_cut
+
+BLOCKS = [7, 64, 4 << 20]
+
+
+def read_all(data: bytes, widen: str = "restart", **opts):
+    options = ReadOptions(**opts)
+    reader = CsvReader("mem.csv", options)
+    text = utf8_stream(io.BytesIO(data), options.encoding, "mem.csv").read()
+    schema = reader.infer_schema([Sample(text, True, True)])
+    stream = utf8_stream(io.BytesIO(data), options.encoding, "mem.csv")
+    chunks = list(reader.read(stream, schema, widen=widen))
+    table = pa.concat_tables([c.table for c in chunks]) if chunks else schema.empty_table()
+    rejects = [r for c in chunks for r in c.rejects]
+    assert sum(c.records for c in chunks) == table.num_rows + len(rejects)
+    return table, rejects, chunks, reader
+
+
+@pytest.mark.parametrize(
+    ("buf", "expected"),
+    [
+        (b"a,b\n1,2\n", 8),
+        (b"a,b\n1,2", 4),
+        (b'a,"b\nc"\n1,2', 8),
+        (b'a,"b\nc', 0),
+        (b'"x""\ny"\n', 8),
+        (b"no newline", 0),
+    ],
+)
+def test_quote_aware_cut(buf, expected):
+    assert quote_aware_cut(buf) == expected
+
+
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_quoted_newlines_commas_and_doubled_quotes(block_size):
+    data = (
+        b'id,note\n1,"hello, world"\n2,"line one\nline two"\n3,"she said ""hi"""\n'
+        b'4,"multi\n\nblank"\n5,plain\n'
+    )
+    table, rejects, _, _ = read_all(data, block_size=block_size)
+    assert rejects == []
+    assert table.column("note").to_pylist() == [
+        "hello, world", "line one\nline two", 'she said "hi"', "multi\n\nblank", "plain",
+    ]
+    assert table.column("id").to_pylist() == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_crlf_and_bom(block_size):
+    data = b"\xef\xbb\xbfid,name\r\n1,caf\xc3\xa9\r\n2,\xe6\x97\xa5\xe6\x9c\xac\r\n"
+    table, _, _, _ = read_all(data, block_size=block_size)
+    assert table.schema.names == ["id", "name"]
+    assert table.column("name").to_pylist() == ["café", "日本"]
+
+
+def test_no_trailing_newline():
+    table, _, _, _ = read_all(b"a,b\n1,2\n3,4")
+    assert table.to_pylist() == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+
+
+def test_other_delimiter_and_quote():
+    data = b"a;b\n1;'x;y'\n2;'it''s'\n"
+    table, _, _, _ = read_all(data, delimiter=";", quote_char="'")
+    assert table.column("b").to_pylist() == ["x;y", "it's"]
+
+
+def test_no_header_generates_names():
+    table, _, _, _ = read_all(b"1,x\n2,y\n", header=False)
+    assert table.schema.names == ["column_1", "column_2"]
+    assert table.num_rows == 2
+
+
+def test_no_header_with_names():
+    table, _, _, _ = read_all(b"1,x\n2,y\n", header=False, column_names=("id", "v"))
+    assert table.schema.names == ["id", "v"]
+
+
+def test_duplicate_and_empty_header_names():
+    table, _, _, _ = read_all(b"a,a,\n1,2,3\n")
+    assert table.schema.names == ["a", "a_2", "column_3"]
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-16"])
+def test_other_encodings(encoding):
+    data = "id,city\n1,Zürich\n2,Besançon\n".encode(encoding)
+    table, _, _, _ = read_all(data, encoding=encoding)
+    assert table.column("city").to_pylist() == ["Zürich", "Besançon"]
+
+
+def test_invalid_utf8_is_input_format_error():
+    with pytest.raises(InputFormatError, match="UTF-8") as info:
+        read_all(b"a,b\n1,ok\n2,\xff\xfe bad\n")
+    assert info.value.record == 2
+
+
+def test_invalid_utf8_after_inference_is_input_format_error():
+    data = b"a,b\n" + b"1,ok\n" * 20 + b"2,\xff\xfe bad\n"
+    reader = CsvReader("mem.csv", ReadOptions(block_size=32))
+    schema = reader.infer_schema([Sample(data[:30], True, False)])
+    with pytest.raises(InputFormatError, match="UTF-8"):
+        list(reader.read(io.BytesIO(data), schema))
+
+
+def test_default_null_markers_keep_strings():
+    table, _, _, _ = read_all(b"n,country\n1,NA\nNA,FR\n,DE\n")
+    assert table.column("country").to_pylist() == ["NA", "FR", "DE"]
+    assert table.column("n").to_pylist() == [1, None, None]
+
+
+def test_explicit_null_markers_apply_to_strings():
+    table, _, _, _ = read_all(b"n,s\n1,-\n-,x\n", null_values=("-",))
+    assert table.to_pylist() == [{"n": 1, "s": None}, {"n": None, "s": "x"}]
+
+
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_ragged_rows_are_rejects_with_record_numbers(block_size):
+    data = b"a,b,c\n1,2,3\n4,5\n6,7,8\n9,10,11,12\n13,14,15\n"
+    table, rejects, _, _ = read_all(data, block_size=block_size)
+    assert table.column("a").to_pylist() == [1, 6, 13]
+    assert [(r.record, r.raw) for r in rejects] == [(2, "4,5"), (4, "9,10,11,12")]
+    assert all("fields" in r.reason for r in rejects)
+    assert rejects[0].offset == data.index(b"4,5")
+
+
+def test_unterminated_quote_at_eof():
+    with pytest.raises(InputFormatError, match="unterminated"):
+        read_all(b'a,b\n1,"open\n2,3\n')
+
+
+def test_record_longer_than_limit():
+    data = b'a,b\n1,"' + b"x" * 5000 + b"\n"
+    with pytest.raises(InputFormatError, match="max_record_bytes"):
+        read_all(data, block_size=256, max_record_bytes=1024)
+
+
+def test_header_mismatch_is_schema_error():
+    reader = CsvReader("mem.csv", ReadOptions())
+    schema = pa.schema([("x", pa.int64())])
+    with pytest.raises(SchemaError, match="header"):
+        list(reader.read(io.BytesIO(b"a\n1\n"), schema))
+
+
+def test_widening_restart_and_continue():
+    data = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(50)) + b"2.5,y\nabc,z\n"
+    options = ReadOptions(block_size=64)
+    reader = CsvReader("mem.csv", options)
+    schema = reader.infer_schema([Sample(data[:40], True, False)])
+    assert schema.field("a").type == pa.int64()
+    with pytest.raises(SchemaWidening) as info:
+        list(reader.read(io.BytesIO(data), schema))
+    assert info.value.changes[0].column == "a"
+    chunks = list(reader.read(io.BytesIO(data), schema, widen="continue"))
+    assert sum(c.table.num_rows for c in chunks) == 52
+    assert [(w.column, w.to_type) for w in reader.widened] == [("a", "string")]
+    assert reader.widened[0].record <= 51
+
+
+def test_inference_across_samples():
+    head = b"a,b\n1,x\n2,y\n"
+    middle = b"partial\n3.5,z\n4,w\n"
+    reader = CsvReader("mem.csv", ReadOptions())
+    schema = reader.infer_schema([Sample(head, True, False), Sample(middle, False, False)])
+    assert schema.field("a").type == pa.float64()
+
+
+def test_empty_column_infers_string():
+    table, _, _, _ = read_all(b"a,b\n1,\n2,\n")
+    assert table.schema.field("b").type == pa.string()

@@ -1,0 +1,97 @@
+"""NdjsonReader: blank lines, bad lines, nested values, widening, new fields."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow as pa
+import pytest
+
+from engine.config import ReadOptions
+from engine.errors import InputFormatError
+from engine.readers.base import Sample, SchemaWidening
+from engine.readers.ndjson import NdjsonReader
+
+BLOCKS = [16, 100, 4 << 20]
+
+
+def read_all(data: bytes, widen: str = "continue", sample: bytes | None = None, **opts):
+    reader = NdjsonReader("mem.ndjson", ReadOptions(**opts))
+    head = Sample(sample, True, False) if sample is not None else Sample(data, True, True)
+    schema = reader.infer_schema([head])
+    chunks = list(reader.read(io.BytesIO(data), schema, widen=widen))
+    tables = [c.table for c in chunks]  # "continue" widens mid-stream: promote earlier chunks
+    table = pa.concat_tables(tables, promote_options="permissive") if chunks \
+        else schema.empty_table()
+    rejects = [r for c in chunks for r in c.rejects]
+    assert sum(c.records for c in chunks) == table.num_rows + len(rejects)
+    return table, rejects, reader
+
+
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_rows_and_nested_values(block_size):
+    rows = [
+        {"id": 1, "tags": ["a", "b"], "geo": {"lat": 1.5, "lon": 2.0}, "s": 'q"uote\\'},
+        {"id": 2, "tags": [], "geo": {"lat": 3.0, "lon": 4.0}, "s": "café\n日本"},
+    ]
+    data = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode() + b"\n"
+    table, rejects, _ = read_all(data, block_size=block_size)
+    assert rejects == []
+    assert table.to_pylist() == rows
+    assert pa.types.is_struct(table.schema.field("geo").type)
+
+
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_bad_lines_are_rejected_with_record_numbers(block_size):
+    lines = [b'{"a": 1}', b'{"a": tru}', b"", b'{"a": 3}', b"[1, 2]", b'{"a": 5}', b'{"a":']
+    data = b"\n".join(lines) + b"\n"
+    table, rejects, _ = read_all(data, block_size=block_size, sample=b'{"a": 1}\n')
+    assert table.column("a").to_pylist() == [1, 3, 5]
+    assert [r.record for r in rejects] == [2, 4, 6]
+    assert [r.raw for r in rejects] == ['{"a": tru}', "[1, 2]", '{"a":']
+    assert rejects[0].offset == data.index(b'{"a": tru}')
+
+
+def test_widening_int_float_string_and_new_field():
+    data = b'{"a": 1}\n{"a": 2.5}\n{"a": "x", "b": true}\n'
+    reader = NdjsonReader("mem.ndjson", ReadOptions(block_size=12))
+    schema = pa.schema([("a", pa.int64())])
+    chunks = list(reader.read(io.BytesIO(data), schema, widen="continue"))
+    assert [c.table.schema.field("a").type for c in chunks] == [pa.int64(), pa.float64(),
+                                                                 pa.string()]
+    assert chunks[-1].table.to_pylist() == [{"a": "x", "b": True}]
+    assert [(w.column, w.to_type, w.record) for w in reader.widened] == [
+        ("a", "double", 2), ("a", "string", 3), ("b", "bool", 3)]
+
+
+def test_widening_restart_mode_raises():
+    reader = NdjsonReader("mem.ndjson", ReadOptions())
+    schema = pa.schema([("a", pa.int64())])
+    with pytest.raises(SchemaWidening) as info:
+        list(reader.read(io.BytesIO(b'{"a": 1}\n{"a": 1.5}\n'), schema))
+    assert info.value.schema.field("a").type == pa.float64()
+
+
+def test_object_in_a_string_column_keeps_its_json_text():
+    data = b'{"a": "x"}\n{"a": {"k": 1}}\n'
+    table, rejects, _ = read_all(data, sample=b'{"a": "x"}\n')
+    assert rejects == []
+    assert table.column("a").to_pylist() == ["x", '{"k": 1}']
+
+
+def test_line_longer_than_limit():
+    data = b'{"a": "' + b"x" * 4000 + b'"}\n'
+    with pytest.raises(InputFormatError, match="max_record_bytes"):
+        read_all(data, block_size=256, max_record_bytes=1024, sample=b'{"a": "x"}\n')
+
+
+def test_no_objects_at_all():
+    reader = NdjsonReader("mem.ndjson", ReadOptions())
+    with pytest.raises(InputFormatError, match="no JSON object"):
+        reader.infer_schema([Sample(b"not json\n", True, True)])
+
+
+def test_missing_final_newline():
+    table, _, _ = read_all(b'{"a": 1}\n{"a": 2}')
+    assert table.column("a").to_pylist() == [1, 2]
