@@ -1,0 +1,1149 @@
+"""Open local paths and ``s3://`` URIs for streaming reads and atomic writes.
+
+Reads stream: :func:`open_input` returns an :class:`InputStream` whose ``read(n)`` yields
+decompressed bytes while holding only a bounded buffer, whatever the object's size. Writes are
+atomic: :class:`AtomicOutput` publishes an object only on :meth:`AtomicOutput.commit`; any failure
+leaves nothing behind (a local temp file is unlinked, an S3 multipart upload is aborted).
+
+Every failure leaves this module as an :mod:`engine.errors` exception naming the URI:
+
+- missing file, object or bucket → :class:`~engine.errors.InputNotFoundError`;
+- corrupt or truncated compression → :class:`~engine.errors.InputFormatError`, raised by
+  ``read()`` (a truncation is only found while reading), with ``offset`` = stored bytes consumed;
+- throttling, timeouts, connection resets → :class:`~engine.errors.TransientError`;
+- access denied, a missing output bucket → :class:`~engine.errors.PermanentError`.
+
+All S3 calls go through one cached client (:func:`s3_client`); ``AWS_ENDPOINT_URL`` (or
+``AWS_ENDPOINT_URL_S3``) redirects every one of them, which botocore honours natively.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import logging
+import os
+import secrets
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, cast
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import smart_open.s3
+import urllib3.exceptions
+import zstandard
+
+from engine.config import DEFAULT_PART_SIZE
+from engine.errors import (
+    EngineError,
+    InputFormatError,
+    InputNotFoundError,
+    PermanentError,
+    TransientError,
+)
+
+try:  # isal's gzip reader is faster than zlib's, with the same API and exceptions
+    from isal import igzip as _igzip
+    from isal.isal_zlib import error as _IsalError
+
+    _GzipFile: type = _igzip.IGzipFile
+    _DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+        OSError,
+        EOFError,
+        zlib.error,
+        _IsalError,
+        zstandard.ZstdError,
+    )
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    import gzip as _gzip
+
+    _GzipFile = _gzip.GzipFile
+    _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
+
+__all__ = [
+    "AtomicOutput",
+    "InputStream",
+    "infer_compression",
+    "is_s3",
+    "map_s3_error",
+    "object_size",
+    "open_input",
+    "read_range",
+    "reset_s3_client",
+    "s3_client",
+    "split_s3",
+    "strip_compression_suffix",
+]
+
+log = logging.getLogger(__name__)
+
+#: Compression names accepted by :func:`open_input`.
+INPUT_COMPRESSIONS = ("none", "gzip", "bz2", "zstd")
+
+_SUFFIXES: tuple[tuple[str, str], ...] = (
+    (".gz", "gzip"),
+    (".bz2", "bz2"),
+    (".zst", "zstd"),
+    (".zstd", "zstd"),
+)
+
+#: Buffer between the decompressor (or the stored bytes) and the caller.
+_READ_BUFFER = 256 * 1024
+
+#: smart-open's S3 reader buffer: one ranged GET streams through a buffer this big.
+_S3_READ_BUFFER = 256 * 1024
+
+#: boto3 client settings: botocore's "standard" retry mode backs off on throttling (SlowDown,
+#: 503) and connection errors; the state machine retries what still fails (TransientError).
+#: ``total_max_attempts`` counts the first try: 5 attempts in all. (botocore's ``max_attempts``
+#: key counts *retries*: ``max_attempts=5`` would mean 6 attempts.)
+_S3_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "total_max_attempts": 5},
+    connect_timeout=10,
+    read_timeout=60,
+    tcp_keepalive=True,
+    max_pool_connections=16,
+)
+
+# ---------------------------------------------------------------------------------------------
+# URIs and compression names
+# ---------------------------------------------------------------------------------------------
+
+
+def is_s3(uri: str) -> bool:
+    """Whether ``uri`` names an S3 object (``s3://bucket/key``) rather than a local path."""
+    return uri[:5].lower() == "s3://"
+
+
+def split_s3(uri: str, *, allow_empty_key: bool = False) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into ``("bucket", "key")``.
+
+    Args:
+        uri: an ``s3://`` URI.
+        allow_empty_key: accept ``s3://bucket`` and ``s3://bucket/`` (key ``""``), e.g. for a
+            prefix; objects always need a key.
+
+    Returns:
+        The bucket name and the key, the key exactly as written (no normalisation).
+
+    Raises:
+        ValueError: ``uri`` is not an ``s3://`` URI, or lacks a bucket (or a key).
+
+    """
+    if not is_s3(uri):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI has no bucket: {uri!r}")
+    if not key and not allow_empty_key:
+        raise ValueError(f"S3 URI has no key: {uri!r}")
+    return bucket, key
+
+
+def _local_path(uri: str) -> str:
+    """Return the filesystem path of a local URI (a plain path, or ``file://`` + a path)."""
+    return uri[7:] if uri.startswith("file://") else uri
+
+
+def infer_compression(uri: str) -> str:
+    """Return the compression implied by the suffix of ``uri``.
+
+    Returns:
+        ``gzip`` for ``.gz``, ``bz2`` for ``.bz2``, ``zstd`` for ``.zst``/``.zstd``, else ``none``
+        (case-insensitive).
+
+    """
+    lower = uri.lower()
+    for suffix, name in _SUFFIXES:
+        if lower.endswith(suffix):
+            return name
+    return "none"
+
+
+def strip_compression_suffix(uri: str) -> str:
+    """``uri`` without its compression suffix: ``x.csv.gz`` → ``x.csv``; other names unchanged."""
+    lower = uri.lower()
+    for suffix, _ in _SUFFIXES:
+        if lower.endswith(suffix):
+            return uri[: -len(suffix)]
+    return uri
+
+
+# ---------------------------------------------------------------------------------------------
+# The S3 client and error mapping
+# ---------------------------------------------------------------------------------------------
+
+_client_lock = threading.Lock()
+_client: Any = None
+
+
+def s3_client() -> Any:
+    """Return the process-wide S3 client, created on first use.
+
+    It is built from its own boto3 session (the default session is not thread-safe to create
+    clients from) with botocore's ``standard`` retry mode (5 attempts in all) and explicit timeouts.
+    botocore reads ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` itself, so setting either
+    redirects every S3 call this module makes (moto server, MinIO, LocalStack).
+
+    Returns:
+        A ``botocore`` S3 client, shared by every call in this process.
+
+    """
+    global _client
+    client = _client
+    if client is None:
+        with _client_lock:
+            if _client is None:
+                _client = boto3.session.Session().client("s3", config=_S3_CONFIG)
+            client = _client
+    return client
+
+
+def reset_s3_client() -> None:
+    """Forget the cached client, so the next call builds one from the current environment.
+
+    Tests call this around moto (which resets boto3 sessions) and after changing
+    ``AWS_ENDPOINT_URL``.
+    """
+    global _client
+    with _client_lock:
+        _client = None
+
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound", "NoSuchVersion"})
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccountProblem",
+        "InvalidObjectState",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "503",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "500",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequests",
+        "429",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "PreconditionFailed",  # the object changed while we were reading it (If-Match)
+        "412",
+        "NoSuchUpload",  # the upload vanished under us (lifecycle rule, another abort)
+    }
+)
+_TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError
+    botocore.exceptions.HTTPClientError,  # ReadTimeoutError, ConnectionClosedError, streaming
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ChecksumError,
+    urllib3.exceptions.HTTPError,  # ProtocolError, ReadTimeoutError, ...
+    ConnectionError,  # ConnectionResetError and friends
+    TimeoutError,
+)
+
+
+def _client_error(exc: BaseException) -> botocore.exceptions.ClientError | None:
+    """Return the botocore ClientError behind ``exc``, unwrapping smart-open's wrappers."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, botocore.exceptions.ClientError):
+            return current
+        backend = getattr(current, "backend_error", None)  # smart_open.s3._get's OSError
+        if isinstance(backend, botocore.exceptions.ClientError):
+            return backend
+        current = current.__cause__
+    return None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def map_s3_error(
+    exc: BaseException, uri: str, *, output: bool = False, offset: int | None = None
+) -> EngineError | None:
+    """Translate an exception from boto3 / smart-open into the engine's hierarchy.
+
+    Args:
+        exc: what boto3, botocore, urllib3 or smart-open raised (smart-open wraps ClientErrors in
+            ``OSError``/``ValueError``; they are unwrapped).
+        uri: the object the call was about.
+        output: the call was writing ``uri``: a missing bucket is then a
+            :class:`~engine.errors.PermanentError`, not an input that was not found.
+        offset: bytes of the stored object consumed when it happened, if reading.
+
+    Returns:
+        The engine error to raise, or ``None`` when ``exc`` is not an S3 or network failure (a
+        bug, which should propagate as it is).
+
+    """
+    if isinstance(exc, EngineError):
+        return exc
+    client_error = _client_error(exc)
+    if client_error is not None:
+        error = client_error.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = _one_line(f"S3 {code or status}: {error.get('Message') or client_error}")
+        if code == "NoSuchBucket" and output:
+            return PermanentError(f"output bucket does not exist ({detail})", uri=uri)
+        if code in _NOT_FOUND_CODES and not output:
+            what = "bucket does not exist" if code == "NoSuchBucket" else "object not found"
+            return InputNotFoundError(what, uri=uri)
+        if code in _DENIED_CODES or status == 403:
+            hint = ""
+            if code == "403" and not output:  # HeadObject: no error body to tell the two apart
+                hint = "; a missing object looks like this without s3:ListBucket"
+            return PermanentError(f"access denied ({detail}{hint})", uri=uri)
+        if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
+            return TransientError(detail, uri=uri, offset=offset)
+        if status == 404 and not output:
+            return InputNotFoundError("object not found", uri=uri)
+        return PermanentError(detail, uri=uri)
+    if isinstance(exc, _TRANSIENT_EXCEPTIONS):
+        return TransientError(_one_line(f"S3 I/O error: {exc!r}"), uri=uri, offset=offset)
+    if isinstance(
+        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
+    ):
+        return PermanentError(_one_line(f"no usable AWS credentials: {exc}"), uri=uri)
+    if type(exc) is OSError:
+        # smart-open's own retry loops end with a bare OSError ("failed to read ... after 5
+        # attempts", "... failed after 6 attempts"): the network kept failing.
+        return TransientError(_one_line(f"S3 I/O error: {exc}"), uri=uri, offset=offset)
+    return None
+
+
+@contextmanager
+def _s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
+    """Re-raise S3 / network failures inside the block as engine errors."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except Exception as exc:
+        mapped = map_s3_error(exc, uri, output=output)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _local_error(exc: OSError, uri: str, *, output: bool = False) -> EngineError:
+    """Translate a local filesystem error into the engine's hierarchy."""
+    reason = _one_line(exc.strerror or exc)
+    if not output and isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return InputNotFoundError("file not found", uri=uri)
+    if not output and isinstance(exc, IsADirectoryError):
+        return InputFormatError("not a readable file (a directory)", uri=uri)
+    if isinstance(exc, PermissionError):
+        return PermanentError(f"permission denied ({reason})", uri=uri)
+    if output and isinstance(exc, IsADirectoryError | NotADirectoryError | FileExistsError):
+        return PermanentError(f"cannot write here ({reason})", uri=uri)
+    return TransientError(f"I/O error ({reason})", uri=uri)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes and ranges
+# ---------------------------------------------------------------------------------------------
+
+
+def object_size(uri: str) -> int:
+    """Size in bytes of the stored file or object (the compressed size, for compressed inputs).
+
+    Raises:
+        InputNotFoundError: it does not exist.
+        InputFormatError: a local path names a directory.
+        PermanentError: access denied.
+        TransientError: S3 throttling or a network failure.
+
+    """
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        with _s3_errors(uri):
+            return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    path = _local_path(uri)
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "Is a directory", path)
+        return os.stat(path).st_size
+    except OSError as exc:
+        raise _local_error(exc, uri) from exc
+
+
+def read_range(uri: str, start: int, length: int) -> bytes:
+    """Read ``length`` stored (raw, still compressed) bytes from ``start``.
+
+    On S3 this is one ``GetObject`` with a ``Range`` header. Reads past the end are clamped:
+    fewer bytes (or ``b""`` when ``start`` is at or past the end) come back.
+
+    Args:
+        uri: local path or ``s3://`` URI.
+        start: first byte, 0-based.
+        length: most bytes to return.
+
+    Returns:
+        The bytes, at most ``length`` of them.
+
+    Raises:
+        ValueError: a negative ``start`` or ``length``.
+        InputNotFoundError: the file or object does not exist.
+        TransientError: S3 throttling or a network failure.
+
+    """
+    if start < 0 or length < 0:
+        raise ValueError(f"bad range: start={start} length={length}")
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        client = s3_client()
+        # An empty range is still a request: it proves the object exists, as the local path does.
+        with _s3_errors(uri):
+            try:
+                if length == 0:
+                    client.head_object(Bucket=bucket, Key=key)
+                    return b""
+                response = client.get_object(
+                    Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+                )
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return b""  # start is at or past the end of the object
+                raise
+            body = response["Body"]
+            try:
+                data = cast(bytes, body.read())
+            finally:
+                body.close()
+        # A server that ignores Range answers 200 with the whole object.
+        if response["ResponseMetadata"]["HTTPStatusCode"] == 200 and len(data) > length:
+            data = data[start : start + length]
+        return data
+    path = _local_path(uri)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return fh.read(length)
+    except OSError as exc:
+        raise _local_error(exc, uri) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+class _CountingReader(io.RawIOBase):
+    """The stored bytes: counts what is consumed and maps failures to engine errors.
+
+    Args:
+        source: the stored byte stream (a local ``FileIO`` or smart-open's S3 reader).
+        uri: for error messages.
+        map_error: turns an exception from ``source`` into an engine error (or ``None``).
+        observer: called with each chunk read (the zstd frame tracker).
+
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        uri: str,
+        map_error: Callable[[BaseException, int], EngineError | None],
+        observer: Callable[[memoryview], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self._uri = uri
+        self._map_error = map_error
+        self._observer = observer
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _fail(self, exc: Exception) -> EngineError:
+        mapped = self._map_error(exc, self.bytes_read)
+        if mapped is None:
+            raise exc
+        return mapped
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            if hasattr(self._source, "readinto"):
+                n = self._source.readinto(buffer)
+            else:  # pragma: no cover - both sources implement readinto
+                data = self._source.read(len(buffer))
+                n = len(data)
+                buffer[:n] = data
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        n = n or 0
+        self.bytes_read += n
+        if self._observer is not None and n:
+            self._observer(memoryview(buffer)[:n])
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            data = self._source.read(-1 if size is None else size)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise self._fail(exc) from exc
+        self.bytes_read += len(data)
+        if self._observer is not None and data:
+            self._observer(memoryview(data))
+        return cast(bytes, data)
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+
+
+class _ZstdFrameTracker:
+    """Follows the zstd frame structure over the stored bytes, without decompressing.
+
+    ``zstandard``'s stream reader returns a short, clean EOF when the input stops in the middle
+    of a frame; this tracker tells a stream that ends between frames from one that was cut.
+    It only reads frame and block headers and skips block bodies, so it costs next to nothing.
+    Structures it does not understand make it step aside (``zstd`` itself reports them).
+    """
+
+    def __init__(self) -> None:
+        self._state = "magic"
+        self._need = 4
+        self._header = bytearray()
+        self._skip = 0
+        self._checksum = False
+        self._last_block = False
+        self._unknown = False
+
+    @property
+    def at_frame_boundary(self) -> bool:
+        """Whether the bytes seen so far end exactly between two frames."""
+        return self._unknown or (self._state == "magic" and not self._header and not self._skip)
+
+    def feed(self, data: memoryview) -> None:
+        """Account for the next stored bytes."""
+        pos, end = 0, len(data)
+        while pos < end and not self._unknown:
+            if self._skip:
+                step = min(self._skip, end - pos)
+                self._skip -= step
+                pos += step
+                if not self._skip:
+                    self._skipped()
+                continue
+            step = min(self._need - len(self._header), end - pos)
+            self._header += data[pos : pos + step]
+            pos += step
+            if len(self._header) == self._need:
+                header = bytes(self._header)
+                self._header.clear()
+                self._parsed(header)
+
+    def _expect(self, state: str, need: int) -> None:
+        self._state, self._need = state, need
+
+    def _skip_then(self, state: str, count: int) -> None:
+        self._state, self._skip = state, count
+        if not count:
+            self._skipped()
+
+    def _parsed(self, header: bytes) -> None:
+        value = int.from_bytes(header, "little")
+        if self._state == "magic":
+            if value == _ZSTD_MAGIC:
+                self._expect("descriptor", 1)
+            elif value & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
+                self._expect("skippable_size", 4)
+            else:
+                self._unknown = True
+        elif self._state == "skippable_size":
+            self._skip_then("skippable_body", value)
+        elif self._state == "descriptor":
+            fcs_flag, single_segment = value >> 6, (value >> 5) & 1
+            if value & 0x08:  # reserved bit
+                self._unknown = True
+                return
+            self._checksum = bool(value & 0x04)
+            rest = (0 if single_segment else 1) + (0, 1, 2, 4)[value & 0x03]
+            rest += (single_segment, 2, 4, 8)[fcs_flag]
+            self._skip_then("frame_header", rest)
+        elif self._state == "block_header":
+            self._last_block = bool(value & 1)
+            block_type, block_size = (value >> 1) & 3, value >> 3
+            if block_type == 3:
+                self._unknown = True
+                return
+            self._skip_then("block_body", 1 if block_type == 1 else block_size)
+
+    def _skipped(self) -> None:
+        if self._state == "frame_header":
+            self._expect("block_header", 3)
+        elif self._state == "block_body":
+            if not self._last_block:
+                self._expect("block_header", 3)
+            elif self._checksum:
+                self._skip_then("checksum", 4)
+            else:
+                self._expect("magic", 4)
+        else:  # skippable_body, checksum
+            self._expect("magic", 4)
+
+
+class _ZstdReader(io.RawIOBase):
+    """zstd decompression across frames, which raises on a truncated last frame."""
+
+    def __init__(self, raw: _CountingReader, tracker: _ZstdFrameTracker) -> None:
+        super().__init__()
+        self._raw = raw
+        self._tracker = tracker
+        self._reader = zstandard.ZstdDecompressor().stream_reader(
+            raw, read_across_frames=True, closefd=False
+        )
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = cast(int, self._reader.readinto(buffer))
+        if not n and len(buffer) and not self._tracker.at_frame_boundary:
+            raise EOFError("zstd stream ends in the middle of a frame")
+        return n
+
+    def close(self) -> None:
+        try:
+            self._reader.close()
+        finally:
+            super().close()
+
+
+class InputStream(io.BufferedIOBase):
+    """A read-only, streaming, decompressed view of a stored file or object.
+
+    ``read(n)`` returns up to ``n`` decompressed bytes, fewer only at the end (buffered-reader
+    semantics); memory stays bounded by a few small buffers whatever the object's size. Corrupt or
+    truncated compressed data raises :class:`~engine.errors.InputFormatError` from ``read()`` with
+    ``offset`` = stored bytes consumed so far; network failures raise
+    :class:`~engine.errors.TransientError`.
+
+    Attributes:
+        uri: what was opened.
+        compression: ``none``, ``gzip``, ``bz2`` or ``zstd``.
+        size: the stored (compressed) size in bytes, when known.
+
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        uri: str,
+        compression: str,
+        *,
+        size: int | None,
+        map_error: Callable[[BaseException, int], EngineError | None],
+    ) -> None:
+        super().__init__()
+        if compression not in INPUT_COMPRESSIONS:
+            source.close()
+            raise ValueError(
+                f"unknown compression {compression!r}; expected one of {INPUT_COMPRESSIONS}"
+            )
+        self.uri = uri
+        self.name = uri
+        self.compression = compression
+        self.size = size
+        self._position = 0
+        tracker = _ZstdFrameTracker() if compression == "zstd" else None
+        self._raw = _CountingReader(
+            source, uri, map_error, tracker.feed if tracker is not None else None
+        )
+        self._inner: Any
+        if compression == "gzip":
+            self._inner = _GzipFile(fileobj=self._raw, mode="rb")
+        elif compression == "bz2":
+            self._inner = bz2.BZ2File(self._raw, mode="rb")
+        elif compression == "zstd":
+            assert tracker is not None
+            self._inner = io.BufferedReader(_ZstdReader(self._raw, tracker), _READ_BUFFER)
+        else:
+            self._inner = io.BufferedReader(self._raw, _READ_BUFFER)
+
+    @property
+    def raw_bytes_read(self) -> int:
+        """Stored (compressed) bytes consumed so far: progress against :attr:`size`."""
+        return self._raw.bytes_read
+
+    def _guard(self, call: Callable[..., Any], *args: Any) -> Any:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed InputStream ({self.uri})")
+        try:
+            return call(*args)
+        except EngineError:
+            raise
+        except _DECOMPRESS_ERRORS as exc:
+            kind = "data" if self.compression == "none" else f"{self.compression} data"
+            raise InputFormatError(
+                _one_line(f"corrupt or truncated {kind}: {exc}"),
+                uri=self.uri,
+                offset=self.raw_bytes_read,
+            ) from exc
+
+    def readable(self) -> bool:
+        """Return True: the stream is readable."""
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` decompressed bytes (all that remain for ``-1``); ``b""`` at the end."""
+        data = cast(bytes, self._guard(self._inner.read, -1 if size is None else size))
+        self._position += len(data)
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        """Decompressed bytes with at most one read of the underlying stream."""
+        data = cast(bytes, self._guard(self._inner.read1, size))
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with decompressed bytes; the count, 0 at the end."""
+        n = cast(int, self._guard(self._inner.readinto, buffer))
+        self._position += n
+        return n
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """One line (up to and including a newline), or at most ``size`` bytes of it."""
+        line = cast(bytes, self._guard(self._inner.readline, -1 if size is None else size))
+        self._position += len(line)
+        return line
+
+    def tell(self) -> int:
+        """Decompressed bytes returned so far."""
+        return self._position
+
+    def seekable(self) -> bool:
+        """Return False: the stream only goes forward."""
+        return False
+
+    def close(self) -> None:
+        """Release the decompressor, the file handle or the HTTP connection."""
+        if self.closed:
+            return
+        try:
+            self._inner.close()
+        finally:
+            try:
+                self._raw.close()
+            finally:
+                super().close()
+
+    def __enter__(self) -> InputStream:
+        return self
+
+
+def open_input(uri: str, compression: str | None = None) -> InputStream:
+    """Open a local path or ``s3://`` URI for streaming, decompressed reading.
+
+    On S3 a ``HeadObject`` checks the object and gives its size; the bytes then come through
+    smart-open's ranged reader, which re-opens the stream at the current offset after a
+    connection reset. Every ``GetObject`` carries ``If-Match: <ETag>``, so an object replaced
+    mid-read fails (as a :class:`~engine.errors.TransientError`) instead of splicing two versions.
+
+    Args:
+        uri: local path (or ``file://``) or ``s3://bucket/key``.
+        compression: ``none``, ``gzip``, ``bz2`` or ``zstd``; ``None`` infers it from the suffix.
+
+    Returns:
+        The stream; close it (or use it as a context manager).
+
+    Raises:
+        ValueError: an unknown compression or a malformed S3 URI.
+        InputNotFoundError: no such file, object or bucket.
+        InputFormatError: a local path names a directory.
+        PermanentError: access denied.
+        TransientError: S3 throttling or a network failure.
+
+    """
+    compression = infer_compression(uri) if compression is None else compression
+    if compression not in INPUT_COMPRESSIONS:
+        raise ValueError(
+            f"unknown compression {compression!r}; expected one of {INPUT_COMPRESSIONS}"
+        )
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        client = s3_client()
+        with _s3_errors(uri):
+            head = client.head_object(Bucket=bucket, Key=key)
+        etag = head.get("ETag")
+        reader = smart_open.s3.Reader(
+            bucket,
+            key,
+            buffer_size=_S3_READ_BUFFER,
+            defer_seek=True,
+            client=client,
+            client_kwargs={"S3.Client.get_object": {"IfMatch": etag}} if etag else None,
+        )
+
+        def map_error(exc: BaseException, offset: int) -> EngineError | None:
+            return map_s3_error(exc, uri, offset=offset)
+
+        return InputStream(
+            reader, uri, compression, size=int(head["ContentLength"]), map_error=map_error
+        )
+
+    path = _local_path(uri)
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "Is a directory", path)
+        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the InputStream
+    except OSError as exc:
+        raise _local_error(exc, uri) from exc
+
+    def map_local(exc: BaseException, offset: int) -> EngineError | None:
+        if not isinstance(exc, OSError):
+            return None
+        mapped = _local_error(exc, uri)
+        mapped.offset = offset
+        return mapped
+
+    return InputStream(
+        fh, uri, compression, size=os.fstat(fh.fileno()).st_size, map_error=map_local
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+class _GuardedMultipartWriter(smart_open.s3.MultipartWriter):
+    """smart-open's multipart writer, made safe to garbage-collect.
+
+    ``io.IOBase.__del__`` calls ``close()``, and ``MultipartWriter.close()`` *completes* the
+    upload: an abandoned writer would publish a partial object. Here finalisation aborts
+    instead; only an explicit ``close()`` (:meth:`AtomicOutput.commit`) publishes.
+    """
+
+    def __del__(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.terminate()
+        except Exception:  # noqa: BLE001 - a finaliser must not raise
+            log.warning("could not abort abandoned multipart upload of %s", self._key)
+        finally:
+            self._upload_id = None
+
+    def neutralise(self) -> None:
+        """Mark the upload finished without touching S3, so nothing can complete it later."""
+        self._upload_id = None
+
+
+class _OutputFile(io.BufferedIOBase):
+    """The writable handed out by :class:`AtomicOutput`.
+
+    It forwards writes and counts bytes. ``close()`` only closes this handle: it never commits
+    (pyarrow's ``ParquetWriter.close()`` and other wrappers close the file they were given;
+    publishing is the :class:`AtomicOutput`'s decision alone).
+    """
+
+    def __init__(self, sink: Any, uri: str, map_error: Callable[[BaseException], EngineError]):
+        super().__init__()
+        self._sink = sink
+        self._uri = uri
+        self._map_error = map_error
+        self.bytes_written = 0
+        self.name = uri
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` (any bytes-like object); returns its length."""
+        if self.closed:
+            raise ValueError(f"write to closed output ({self._uri})")
+        view = memoryview(data)
+        try:
+            self._sink.write(view)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+        self.bytes_written += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        return self.bytes_written
+
+    def flush(self) -> None:
+        """Nothing to do: data reaches storage on commit (S3 parts go up as they fill)."""
+        if self.closed:
+            raise ValueError(f"flush of closed output ({self._uri})")
+
+    def detach(self) -> Any:  # pragma: no cover - part of the io API, unsupported here
+        raise io.UnsupportedOperation("detach")
+
+
+class AtomicOutput:
+    """Write one file or object so that it appears complete or not at all.
+
+    The only way the engine writes. Local: a temp file ``.<name>.<random>.tmp`` in the target's
+    directory (created if needed), fsync'd and renamed over the target on :meth:`commit`. S3: a
+    multipart upload (smart-open's ``MultipartWriter``, used directly), completed on
+    :meth:`commit` and aborted on :meth:`abort`. An empty output still creates an empty object.
+
+    Use it as a context manager: an exception inside the block aborts, a clean exit commits
+    (unless the block already committed or aborted). An ``AtomicOutput`` that is dropped
+    unfinished is aborted when collected, never published.
+
+    Memory: on S3 one part (``part_size`` bytes) is buffered. smart-open raises a ``part_size``
+    below 5 MiB (S3's minimum part size) to 5 MiB, and caps it at 5 GiB.
+
+    Args:
+        uri: local path (or ``file://``) or ``s3://bucket/key``.
+        part_size: S3 multipart part size in bytes.
+
+    Attributes:
+        uri: the destination.
+
+    """
+
+    def __init__(self, uri: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
+        self.uri = uri
+        self.part_size = part_size
+        self._s3 = is_s3(uri)
+        if self._s3:
+            self._bucket, self._key = split_s3(uri)
+        self._file: _OutputFile | None = None
+        self._writer: _GuardedMultipartWriter | None = None
+        self._local: BinaryIO | None = None
+        self._tmp: Path | None = None
+        self._committed = False
+        self._aborted = False
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes written so far."""
+        return self._file.bytes_written if self._file is not None else 0
+
+    @property
+    def committed(self) -> bool:
+        """Whether the output was published."""
+        return self._committed
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the output was discarded."""
+        return self._aborted
+
+    def _map_write_error(self, exc: BaseException) -> EngineError:
+        if self._s3:
+            mapped = map_s3_error(exc, self.uri, output=True)
+            if mapped is not None:
+                return mapped
+        if isinstance(exc, OSError):
+            return _local_error(exc, self.uri, output=True)
+        return TransientError(_one_line(f"write failed: {exc!r}"), uri=self.uri)
+
+    def open(self) -> BinaryIO:
+        """Start the output (create the temp file or the multipart upload).
+
+        Returns:
+            A writable binary file object; closing it does not commit.
+
+        Raises:
+            PermanentError: the output bucket does not exist, access denied, or the path cannot
+                be written.
+            TransientError: throttling or a network failure.
+
+        """
+        if self._file is not None or self._committed or self._aborted:
+            raise ValueError(f"output already opened: {self.uri}")
+        if self._s3:
+            try:
+                self._writer = _GuardedMultipartWriter(
+                    self._bucket, self._key, part_size=self.part_size, client=s3_client()
+                )
+            except Exception as exc:
+                # smart-open wraps the ClientError of CreateMultipartUpload in a ValueError.
+                mapped = map_s3_error(exc, self.uri, output=True)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+            sink: Any = self._writer
+        else:
+            path = Path(_local_path(self.uri))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+                self._local = cast(BinaryIO, open(self._tmp, "xb"))  # noqa: SIM115
+            except OSError as exc:
+                self._tmp = None
+                raise _local_error(exc, self.uri, output=True) from exc
+            sink = self._local
+        self._file = _OutputFile(sink, self.uri, self._map_write_error)
+        return cast(BinaryIO, self._file)
+
+    def commit(self) -> None:
+        """Publish the output: rename the temp file, or complete the multipart upload.
+
+        Committing twice is a no-op. If publishing fails the output is aborted, then the error
+        is raised.
+
+        Raises:
+            ValueError: the output was never opened, or was aborted.
+            PermanentError: e.g. access denied.
+            TransientError: throttling or a network failure.
+
+        """
+        if self._committed:
+            return
+        if self._aborted:
+            raise ValueError(f"cannot commit an aborted output: {self.uri}")
+        if self._file is None:
+            raise ValueError(f"cannot commit an output that was never opened: {self.uri}")
+        try:
+            if self._writer is not None:
+                try:
+                    self._writer.close()  # uploads the last part, completes the upload
+                except Exception as exc:
+                    mapped = map_s3_error(exc, self.uri, output=True)
+                    if mapped is None:
+                        raise
+                    raise mapped from exc
+            else:
+                self._publish_local()
+        except BaseException:
+            self.abort()
+            raise
+        self._committed = True
+        self._file.close()
+
+    def _publish_local(self) -> None:
+        assert self._local is not None and self._tmp is not None
+        final = Path(_local_path(self.uri))
+        try:
+            self._local.flush()
+            os.fsync(self._local.fileno())
+            self._local.close()
+            os.replace(self._tmp, final)
+        except OSError as exc:
+            raise _local_error(exc, self.uri, output=True) from exc
+        self._tmp = None
+        try:  # make the rename itself durable; best effort (not every filesystem allows it)
+            dir_fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+
+    def abort(self) -> None:
+        """Discard the output: unlink the temp file, or abort the multipart upload.
+
+        Idempotent and never raises: a failure to clean up is logged (an S3 upload that could not
+        be aborted is left to the bucket's ``AbortIncompleteMultipartUpload`` lifecycle rule, and
+        can no longer be completed by this process). Aborting after a commit does nothing.
+        """
+        if self._committed or self._aborted:
+            return
+        self._aborted = True
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.terminate()
+            except Exception as exc:  # noqa: BLE001 - abort runs on error paths; never mask them
+                log.warning("could not abort the multipart upload of %s: %r", self.uri, exc)
+            finally:
+                writer.neutralise()  # closed: neither close() nor __del__ can complete it
+        if self._local is not None:
+            try:
+                self._local.close()
+            except OSError as exc:
+                log.warning("could not close the temp file of %s: %r", self.uri, exc)
+        if self._tmp is not None:
+            try:
+                self._tmp.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove %s: %r", self._tmp, exc)
+            self._tmp = None
+        if self._file is not None:
+            self._file.close()
+
+    def delete(self) -> None:
+        """Remove a published output (a run that fails after rotating files cleans up with this).
+
+        Before a commit this is :meth:`abort`. Idempotent: deleting twice, or an output that is
+        already gone, is not an error.
+
+        Raises:
+            PermanentError: access denied.
+            TransientError: throttling or a network failure.
+
+        """
+        if not self._committed:
+            self.abort()
+            return
+        if self._s3:
+            with _s3_errors(self.uri, output=True):
+                s3_client().delete_object(Bucket=self._bucket, Key=self._key)
+        else:
+            try:
+                Path(_local_path(self.uri)).unlink(missing_ok=True)
+            except OSError as exc:
+                raise _local_error(exc, self.uri, output=True) from exc
+        self._committed = False
+        self._aborted = True
+
+    def __enter__(self) -> BinaryIO:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not (self._committed or self._aborted):
+            self.commit()
+
+    def __del__(self) -> None:
+        if getattr(self, "_file", None) is not None and not (self._committed or self._aborted):
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "committed" if self._committed else "aborted" if self._aborted else "open"
+        return f"AtomicOutput({self.uri!r}, {state}, {self.bytes_written} bytes)"

@@ -1,0 +1,90 @@
+"""Shared fixtures: fake AWS credentials, in-process moto, and a loopback moto server."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import engine.io
+
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+_CLEARED_AWS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_CA_BUNDLE",
+    "MOTO_PORT",
+)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fake credentials in us-east-1; no endpoint override, no profile, no ~/.aws files."""
+    for name, value in _FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+    for name in _CLEARED_AWS:
+        monkeypatch.delenv(name, raising=False)
+    nowhere = tmp_path_factory.mktemp("no-aws-config")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere / "credentials"))
+    engine.io.reset_s3_client()
+
+
+@pytest.fixture
+def s3(aws_env: None) -> Iterator[Any]:
+    """In-process moto (``mock_aws``); yields a boto3 S3 client. The engine's client is reset."""
+    import boto3
+    from moto import mock_aws
+
+    engine.io.reset_s3_client()
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")
+    engine.io.reset_s3_client()
+
+
+@pytest.fixture(scope="session")
+def _moto_server_endpoint() -> Iterator[str]:
+    """One ThreadedMotoServer for the session, bound to loopback on a free port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_server(
+    _moto_server_endpoint: str, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A clean moto server reached through ``AWS_ENDPOINT_URL``; yields the endpoint URL.
+
+    The server lives for the session; each test gets its state reset and, for its own duration
+    only, ``AWS_ENDPOINT_URL`` and ``MOTO_PORT`` pointing at it (so in-process ``mock_aws`` tests
+    are never redirected to the server).
+    """
+    endpoint = _moto_server_endpoint
+    port = endpoint.rsplit(":", 1)[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("MOTO_PORT", port)
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        response.read()
+    engine.io.reset_s3_client()
+    yield endpoint
+    engine.io.reset_s3_client()
