@@ -76,7 +76,7 @@ def transform(
                                                         "document, e.g. data.item")] = None,
     block_size: Annotated[str, typer.Option(help="Bytes parsed per chunk.")] = "4MiB",
     row_group_size: Annotated[str, typer.Option(help="Arrow bytes buffered per row group.")]
-    = "32MiB",
+    = "16MiB",
     row_group_rows: Annotated[int, typer.Option(help="Most rows per row group.")] = 1024 * 1024,
     compression: Annotated[str, typer.Option(help="zstd, snappy, gzip or none.")] = "zstd",
     rejects: Annotated[str | None, typer.Option(help="Write rejected records here (NDJSON).")]

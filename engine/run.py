@@ -70,7 +70,8 @@ def peak_rss_bytes() -> int:
 
 def build_options(options: RunOptions | None = None, **kwargs: Any) -> RunOptions:
     """``options`` with keyword overrides; each keyword names a field of ``ReadOptions``,
-    ``WriteOptions`` or ``RunOptions`` (``compression`` is the Parquet codec)."""
+    ``WriteOptions`` or ``RunOptions`` (``compression`` is the Parquet codec).
+    """
     options = options or RunOptions()
     groups: dict[str, dict[str, Any]] = {"read": {}, "write": {}, "run": {}}
     read_names = {f.name for f in fields(ReadOptions)}

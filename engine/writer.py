@@ -51,7 +51,8 @@ class FileReport:
 
 def rotated_uri(uri: str, index: int) -> str:
     """The name of the ``index``-th file when output rotates: ``out.parquet`` → ``out-00001.parquet``;
-    a directory (``out/``) gets ``part-00001.parquet``."""
+    a directory (``out/``) gets ``part-00001.parquet``.
+    """
     if uri.endswith("/"):
         return f"{uri}part-{index:05d}.parquet"
     stem, ext = posixpath.splitext(uri)
@@ -173,7 +174,8 @@ class ParquetSink:
 
     def _dictionary_columns(self, table: pa.Table) -> list[str]:
         """Columns whose distinct-to-rows ratio in the first rows is low enough to pay for a
-        dictionary; high-cardinality columns skip the dictionary attempt entirely."""
+        dictionary; high-cardinality columns skip the dictionary attempt entirely.
+        """
         probe = table.slice(0, _DICTIONARY_PROBE_ROWS)
         if not probe.num_rows:
             return []
@@ -201,7 +203,8 @@ class ParquetSink:
 
     def commit(self) -> None:
         """Write what is buffered, close the file and publish it. An empty input still gets a
-        (zero-row) Parquet file with the schema."""
+        (zero-row) Parquet file with the schema.
+        """
         if self._done:
             return
         try:
@@ -216,7 +219,8 @@ class ParquetSink:
 
     def abort(self) -> None:
         """Discard everything: no object or file of this sink remains (rotated files that were
-        already published are deleted)."""
+        already published are deleted).
+        """
         self._done = True
         self._buffer = []
         writer, out = self._writer, self._out

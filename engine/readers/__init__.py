@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import posixpath
 
+from engine import io as _io
 from engine.config import FORMATS
 from engine.errors import InputFormatError
-from engine import io as _io
 from engine.readers.base import Chunk, Reader, Reject, Sample, SchemaWidening, Widening
 from engine.readers.csv import CsvReader
 from engine.readers.json_array import JsonArrayReader

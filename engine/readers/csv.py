@@ -23,7 +23,7 @@ from engine.readers.base import (
     Sample,
     SchemaWidening,
     Widening,
-    record_aligned,
+    aligned_pieces,
     unify_schemas,
     widenings,
 )
@@ -31,12 +31,12 @@ from engine.readers.base import (
 __all__ = ["CsvReader", "quote_aware_cut"]
 
 
-def quote_aware_cut(buf: bytes, quote: bytes = b'"') -> int:
-    """Index just past the last line break in ``buf`` that lies outside quotes (0 if none).
+def quote_aware_cut(buf: bytes | bytearray, quote: bytes = b'"', end: int | None = None) -> int:
+    """Index just past the last line break in ``buf[:end]`` that lies outside quotes (0 if none).
 
     ``buf`` must start at a record boundary.
     """
-    pos = buf.rfind(b"\n")
+    pos = buf.rfind(b"\n", 0, len(buf) if end is None else end)
     if not quote or pos < 0:
         return pos + 1
     inside = buf.count(quote, 0, pos) & 1
@@ -84,8 +84,8 @@ class CsvReader:
 
     # -- header and options ----------------------------------------------------------------
 
-    def _cut(self, buf: bytes) -> int:
-        return quote_aware_cut(buf, self._quote)
+    def _cut(self, buf: bytes | bytearray, end: int | None = None) -> int:
+        return quote_aware_cut(buf, self._quote, end)
 
     def split_header(self, head: bytes) -> tuple[list[str], int]:
         """Column names and the byte length of the header record (0 without a header)."""
@@ -132,7 +132,8 @@ class CsvReader:
         return pacsv.ConvertOptions(**kw)
 
     def _parse(
-        self, piece: bytes, names: list[str], types: pa.Schema | None, bad: list | None,
+        self, piece: bytes | memoryview, names: list[str], types: pa.Schema | None,
+        bad: list | None,
         offset: int = 0, first: int = 0,
     ) -> pa.Table:
         def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -209,18 +210,18 @@ class CsvReader:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
         names: list[str] | None = None
         next_record = 1
-        pieces = record_aligned(stream, self._cut, block_size=self.options.block_size,
+        pieces = aligned_pieces(stream, self._cut, block_size=self.options.block_size,
                                 max_record_bytes=self.options.max_record_bytes, uri=self.uri,
                                 first_record=lambda: next_record)
         for offset, piece, last in pieces:
             if names is None:
-                names, header_len = self.split_header(piece)
+                names, header_len = self.split_header(bytes(piece[: 1 << 20]))
                 self._check_header(names, schema)
                 piece = piece[header_len:]
                 offset += header_len
                 if not piece:
                     continue
-            if last and self._quote and piece.count(self._quote) & 1:
+            if last and self._quote and bytes(piece).count(self._quote) & 1:
                 raise InputFormatError("unterminated quoted field at the end of the input",
                                        uri=self.uri, record=next_record, offset=offset)
             table, rejects, schema = self._parse_chunk(piece, names, schema, offset,
@@ -237,7 +238,7 @@ class CsvReader:
             )
 
     def _parse_chunk(
-        self, piece: bytes, names: list[str], schema: pa.Schema, offset: int, first: int,
+        self, piece: memoryview, names: list[str], schema: pa.Schema, offset: int, first: int,
         widen: str,
     ) -> tuple[pa.Table, list[Reject], pa.Schema]:
         bad: list[pacsv.InvalidRow] = []
@@ -264,9 +265,10 @@ class CsvReader:
             schema = wider
             bad.clear()
             table = self._parse(piece, names, schema, bad)
+        text = bytes(piece) if bad else b""
         rejects = [
             Reject.make(first + (row.number - 1 if row.number else 0),
-                        offset + max(piece.find(row.text.encode()), 0),
+                        offset + max(text.find(row.text.encode()), 0),
                         f"expected {row.expected_columns} fields, found {row.actual_columns}",
                         row.text)
             for row in bad

@@ -23,7 +23,7 @@ from engine.readers.base import (
     Sample,
     SchemaWidening,
     Widening,
-    record_aligned,
+    aligned_pieces,
     unify_schemas,
     widenings,
 )
@@ -32,15 +32,15 @@ __all__ = ["NdjsonReader", "parse_json_objects", "python_parse"]
 
 
 def parse_json_objects(
-    data: bytes, schema: pa.Schema | None, *, multiline: bool = False
+    data: bytes | memoryview, schema: pa.Schema | None, *, multiline: bool = False
 ) -> pa.Table:
     """Parse whitespace-separated JSON objects with pyarrow, as one block on one thread.
 
     With ``schema``, its fields are read with those types and fields outside it are inferred and
     appended (the caller widens on them). Raises ``pyarrow.ArrowInvalid`` on bad input.
     """
-    if not data.endswith(b"\n"):
-        data += b"\n"
+    if not len(data) or data[-1] != 10:  # pyarrow wants the last object terminated
+        data = bytes(data) + b"\n"
     parse = pajson.ParseOptions(
         explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=multiline
     )
@@ -83,8 +83,8 @@ class NdjsonReader:
         self.widened: list[Widening] = []
 
     @staticmethod
-    def _cut(buf: bytes) -> int:
-        return buf.rfind(b"\n") + 1
+    def _cut(buf: bytes | bytearray, end: int | None = None) -> int:
+        return buf.rfind(b"\n", 0, len(buf) if end is None else end) + 1
 
     def infer_schema(self, samples: list[Sample]) -> pa.Schema:
         """Infer one schema from the head and ranged samples (whole lines only)."""
@@ -113,7 +113,7 @@ class NdjsonReader:
     def read(self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart") -> Iterator[Chunk]:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
         next_record = 1
-        pieces = record_aligned(stream, self._cut, block_size=self.options.block_size,
+        pieces = aligned_pieces(stream, self._cut, block_size=self.options.block_size,
                                 max_record_bytes=self.options.max_record_bytes, uri=self.uri,
                                 first_record=lambda: next_record)
         for offset, piece, _last in pieces:
@@ -124,7 +124,7 @@ class NdjsonReader:
             next_record += records
 
     def _parse_chunk(
-        self, piece: bytes, schema: pa.Schema, offset: int, first: int, widen: str
+        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str
     ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
         try:
             table = parse_json_objects(piece, schema)
@@ -134,6 +134,7 @@ class NdjsonReader:
             records = table.num_rows
             return table, [], records, schema
         # Slow path: isolate bad lines, widen on values that do not fit.
+        piece = bytes(piece)
         lines = [ln for ln in piece.split(b"\n") if ln.strip()]
         starts = _line_offsets(piece, offset)
         tables, rejects, seen = self._bisect(lines, starts, 0, schema, first)
@@ -154,7 +155,8 @@ class NdjsonReader:
         self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
         """Parse ``lines`` (records ``first + base ...``); split in halves until failures are
-        single lines. Returns the good tables, the rejects and any wider schemas seen."""
+        single lines. Returns the good tables, the rejects and any wider schemas seen.
+        """
         try:
             table = parse_json_objects(b"\n".join(lines), schema)
             if table.schema.equals(schema):
