@@ -1,0 +1,76 @@
+"""Peak RSS of a child ``chunkwise transform`` stays bounded and flat in the input size.
+
+Marked ``memory``: each case generates a >= 200 MB file (a few seconds). The bar from the issue is
+<= 200 MiB at default settings and within 16 MiB of the peak on a small file of the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MiB = 1024**2
+BIG = 200 * 10**6
+SMALL = 20 * 10**6
+LIMIT = 200 * MiB
+FLATNESS = 16 * MiB
+
+
+# ru_maxrss survives execve, so a child forked from this (large) pytest process would report the
+# parent's RSS. A small launcher process forks the measured command and reports its rusage.
+LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1)
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
+"""
+
+
+def child_peak_rss(src: Path, dst: Path) -> tuple[int, dict]:
+    """Run the CLI in a child process; return its peak RSS (the kernel's ru_maxrss) and report."""
+    out_path = dst.with_suffix(".out")
+    cmd = [sys.executable, "-m", "engine.cli", "transform", str(src), str(dst), "--json"]
+    launched = subprocess.run([sys.executable, "-c", LAUNCHER, str(out_path), *cmd],
+                              capture_output=True, text=True, check=True)
+    code, peak = map(int, launched.stdout.split())
+    report = json.loads(out_path.read_text())
+    assert code == 0, report
+    return peak, report
+
+
+def generate_in_child(path: Path, size: int, fmt: str) -> None:
+    """Generate outside this process, so that its memory does not grow by the generator's."""
+    subprocess.run([sys.executable, "-m", "engine.cli", "gen", "orders", "--size", str(size),
+                    "--format", fmt, "--seed", "1", "-o", str(path)], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("memory")
+
+
+@pytest.mark.memory
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_peak_rss_is_bounded_and_flat(data_dir: Path, fmt: str) -> None:
+    big = data_dir / f"big.{fmt}"
+    small = data_dir / f"small.{fmt}"
+    generate_in_child(big, BIG, fmt)
+    generate_in_child(small, SMALL, fmt)
+    peak_big, report = child_peak_rss(big, data_dir / f"big-{fmt}.parquet")
+    peak_small, _ = child_peak_rss(small, data_dir / f"small-{fmt}.parquet")
+    big.unlink()
+    assert report["rows_in"] == report["rows_out"] > 0
+    assert peak_big <= LIMIT, f"{fmt}: peak RSS {peak_big / MiB:.0f} MiB > {LIMIT / MiB:.0f}"
+    assert peak_big - peak_small <= FLATNESS, (
+        f"{fmt}: peak grew {(peak_big - peak_small) / MiB:.1f} MiB from 20 MB to 200 MB input"
+    )
