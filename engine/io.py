@@ -13,8 +13,10 @@ Every failure leaves this module as an :mod:`engine.errors` exception naming the
 - throttling, timeouts, connection resets → :class:`~engine.errors.TransientError`;
 - access denied, a missing output bucket → :class:`~engine.errors.PermanentError`.
 
-All S3 calls go through one cached client (:func:`s3_client`); ``AWS_ENDPOINT_URL`` (or
-``AWS_ENDPOINT_URL_S3``) redirects every one of them, which botocore honours natively.
+This module handles local files and decompression; :mod:`engine.s3` is the S3 backend. It is
+imported inside the functions that meet an ``s3://`` URI, never at module level: boto3,
+botocore, urllib3 and smart-open cost about 25 MiB of RSS and 0.15 s, which a local conversion
+should not pay under a 200 MiB memory budget.
 """
 
 from __future__ import annotations
@@ -24,20 +26,16 @@ import io
 import logging
 import os
 import secrets
-import threading
+import sys
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
-import boto3
-import botocore.config
-import botocore.exceptions
-import smart_open.s3
-import urllib3.exceptions
 import zstandard
+from isal import igzip
+from isal.isal_zlib import error as IsalError
 
 from engine.config import DEFAULT_PART_SIZE
 from engine.errors import (
@@ -47,24 +45,6 @@ from engine.errors import (
     PermanentError,
     TransientError,
 )
-
-try:  # isal's gzip reader is faster than zlib's, with the same API and exceptions
-    from isal import igzip as _igzip
-    from isal.isal_zlib import error as _IsalError
-
-    _GzipFile: type = _igzip.IGzipFile
-    _DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
-        OSError,
-        EOFError,
-        zlib.error,
-        _IsalError,
-        zstandard.ZstdError,
-    )
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    import gzip as _gzip
-
-    _GzipFile = _gzip.GzipFile
-    _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
 
 __all__ = [
     "AtomicOutput",
@@ -96,19 +76,14 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
 #: Buffer between the decompressor (or the stored bytes) and the caller.
 _READ_BUFFER = 256 * 1024
 
-#: smart-open's S3 reader buffer: one ranged GET streams through a buffer this big.
-_S3_READ_BUFFER = 256 * 1024
-
-#: boto3 client settings: botocore's "standard" retry mode backs off on throttling (SlowDown,
-#: 503) and connection errors; the state machine retries what still fails (TransientError).
-#: ``total_max_attempts`` counts the first try: 5 attempts in all. (botocore's ``max_attempts``
-#: key counts *retries*: ``max_attempts=5`` would mean 6 attempts.)
-_S3_CONFIG = botocore.config.Config(
-    retries={"mode": "standard", "total_max_attempts": 5},
-    connect_timeout=10,
-    read_timeout=60,
-    tcp_keepalive=True,
-    max_pool_connections=16,
+#: What a decompressor raises on corrupt or truncated data (isal's gzip reader raises zlib's
+#: exceptions and its own ``error``).
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    IsalError,
+    zstandard.ZstdError,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -175,177 +150,20 @@ def strip_compression_suffix(uri: str) -> str:
     return uri
 
 
+def _check_compression(compression: str) -> None:
+    if compression not in INPUT_COMPRESSIONS:
+        raise ValueError(
+            f"unknown compression {compression!r}; expected one of {INPUT_COMPRESSIONS}"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
-# The S3 client and error mapping
+# Errors, and the S3 entry points callers use through this module
 # ---------------------------------------------------------------------------------------------
-
-_client_lock = threading.Lock()
-_client: Any = None
-
-
-def s3_client() -> Any:
-    """Return the process-wide S3 client, created on first use.
-
-    It is built from its own boto3 session (the default session is not thread-safe to create
-    clients from) with botocore's ``standard`` retry mode (5 attempts in all) and explicit timeouts.
-    botocore reads ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` itself, so setting either
-    redirects every S3 call this module makes (moto server, MinIO, LocalStack).
-
-    Returns:
-        A ``botocore`` S3 client, shared by every call in this process.
-
-    """
-    global _client
-    client = _client
-    if client is None:
-        with _client_lock:
-            if _client is None:
-                _client = boto3.session.Session().client("s3", config=_S3_CONFIG)
-            client = _client
-    return client
-
-
-def reset_s3_client() -> None:
-    """Forget the cached client, so the next call builds one from the current environment.
-
-    Tests call this around moto (which resets boto3 sessions) and after changing
-    ``AWS_ENDPOINT_URL``.
-    """
-    global _client
-    with _client_lock:
-        _client = None
-
-
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound", "NoSuchVersion"})
-_DENIED_CODES = frozenset(
-    {
-        "AccessDenied",
-        "403",
-        "Forbidden",
-        "AllAccessDisabled",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "AccountProblem",
-        "InvalidObjectState",
-    }
-)
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "503",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "500",
-        "Throttling",
-        "ThrottlingException",
-        "RequestThrottled",
-        "TooManyRequests",
-        "429",
-        "ExpiredToken",
-        "TokenRefreshRequired",
-        "PreconditionFailed",  # the object changed while we were reading it (If-Match)
-        "412",
-        "NoSuchUpload",  # the upload vanished under us (lifecycle rule, another abort)
-    }
-)
-_TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
-    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError
-    botocore.exceptions.HTTPClientError,  # ReadTimeoutError, ConnectionClosedError, streaming
-    botocore.exceptions.IncompleteReadError,
-    botocore.exceptions.ChecksumError,
-    urllib3.exceptions.HTTPError,  # ProtocolError, ReadTimeoutError, ...
-    ConnectionError,  # ConnectionResetError and friends
-    TimeoutError,
-)
-
-
-def _client_error(exc: BaseException) -> botocore.exceptions.ClientError | None:
-    """Return the botocore ClientError behind ``exc``, unwrapping smart-open's wrappers."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, botocore.exceptions.ClientError):
-            return current
-        backend = getattr(current, "backend_error", None)  # smart_open.s3._get's OSError
-        if isinstance(backend, botocore.exceptions.ClientError):
-            return backend
-        current = current.__cause__
-    return None
 
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-def map_s3_error(
-    exc: BaseException, uri: str, *, output: bool = False, offset: int | None = None
-) -> EngineError | None:
-    """Translate an exception from boto3 / smart-open into the engine's hierarchy.
-
-    Args:
-        exc: what boto3, botocore, urllib3 or smart-open raised (smart-open wraps ClientErrors in
-            ``OSError``/``ValueError``; they are unwrapped).
-        uri: the object the call was about.
-        output: the call was writing ``uri``: a missing bucket is then a
-            :class:`~engine.errors.PermanentError`, not an input that was not found.
-        offset: bytes of the stored object consumed when it happened, if reading.
-
-    Returns:
-        The engine error to raise, or ``None`` when ``exc`` is not an S3 or network failure (a
-        bug, which should propagate as it is).
-
-    """
-    if isinstance(exc, EngineError):
-        return exc
-    client_error = _client_error(exc)
-    if client_error is not None:
-        error = client_error.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        detail = _one_line(f"S3 {code or status}: {error.get('Message') or client_error}")
-        if code == "NoSuchBucket" and output:
-            return PermanentError(f"output bucket does not exist ({detail})", uri=uri)
-        if code in _NOT_FOUND_CODES and not output:
-            what = "bucket does not exist" if code == "NoSuchBucket" else "object not found"
-            return InputNotFoundError(what, uri=uri)
-        if code in _DENIED_CODES or status == 403:
-            hint = ""
-            if code == "403" and not output:  # HeadObject: no error body to tell the two apart
-                hint = "; a missing object looks like this without s3:ListBucket"
-            return PermanentError(f"access denied ({detail}{hint})", uri=uri)
-        if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
-            return TransientError(detail, uri=uri, offset=offset)
-        if status == 404 and not output:
-            return InputNotFoundError("object not found", uri=uri)
-        return PermanentError(detail, uri=uri)
-    if isinstance(exc, _TRANSIENT_EXCEPTIONS):
-        return TransientError(_one_line(f"S3 I/O error: {exc!r}"), uri=uri, offset=offset)
-    if isinstance(
-        exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError
-    ):
-        return PermanentError(_one_line(f"no usable AWS credentials: {exc}"), uri=uri)
-    if type(exc) is OSError:
-        # smart-open's own retry loops end with a bare OSError ("failed to read ... after 5
-        # attempts", "... failed after 6 attempts"): the network kept failing.
-        return TransientError(_one_line(f"S3 I/O error: {exc}"), uri=uri, offset=offset)
-    return None
-
-
-@contextmanager
-def _s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
-    """Re-raise S3 / network failures inside the block as engine errors."""
-    try:
-        yield
-    except EngineError:
-        raise
-    except Exception as exc:
-        mapped = map_s3_error(exc, uri, output=output)
-        if mapped is None:
-            raise
-        raise mapped from exc
 
 
 def _local_error(exc: OSError, uri: str, *, output: bool = False) -> EngineError:
@@ -360,6 +178,34 @@ def _local_error(exc: OSError, uri: str, *, output: bool = False) -> EngineError
     if output and isinstance(exc, IsADirectoryError | NotADirectoryError | FileExistsError):
         return PermanentError(f"cannot write here ({reason})", uri=uri)
     return TransientError(f"I/O error ({reason})", uri=uri)
+
+
+def s3_client() -> Any:
+    """Return the process-wide S3 client (see :func:`engine.s3.s3_client`)."""
+    from engine import s3
+
+    return s3.s3_client()
+
+
+def reset_s3_client() -> None:
+    """Forget the cached S3 client, so the next call builds one from the current environment.
+
+    Tests call this around moto (which resets boto3 sessions) and after changing
+    ``AWS_ENDPOINT_URL``. Before :mod:`engine.s3` is imported there is no client to forget, and
+    importing it here would load boto3 into every local run and unit test.
+    """
+    s3 = sys.modules.get("engine.s3")
+    if s3 is not None:
+        s3.reset_s3_client()
+
+
+def map_s3_error(
+    exc: BaseException, uri: str, *, output: bool = False, offset: int | None = None
+) -> EngineError | None:
+    """Translate an exception from boto3 / smart-open (see :func:`engine.s3.map_s3_error`)."""
+    from engine import s3
+
+    return s3.map_s3_error(exc, uri, output=output, offset=offset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,9 +224,9 @@ def object_size(uri: str) -> int:
 
     """
     if is_s3(uri):
-        bucket, key = split_s3(uri)
-        with _s3_errors(uri):
-            return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+        from engine import s3
+
+        return s3.object_size(uri)
     path = _local_path(uri)
     try:
         if os.path.isdir(path):
@@ -413,33 +259,11 @@ def read_range(uri: str, start: int, length: int) -> bytes:
     if start < 0 or length < 0:
         raise ValueError(f"bad range: start={start} length={length}")
     if is_s3(uri):
-        bucket, key = split_s3(uri)
-        client = s3_client()
-        # An empty range is still a request: it proves the object exists, as the local path does.
-        with _s3_errors(uri):
-            try:
-                if length == 0:
-                    client.head_object(Bucket=bucket, Key=key)
-                    return b""
-                response = client.get_object(
-                    Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
-                )
-            except botocore.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                    return b""  # start is at or past the end of the object
-                raise
-            body = response["Body"]
-            try:
-                data = cast(bytes, body.read())
-            finally:
-                body.close()
-        # A server that ignores Range answers 200 with the whole object.
-        if response["ResponseMetadata"]["HTTPStatusCode"] == 200 and len(data) > length:
-            data = data[start : start + length]
-        return data
-    path = _local_path(uri)
+        from engine import s3
+
+        return s3.read_range(uri, start, length)
     try:
-        with open(path, "rb") as fh:
+        with open(_local_path(uri), "rb") as fh:
             fh.seek(start)
             return fh.read(length)
     except OSError as exc:
@@ -450,14 +274,17 @@ def read_range(uri: str, start: int, length: int) -> bytes:
 # Reading
 # ---------------------------------------------------------------------------------------------
 
+#: Turns an exception from the stored byte stream, raised after ``offset`` bytes, into an
+#: engine error (``None``: not an I/O failure, let it propagate).
+ErrorMapper = Callable[[BaseException, int], EngineError | None]
+
 
 class _CountingReader(io.RawIOBase):
     """The stored bytes: counts what is consumed and maps failures to engine errors.
 
     Args:
         source: the stored byte stream (a local ``FileIO`` or smart-open's S3 reader).
-        uri: for error messages.
-        map_error: turns an exception from ``source`` into an engine error (or ``None``).
+        map_error: see :data:`ErrorMapper`.
         observer: called with each chunk read (the zstd frame tracker).
 
     """
@@ -465,13 +292,11 @@ class _CountingReader(io.RawIOBase):
     def __init__(
         self,
         source: Any,
-        uri: str,
-        map_error: Callable[[BaseException, int], EngineError | None],
+        map_error: ErrorMapper,
         observer: Callable[[memoryview], None] | None = None,
     ) -> None:
         super().__init__()
         self._source = source
-        self._uri = uri
         self._map_error = map_error
         self._observer = observer
         self.bytes_read = 0
@@ -479,41 +304,32 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _fail(self, exc: Exception) -> EngineError:
-        mapped = self._map_error(exc, self.bytes_read)
-        if mapped is None:
-            raise exc
-        return mapped
-
-    def readinto(self, buffer: Any) -> int:
+    def _pull(self, method: Callable[[Any], Any], arg: Any) -> Any:
         try:
-            if hasattr(self._source, "readinto"):
-                n = self._source.readinto(buffer)
-            else:  # pragma: no cover - both sources implement readinto
-                data = self._source.read(len(buffer))
-                n = len(data)
-                buffer[:n] = data
+            return method(arg)
         except EngineError:
             raise
         except Exception as exc:
-            raise self._fail(exc) from exc
-        n = n or 0
-        self.bytes_read += n
-        if self._observer is not None and n:
-            self._observer(memoryview(buffer)[:n])
+            mapped = self._map_error(exc, self.bytes_read)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def _consumed(self, chunk: memoryview) -> None:
+        self.bytes_read += chunk.nbytes
+        if self._observer is not None and chunk.nbytes:
+            self._observer(chunk)
+
+    def readinto(self, buffer: Any) -> int:
+        n = cast(int, self._pull(self._source.readinto, buffer) or 0)
+        self._consumed(memoryview(buffer)[:n])
         return n
 
     def read(self, size: int | None = -1) -> bytes:
-        try:
-            data = self._source.read(-1 if size is None else size)
-        except EngineError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc) from exc
-        self.bytes_read += len(data)
-        if self._observer is not None and data:
-            self._observer(memoryview(data))
-        return cast(bytes, data)
+        # gzip, bz2 and zstd pull with read(); forwarding it avoids readinto's extra copy.
+        data = cast(bytes, self._pull(self._source.read, -1 if size is None else size))
+        self._consumed(memoryview(data))
+        return data
 
     def close(self) -> None:
         try:
@@ -622,7 +438,6 @@ class _ZstdReader(io.RawIOBase):
 
     def __init__(self, raw: _CountingReader, tracker: _ZstdFrameTracker) -> None:
         super().__init__()
-        self._raw = raw
         self._tracker = tracker
         self._reader = zstandard.ZstdDecompressor().stream_reader(
             raw, read_across_frames=True, closefd=False
@@ -653,6 +468,13 @@ class InputStream(io.BufferedIOBase):
     ``offset`` = stored bytes consumed so far; network failures raise
     :class:`~engine.errors.TransientError`.
 
+    Args:
+        source: the stored byte stream; the stream owns it and closes it.
+        uri: what was opened.
+        compression: ``none``, ``gzip``, ``bz2`` or ``zstd``.
+        size: the stored size in bytes, when known.
+        map_error: see :data:`ErrorMapper`.
+
     Attributes:
         uri: what was opened.
         compression: ``none``, ``gzip``, ``bz2`` or ``zstd``.
@@ -667,30 +489,27 @@ class InputStream(io.BufferedIOBase):
         compression: str,
         *,
         size: int | None,
-        map_error: Callable[[BaseException, int], EngineError | None],
+        map_error: ErrorMapper,
     ) -> None:
         super().__init__()
-        if compression not in INPUT_COMPRESSIONS:
+        try:
+            _check_compression(compression)
+        except ValueError:
             source.close()
-            raise ValueError(
-                f"unknown compression {compression!r}; expected one of {INPUT_COMPRESSIONS}"
-            )
+            raise
         self.uri = uri
         self.name = uri
         self.compression = compression
         self.size = size
         self._position = 0
         tracker = _ZstdFrameTracker() if compression == "zstd" else None
-        self._raw = _CountingReader(
-            source, uri, map_error, tracker.feed if tracker is not None else None
-        )
+        self._raw = _CountingReader(source, map_error, tracker.feed if tracker else None)
         self._inner: Any
         if compression == "gzip":
-            self._inner = _GzipFile(fileobj=self._raw, mode="rb")
+            self._inner = igzip.IGzipFile(fileobj=self._raw, mode="rb")
         elif compression == "bz2":
             self._inner = bz2.BZ2File(self._raw, mode="rb")
-        elif compression == "zstd":
-            assert tracker is not None
+        elif tracker is not None:
             self._inner = io.BufferedReader(_ZstdReader(self._raw, tracker), _READ_BUFFER)
         else:
             self._inner = io.BufferedReader(self._raw, _READ_BUFFER)
@@ -747,10 +566,6 @@ class InputStream(io.BufferedIOBase):
         """Decompressed bytes returned so far."""
         return self._position
 
-    def seekable(self) -> bool:
-        """Return False: the stream only goes forward."""
-        return False
-
     def close(self) -> None:
         """Release the decompressor, the file handle or the HTTP connection."""
         if self.closed:
@@ -791,50 +606,31 @@ def open_input(uri: str, compression: str | None = None) -> InputStream:
 
     """
     compression = infer_compression(uri) if compression is None else compression
-    if compression not in INPUT_COMPRESSIONS:
-        raise ValueError(
-            f"unknown compression {compression!r}; expected one of {INPUT_COMPRESSIONS}"
-        )
+    _check_compression(compression)
+    map_error: ErrorMapper
     if is_s3(uri):
-        bucket, key = split_s3(uri)
-        client = s3_client()
-        with _s3_errors(uri):
-            head = client.head_object(Bucket=bucket, Key=key)
-        etag = head.get("ETag")
-        reader = smart_open.s3.Reader(
-            bucket,
-            key,
-            buffer_size=_S3_READ_BUFFER,
-            defer_seek=True,
-            client=client,
-            client_kwargs={"S3.Client.get_object": {"IfMatch": etag}} if etag else None,
-        )
+        from engine import s3
+
+        source, size = s3.open_object(uri)
 
         def map_error(exc: BaseException, offset: int) -> EngineError | None:
-            return map_s3_error(exc, uri, offset=offset)
+            return s3.map_s3_error(exc, uri, offset=offset)
 
-        return InputStream(
-            reader, uri, compression, size=int(head["ContentLength"]), map_error=map_error
-        )
+    else:
+        try:  # open() refuses a directory with IsADirectoryError
+            source = open(_local_path(uri), "rb", buffering=0)  # noqa: SIM115 - the stream owns it
+        except OSError as exc:
+            raise _local_error(exc, uri) from exc
+        size = os.fstat(source.fileno()).st_size
 
-    path = _local_path(uri)
-    try:
-        if os.path.isdir(path):
-            raise IsADirectoryError(21, "Is a directory", path)
-        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the InputStream
-    except OSError as exc:
-        raise _local_error(exc, uri) from exc
+        def map_error(exc: BaseException, offset: int) -> EngineError | None:
+            if not isinstance(exc, OSError):
+                return None
+            mapped = _local_error(exc, uri)
+            mapped.offset = offset
+            return mapped
 
-    def map_local(exc: BaseException, offset: int) -> EngineError | None:
-        if not isinstance(exc, OSError):
-            return None
-        mapped = _local_error(exc, uri)
-        mapped.offset = offset
-        return mapped
-
-    return InputStream(
-        fh, uri, compression, size=os.fstat(fh.fileno()).st_size, map_error=map_local
-    )
+    return InputStream(source, uri, compression, size=size, map_error=map_error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -842,27 +638,87 @@ def open_input(uri: str, compression: str | None = None) -> InputStream:
 # ---------------------------------------------------------------------------------------------
 
 
-class _GuardedMultipartWriter(smart_open.s3.MultipartWriter):
-    """smart-open's multipart writer, made safe to garbage-collect.
+class _OutputBackend(Protocol):
+    """Where an :class:`AtomicOutput` goes: a local temp file, or an S3 multipart upload."""
 
-    ``io.IOBase.__del__`` calls ``close()``, and ``MultipartWriter.close()`` *completes* the
-    upload: an abandoned writer would publish a partial object. Here finalisation aborts
-    instead; only an explicit ``close()`` (:meth:`AtomicOutput.commit`) publishes.
+    def open(self) -> Any:
+        """Start the output; return the sink that takes ``write(memoryview)``."""
+
+    def publish(self) -> None:
+        """Make the output visible under its name (raises an engine error on failure)."""
+
+    def discard(self) -> None:
+        """Drop an unpublished output; never raises."""
+
+    def delete(self) -> None:
+        """Remove the published output; a missing one is not an error."""
+
+    def map_error(self, exc: BaseException) -> EngineError | None:
+        """Map a failure of the sink's ``write`` (``None``: leave it to :class:`AtomicOutput`)."""
+
+
+class _LocalOutput:
+    """A temp file ``.<name>.<random>.tmp`` in the target's directory (created if needed).
+
+    Publishing fsyncs it and renames it over the target, then fsyncs the directory.
     """
 
-    def __del__(self) -> None:
-        if self.closed:
-            return
-        try:
-            self.terminate()
-        except Exception:  # noqa: BLE001 - a finaliser must not raise
-            log.warning("could not abort abandoned multipart upload of %s", self._key)
-        finally:
-            self._upload_id = None
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._path = Path(_local_path(uri))
+        self._fh: BinaryIO | None = None
+        self._tmp: Path | None = None
 
-    def neutralise(self) -> None:
-        """Mark the upload finished without touching S3, so nothing can complete it later."""
-        self._upload_id = None
+    def open(self) -> BinaryIO:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.parent / f".{self._path.name}.{secrets.token_hex(6)}.tmp"
+            self._fh = cast(BinaryIO, open(tmp, "xb"))  # noqa: SIM115 - closed by publish/discard
+        except OSError as exc:
+            raise _local_error(exc, self.uri, output=True) from exc
+        self._tmp = tmp
+        return self._fh
+
+    def publish(self) -> None:
+        assert self._fh is not None and self._tmp is not None
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self._path)
+        except OSError as exc:
+            raise _local_error(exc, self.uri, output=True) from exc
+        self._tmp = None
+        try:  # make the rename itself durable; best effort (not every filesystem allows it)
+            dir_fd = os.open(self._path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError as exc:
+                log.warning("could not close the temp file of %s: %r", self.uri, exc)
+        if self._tmp is not None:
+            try:
+                self._tmp.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove %s: %r", self._tmp, exc)
+            self._tmp = None
+
+    def delete(self) -> None:
+        try:
+            self._path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _local_error(exc, self.uri, output=True) from exc
+
+    def map_error(self, exc: BaseException) -> EngineError | None:
+        return None  # local write failures are OSErrors, which AtomicOutput maps
 
 
 class _OutputFile(io.BufferedIOBase):
@@ -884,9 +740,6 @@ class _OutputFile(io.BufferedIOBase):
     def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return False
-
     def write(self, data: Any) -> int:
         """Write ``data`` (any bytes-like object); returns its length."""
         if self.closed:
@@ -905,22 +758,14 @@ class _OutputFile(io.BufferedIOBase):
         """Bytes written so far."""
         return self.bytes_written
 
-    def flush(self) -> None:
-        """Nothing to do: data reaches storage on commit (S3 parts go up as they fill)."""
-        if self.closed:
-            raise ValueError(f"flush of closed output ({self._uri})")
-
-    def detach(self) -> Any:  # pragma: no cover - part of the io API, unsupported here
-        raise io.UnsupportedOperation("detach")
-
 
 class AtomicOutput:
     """Write one file or object so that it appears complete or not at all.
 
     The only way the engine writes. Local: a temp file ``.<name>.<random>.tmp`` in the target's
     directory (created if needed), fsync'd and renamed over the target on :meth:`commit`. S3: a
-    multipart upload (smart-open's ``MultipartWriter``, used directly), completed on
-    :meth:`commit` and aborted on :meth:`abort`. An empty output still creates an empty object.
+    multipart upload (:class:`engine.s3.S3Output`), completed on :meth:`commit` and aborted on
+    :meth:`abort`. An empty output still creates an empty object.
 
     Use it as a context manager: an exception inside the block aborts, a clean exit commits
     (unless the block already committed or aborted). An ``AtomicOutput`` that is dropped
@@ -941,13 +786,14 @@ class AtomicOutput:
     def __init__(self, uri: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
         self.uri = uri
         self.part_size = part_size
-        self._s3 = is_s3(uri)
-        if self._s3:
-            self._bucket, self._key = split_s3(uri)
+        self._backend: _OutputBackend
+        if is_s3(uri):
+            from engine import s3
+
+            self._backend = s3.S3Output(uri, part_size)
+        else:
+            self._backend = _LocalOutput(uri)
         self._file: _OutputFile | None = None
-        self._writer: _GuardedMultipartWriter | None = None
-        self._local: BinaryIO | None = None
-        self._tmp: Path | None = None
         self._committed = False
         self._aborted = False
 
@@ -967,10 +813,9 @@ class AtomicOutput:
         return self._aborted
 
     def _map_write_error(self, exc: BaseException) -> EngineError:
-        if self._s3:
-            mapped = map_s3_error(exc, self.uri, output=True)
-            if mapped is not None:
-                return mapped
+        mapped = self._backend.map_error(exc)
+        if mapped is not None:
+            return mapped
         if isinstance(exc, OSError):
             return _local_error(exc, self.uri, output=True)
         return TransientError(_one_line(f"write failed: {exc!r}"), uri=self.uri)
@@ -989,28 +834,7 @@ class AtomicOutput:
         """
         if self._file is not None or self._committed or self._aborted:
             raise ValueError(f"output already opened: {self.uri}")
-        if self._s3:
-            try:
-                self._writer = _GuardedMultipartWriter(
-                    self._bucket, self._key, part_size=self.part_size, client=s3_client()
-                )
-            except Exception as exc:
-                # smart-open wraps the ClientError of CreateMultipartUpload in a ValueError.
-                mapped = map_s3_error(exc, self.uri, output=True)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-            sink: Any = self._writer
-        else:
-            path = Path(_local_path(self.uri))
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-                self._local = cast(BinaryIO, open(self._tmp, "xb"))  # noqa: SIM115
-            except OSError as exc:
-                self._tmp = None
-                raise _local_error(exc, self.uri, output=True) from exc
-            sink = self._local
+        sink = self._backend.open()
         self._file = _OutputFile(sink, self.uri, self._map_write_error)
         return cast(BinaryIO, self._file)
 
@@ -1033,41 +857,12 @@ class AtomicOutput:
         if self._file is None:
             raise ValueError(f"cannot commit an output that was never opened: {self.uri}")
         try:
-            if self._writer is not None:
-                try:
-                    self._writer.close()  # uploads the last part, completes the upload
-                except Exception as exc:
-                    mapped = map_s3_error(exc, self.uri, output=True)
-                    if mapped is None:
-                        raise
-                    raise mapped from exc
-            else:
-                self._publish_local()
+            self._backend.publish()
         except BaseException:
             self.abort()
             raise
         self._committed = True
         self._file.close()
-
-    def _publish_local(self) -> None:
-        assert self._local is not None and self._tmp is not None
-        final = Path(_local_path(self.uri))
-        try:
-            self._local.flush()
-            os.fsync(self._local.fileno())
-            self._local.close()
-            os.replace(self._tmp, final)
-        except OSError as exc:
-            raise _local_error(exc, self.uri, output=True) from exc
-        self._tmp = None
-        try:  # make the rename itself durable; best effort (not every filesystem allows it)
-            dir_fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass
 
     def abort(self) -> None:
         """Discard the output: unlink the temp file, or abort the multipart upload.
@@ -1079,25 +874,7 @@ class AtomicOutput:
         if self._committed or self._aborted:
             return
         self._aborted = True
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            try:
-                writer.terminate()
-            except Exception as exc:  # noqa: BLE001 - abort runs on error paths; never mask them
-                log.warning("could not abort the multipart upload of %s: %r", self.uri, exc)
-            finally:
-                writer.neutralise()  # closed: neither close() nor __del__ can complete it
-        if self._local is not None:
-            try:
-                self._local.close()
-            except OSError as exc:
-                log.warning("could not close the temp file of %s: %r", self.uri, exc)
-        if self._tmp is not None:
-            try:
-                self._tmp.unlink(missing_ok=True)
-            except OSError as exc:
-                log.warning("could not remove %s: %r", self._tmp, exc)
-            self._tmp = None
+        self._backend.discard()
         if self._file is not None:
             self._file.close()
 
@@ -1115,14 +892,7 @@ class AtomicOutput:
         if not self._committed:
             self.abort()
             return
-        if self._s3:
-            with _s3_errors(self.uri, output=True):
-                s3_client().delete_object(Bucket=self._bucket, Key=self._key)
-        else:
-            try:
-                Path(_local_path(self.uri)).unlink(missing_ok=True)
-            except OSError as exc:
-                raise _local_error(exc, self.uri, output=True) from exc
+        self._backend.delete()
         self._committed = False
         self._aborted = True
 

@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 import engine.io
+import engine.s3
 from engine.config import MiB
 from engine.errors import InputFormatError, InputNotFoundError, PermanentError, TransientError
 from engine.io import AtomicOutput, object_size, open_input, read_range
@@ -174,6 +175,14 @@ def test_client_is_cached_and_configured(s3: Any) -> None:
     assert engine.io.s3_client() is not client
 
 
+def test_smart_open_retries_are_bounded() -> None:
+    """smart-open's default (6 attempts, 10 s apart) would sleep a minute inside a Lambda."""
+    import smart_open.s3
+
+    assert smart_open.s3.RETRY.attempts == 3
+    assert smart_open.s3.RETRY.sleep_seconds == 1
+
+
 # --- writing ------------------------------------------------------------------------------------
 
 
@@ -286,7 +295,7 @@ def test_abandoned_multipart_writer_is_aborted_not_completed(s3: Any, bucket: st
 
     The engine's subclass aborts instead, even when it outlives its AtomicOutput.
     """
-    writer = engine.io._GuardedMultipartWriter(
+    writer = engine.s3.GuardedMultipartWriter(
         bucket, "out/orphan.bin", client=engine.io.s3_client()
     )
     writer.write(b"partial")
@@ -397,9 +406,9 @@ def test_unreachable_endpoint_is_transient(aws_env: None, monkeypatch: pytest.Mo
         port = sock.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setattr(
-        engine.io,
-        "_S3_CONFIG",
-        engine.io._S3_CONFIG.merge(
+        engine.s3,
+        "CLIENT_CONFIG",
+        engine.s3.CLIENT_CONFIG.merge(
             botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
         ),
     )

@@ -7,6 +7,8 @@ import gc
 import gzip
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import botocore.exceptions
@@ -563,3 +565,27 @@ def test_delete_before_commit_aborts(tmp_path: Path) -> None:
     out.delete()
     assert out.aborted
     assert _leftovers(tmp_path) == []
+
+
+# --- import cost --------------------------------------------------------------------------------
+
+
+def test_local_io_never_imports_the_s3_stack(tmp_path: Path) -> None:
+    """boto3 & co. cost ~25 MiB of RSS: only an s3:// URI may load them (engine.s3)."""
+    uri = _write(tmp_path, "f.csv.gz", _compress("gzip", DATA))
+    script = f"""
+import sys
+import engine.io as eio
+with eio.open_input({uri!r}) as stream:
+    stream.read()
+eio.object_size({uri!r}), eio.read_range({uri!r}, 0, 10)
+with eio.AtomicOutput({str(tmp_path / "out.bin")!r}) as fh:
+    fh.write(b"x")
+eio.reset_s3_client()
+heavy = ("boto3", "botocore", "smart_open", "urllib3", "engine.s3")
+print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

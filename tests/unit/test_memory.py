@@ -7,7 +7,6 @@ Marked ``memory``: each case generates a >= 200 MB file (a few seconds). The bar
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -1,0 +1,375 @@
+"""The S3 side of :mod:`engine.io`: the client, error mapping, ranged and streaming reads, uploads.
+
+:mod:`engine.io` imports this module only when a URI is ``s3://``: boto3, botocore, urllib3 and
+smart-open cost about 25 MiB of RSS and 0.15 s of import time, which a local conversion should
+not pay. Call :mod:`engine.io`'s functions; this module is their S3 backend.
+
+All S3 calls go through one cached client (:func:`s3_client`); ``AWS_ENDPOINT_URL`` (or
+``AWS_ENDPOINT_URL_S3``) redirects every one of them, which botocore honours natively.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import smart_open.s3
+import urllib3.exceptions
+
+from engine.errors import EngineError, InputNotFoundError, PermanentError, TransientError
+from engine.io import _one_line, split_s3
+
+__all__ = [
+    "CLIENT_CONFIG",
+    "GuardedMultipartWriter",
+    "S3Output",
+    "map_s3_error",
+    "object_size",
+    "open_object",
+    "read_range",
+    "reset_s3_client",
+    "s3_client",
+]
+
+log = logging.getLogger(__name__)
+
+# smart-open retries CreateMultipartUpload, UploadPart and CompleteMultipartUpload itself, on top
+# of botocore's retries, by default 6 times 10 s apart: a minute of sleep per failing call inside
+# a Lambda with a 15-minute budget and Step Functions retries around it. botocore's standard mode
+# already backs off on throttling and connection errors, so keep smart-open's loop short.
+# (Its ranged reader also backs off 1+2+4+8+16 s on a broken body; that has no public setting.)
+smart_open.s3.RETRY.attempts = 3
+smart_open.s3.RETRY.sleep_seconds = 1
+
+#: smart-open's S3 reader buffer: one ranged GET streams through a buffer this big.
+READ_BUFFER = 256 * 1024
+
+#: boto3 client settings: botocore's "standard" retry mode backs off on throttling (SlowDown,
+#: 503) and connection errors; the state machine retries what still fails (TransientError).
+#: ``total_max_attempts`` counts the first try: 5 attempts in all. (botocore's ``max_attempts``
+#: key counts *retries*: ``max_attempts=5`` would mean 6 attempts.)
+CLIENT_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "total_max_attempts": 5},
+    connect_timeout=10,
+    read_timeout=60,
+    tcp_keepalive=True,
+    max_pool_connections=16,
+)
+
+# ---------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------
+
+_client_lock = threading.Lock()
+_client: Any = None
+
+
+def s3_client() -> Any:
+    """Return the process-wide S3 client, created on first use.
+
+    It is built from its own boto3 session (the default session is not thread-safe to create
+    clients from) with :data:`CLIENT_CONFIG`. botocore reads ``AWS_ENDPOINT_URL`` /
+    ``AWS_ENDPOINT_URL_S3`` itself, so setting either redirects every S3 call the engine makes
+    (moto server, MinIO, LocalStack).
+
+    Returns:
+        A ``botocore`` S3 client, shared by every call in this process.
+
+    """
+    global _client
+    client = _client
+    if client is None:
+        with _client_lock:
+            if _client is None:
+                _client = boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+            client = _client
+    return client
+
+
+def reset_s3_client() -> None:
+    """Forget the cached client, so the next call builds one from the current environment."""
+    global _client
+    with _client_lock:
+        _client = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Error mapping
+# ---------------------------------------------------------------------------------------------
+
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound", "NoSuchVersion"})
+_DENIED_CODES = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccountProblem",
+        "InvalidObjectState",
+    }
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "503",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "500",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequests",
+        "429",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "PreconditionFailed",  # the object changed while we were reading it (If-Match)
+        "412",
+        "NoSuchUpload",  # the upload vanished under us (lifecycle rule, another abort)
+    }
+)
+_TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, SSLError
+    botocore.exceptions.HTTPClientError,  # ReadTimeoutError, ConnectionClosedError, streaming
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ChecksumError,
+    urllib3.exceptions.HTTPError,  # ProtocolError, ReadTimeoutError, ...
+    ConnectionError,  # ConnectionResetError and friends
+    TimeoutError,
+)
+_CREDENTIAL_ERRORS = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+)
+
+
+def _client_error(exc: BaseException) -> botocore.exceptions.ClientError | None:
+    """Return the botocore ClientError behind ``exc``, unwrapping smart-open's wrappers."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, botocore.exceptions.ClientError):
+            return current
+        backend = getattr(current, "backend_error", None)  # smart_open.s3._get's OSError
+        if isinstance(backend, botocore.exceptions.ClientError):
+            return backend
+        current = current.__cause__
+    return None
+
+
+def map_s3_error(
+    exc: BaseException, uri: str, *, output: bool = False, offset: int | None = None
+) -> EngineError | None:
+    """Translate an exception from boto3 / smart-open into the engine's hierarchy.
+
+    Args:
+        exc: what boto3, botocore, urllib3 or smart-open raised (smart-open wraps ClientErrors in
+            ``OSError``/``ValueError``; they are unwrapped).
+        uri: the object the call was about.
+        output: the call was writing ``uri``: a missing bucket is then a
+            :class:`~engine.errors.PermanentError`, not an input that was not found.
+        offset: bytes of the stored object consumed when it happened, if reading.
+
+    Returns:
+        The engine error to raise, or ``None`` when ``exc`` is not an S3 or network failure (a
+        bug, which should propagate as it is).
+
+    """
+    if isinstance(exc, EngineError):
+        return exc
+    client_error = _client_error(exc)
+    if client_error is not None:
+        error = client_error.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        detail = _one_line(f"S3 {code or status}: {error.get('Message') or client_error}")
+        if code == "NoSuchBucket" and output:
+            return PermanentError(f"output bucket does not exist ({detail})", uri=uri)
+        if code in _NOT_FOUND_CODES and not output:
+            what = "bucket does not exist" if code == "NoSuchBucket" else "object not found"
+            return InputNotFoundError(what, uri=uri)
+        if code in _DENIED_CODES or status == 403:
+            hint = ""
+            if code == "403" and not output:  # HeadObject: no error body to tell the two apart
+                hint = "; a missing object looks like this without s3:ListBucket"
+            return PermanentError(f"access denied ({detail}{hint})", uri=uri)
+        if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
+            return TransientError(detail, uri=uri, offset=offset)
+        if status == 404 and not output:
+            return InputNotFoundError("object not found", uri=uri)
+        return PermanentError(detail, uri=uri)
+    if isinstance(exc, _TRANSIENT_EXCEPTIONS):
+        return TransientError(_one_line(f"S3 I/O error: {exc!r}"), uri=uri, offset=offset)
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return PermanentError(_one_line(f"no usable AWS credentials: {exc}"), uri=uri)
+    if type(exc) is OSError:
+        # smart-open's own retry loops end with a bare OSError ("failed to read ... after 5
+        # attempts", "... failed after 3 attempts"): the network kept failing.
+        return TransientError(_one_line(f"S3 I/O error: {exc}"), uri=uri, offset=offset)
+    return None
+
+
+@contextmanager
+def _s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
+    """Re-raise S3 / network failures inside the block as engine errors."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except Exception as exc:
+        mapped = map_s3_error(exc, uri, output=output)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------------
+
+
+def object_size(uri: str) -> int:
+    """Size in bytes of the object (one ``HeadObject``)."""
+    bucket, key = split_s3(uri)
+    with _s3_errors(uri):
+        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+
+
+def read_range(uri: str, start: int, length: int) -> bytes:
+    """Up to ``length`` stored bytes from ``start``: one ``GetObject`` with a ``Range`` header.
+
+    An empty range is still a request (a ``HeadObject``): it proves the object exists, as the
+    local path does. A range at or past the end returns ``b""``.
+    """
+    bucket, key = split_s3(uri)
+    client = s3_client()
+    with _s3_errors(uri):
+        try:
+            if length == 0:
+                client.head_object(Bucket=bucket, Key=key)
+                return b""
+            response = client.get_object(
+                Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""  # start is at or past the end of the object
+            raise
+        body = response["Body"]
+        try:
+            data = cast(bytes, body.read())
+        finally:
+            body.close()
+    # A server that ignores Range answers 200 with the whole object.
+    if response["ResponseMetadata"]["HTTPStatusCode"] == 200 and len(data) > length:
+        data = data[start : start + length]
+    return data
+
+
+def open_object(uri: str) -> tuple[smart_open.s3.Reader, int]:
+    """Open an object for streaming: its stored bytes and its size.
+
+    A ``HeadObject`` checks the object and gives its size and ETag; the bytes then come through
+    smart-open's ranged reader, which re-opens the stream at the current offset after a
+    connection reset. Every ``GetObject`` carries ``If-Match: <ETag>``, so an object replaced
+    mid-read fails (``PreconditionFailed``, a :class:`~engine.errors.TransientError`) instead of
+    splicing two versions.
+    """
+    bucket, key = split_s3(uri)
+    client = s3_client()
+    with _s3_errors(uri):
+        head = client.head_object(Bucket=bucket, Key=key)
+    etag = head.get("ETag")
+    reader = smart_open.s3.Reader(
+        bucket,
+        key,
+        buffer_size=READ_BUFFER,
+        defer_seek=True,
+        client=client,
+        client_kwargs={"S3.Client.get_object": {"IfMatch": etag}} if etag else None,
+    )
+    return reader, int(head["ContentLength"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+class GuardedMultipartWriter(smart_open.s3.MultipartWriter):
+    """smart-open's multipart writer, made safe to garbage-collect.
+
+    ``io.IOBase.__del__`` calls ``close()``, and ``MultipartWriter.close()`` *completes* the
+    upload: an abandoned writer would publish a partial object. Here finalisation aborts
+    instead; only an explicit ``close()`` publishes.
+    """
+
+    def __del__(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.terminate()
+        except Exception:  # noqa: BLE001 - a finaliser must not raise
+            log.warning("could not abort abandoned multipart upload of %s", self._key)
+        finally:
+            self._upload_id = None
+
+    def neutralise(self) -> None:
+        """Mark the upload finished without touching S3, so nothing can complete it later."""
+        self._upload_id = None
+
+
+class S3Output:
+    """The S3 backend of :class:`engine.io.AtomicOutput`: a multipart upload (one part buffered)."""
+
+    def __init__(self, uri: str, part_size: int) -> None:
+        self.uri = uri
+        self.part_size = part_size
+        self._bucket, self._key = split_s3(uri)
+        self._writer: GuardedMultipartWriter | None = None
+
+    def open(self) -> GuardedMultipartWriter:
+        """Create the multipart upload; returns the writer the data goes to."""
+        # smart-open wraps the ClientError of CreateMultipartUpload in a ValueError.
+        with _s3_errors(self.uri, output=True):
+            self._writer = GuardedMultipartWriter(
+                self._bucket, self._key, part_size=self.part_size, client=s3_client()
+            )
+        return self._writer
+
+    def publish(self) -> None:
+        """Upload the last part and complete the upload."""
+        assert self._writer is not None
+        with _s3_errors(self.uri, output=True):
+            self._writer.close()
+
+    def discard(self) -> None:
+        """Abort the upload; never raises (a failure is logged, the upload left to lifecycle)."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        try:
+            writer.terminate()
+        except Exception as exc:  # noqa: BLE001 - abort runs on error paths; never mask them
+            log.warning("could not abort the multipart upload of %s: %r", self.uri, exc)
+        finally:
+            writer.neutralise()  # closed: neither close() nor __del__ can complete it
+
+    def delete(self) -> None:
+        """Delete the published object (deleting a missing key is not an error on S3)."""
+        with _s3_errors(self.uri, output=True):
+            s3_client().delete_object(Bucket=self._bucket, Key=self._key)
+
+    def map_error(self, exc: BaseException) -> EngineError | None:
+        """Map a failure while writing (``None``: not an S3 or network failure)."""
+        return map_s3_error(exc, self.uri, output=True)
