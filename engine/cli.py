@@ -28,7 +28,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on
 
 
 def _size(text: str) -> int:
-    from engine.gen import parse_size
+    from engine.config import parse_size
 
     try:
         return parse_size(text)

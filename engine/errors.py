@@ -10,7 +10,7 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     ├── PermanentError           never retried → DLQ route
     │   ├── ValidationError      rows break the contract beyond its reject threshold
     │   ├── SchemaError          header/columns/types do not match what is expected
-    │   ├── InputFormatError     not CSV/JSON, corrupt compression, bad encoding, unterminated record
+    │   ├── InputFormatError     not CSV/JSON, corrupt compression, bad encoding, unterminated
     │   └── InputNotFoundError   the object, file or bucket does not exist
     └── TransientError           retried by the state machine (throttling, timeouts, resets)
 """
@@ -104,7 +104,7 @@ class InputNotFoundError(PermanentError):
 
 
 class TransientError(EngineError):
-    """A fault that may pass: S3 throttling, timeouts, connection resets. Retried by the workflow."""
+    """A fault that may pass: S3 throttling, timeouts, resets. Retried by the workflow."""
 
     exit_code = 74  # EX_IOERR
 

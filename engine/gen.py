@@ -24,17 +24,17 @@ import functools
 import gzip
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from engine.config import parse_size
 
 __all__ = [
     "COMPRESSIONS",
@@ -170,48 +170,6 @@ class Dataset:
 # --------------------------------------------------------------------------------------------
 # Sizes and formats
 # --------------------------------------------------------------------------------------------
-
-_SIZE_UNITS: dict[str, int] = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Parse a human size such as ``"500MB"``, ``"1.5 GiB"`` or ``"4096"`` into bytes.
-
-    Units are case-insensitive: B, KB, MB, GB are powers of 1000; KiB, MiB, GiB powers of 1024.
-    A bare number is bytes. Fractions are allowed and rounded to whole bytes.
-
-    Args:
-        text: the size to parse.
-
-    Returns:
-        The size in bytes.
-
-    Raises:
-        ValueError: the text is not a non-negative number followed by one of the units.
-
-    """
-    match = _SIZE_RE.match(text) if isinstance(text, str) else None
-    if match is None or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(
-            f"invalid size {text!r}: expected a number and an optional unit "
-            "(B, KB, MB, GB = 1000-based; KiB, MiB, GiB = 1024-based), e.g. '500MB' or '1.5GiB'"
-        )
-    try:
-        number = Decimal(match.group(1))
-    except InvalidOperation as exc:  # pragma: no cover - the regex only admits valid decimals
-        raise ValueError(f"invalid size {text!r}") from exc
-    return int((number * _SIZE_UNITS[match.group(2).lower()]).to_integral_value())
-
 
 def infer_format(path: str | os.PathLike[str]) -> tuple[str | None, str | None]:
     """Infer ``(format, compression)`` from a path's suffixes.

@@ -9,11 +9,13 @@ the conversion restarts (the output has one schema and every row), up to
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -22,7 +24,17 @@ import pyarrow as pa
 from engine import io
 from engine.config import ReadOptions, RunOptions, WriteOptions
 from engine.errors import EngineError, InputFormatError, SchemaError
-from engine.readers import READERS, Reader, Sample, SchemaWidening, Widening, detect_format
+from engine.pipeline import Prefetch, ReadAhead
+from engine.readers import (
+    READERS,
+    Chunk,
+    Reader,
+    Sample,
+    SchemaWidening,
+    Widening,
+    detect_format,
+)
+from engine.readers.base import utf8_stream
 from engine.writer import ParquetSink
 
 __all__ = ["RunReport", "build_options", "read_batches", "transform"]
@@ -80,8 +92,10 @@ def peak_rss_bytes() -> int:
 
 
 def build_options(options: RunOptions | None = None, **kwargs: Any) -> RunOptions:
-    """``options`` with keyword overrides; each keyword names a field of ``ReadOptions``,
-    ``WriteOptions`` or ``RunOptions`` (``compression`` is the Parquet codec).
+    """``options`` with keyword overrides.
+
+    Each keyword names a field of ``ReadOptions``, ``WriteOptions`` or ``RunOptions``
+    (``compression`` is the Parquet codec).
     """
     options = options or RunOptions()
     groups: dict[str, dict[str, Any]] = {"read": {}, "write": {}, "run": {}}
@@ -108,17 +122,35 @@ def build_options(options: RunOptions | None = None, **kwargs: Any) -> RunOption
 # ---------------------------------------------------------------------------------------------
 
 
-def _open(src: str, read: ReadOptions):  # noqa: ANN202 - a BinaryIO with raw_bytes_read
-    from engine.readers.base import utf8_stream
+def _threads(requested: int | None) -> int:
+    if requested is not None:
+        return max(1, requested)
+    try:
+        return min(2, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return min(2, os.cpu_count() or 1)
 
-    raw = io.open_input(src, read.input_compression)
-    return raw, utf8_stream(raw, read.encoding, src)
+
+@contextmanager
+def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions,
+            widen: str) -> Iterator[tuple[io.InputStream, Iterator[Chunk]]]:
+    """Open ``src`` and parse it: sequentially, or with reading and parsing on worker threads."""
+    raw = io.open_input(src, opts.read.input_compression)
+    threaded = _threads(opts.threads) > 1
+    with ExitStack() as stack:
+        stack.enter_context(raw)
+        source: Any = raw
+        if threaded:
+            source = ReadAhead(raw, opts.read.block_size)
+            stack.callback(source.close)
+        chunks = reader.read(utf8_stream(source, opts.read.encoding, src), schema, widen=widen)
+        if threaded:
+            chunks = stack.enter_context(Prefetch(chunks, name="chunkwise-parse"))
+        yield raw, chunks
 
 
 def _samples(src: str, read: ReadOptions) -> list[Sample]:
     """The head of the decompressed input, plus ranged reads across a plain seekable object."""
-    from engine.readers.base import utf8_stream
-
     with io.open_input(src, read.input_compression) as raw:
         head = utf8_stream(raw, read.encoding, src).read(read.sample_bytes)
         at_end = not raw.read(1) if len(head) < read.sample_bytes else False
@@ -170,9 +202,8 @@ def read_batches(src: str, *, options: RunOptions | None = None,
     samples = _samples(src, opts.read)
     reader = _reader(src, opts.read, samples[0].data)
     schema = _schema(src, reader, samples, opts.schema)
-    raw, stream = _open(src, opts.read)
-    with raw:
-        for chunk in reader.read(stream, schema, widen="continue"):
+    with _chunks(src, reader, schema, opts, "continue") as (_, chunks):
+        for chunk in chunks:
             yield from chunk.table.to_batches()
 
 
@@ -252,13 +283,12 @@ def transform(src: str, dst: str, *, options: RunOptions | None = None,
 
 def _convert(src: str, dst: str, reader: Reader, schema: pa.Schema, opts: RunOptions,
              progress: Progress | None) -> RunReport:
-    raw, stream = _open(src, opts.read)
     rejects = _RejectsFile(opts.rejects_uri)
     rows_in = 0
     sink = ParquetSink(dst, schema, opts.write)
     try:
-        with raw:
-            for chunk in reader.read(stream, schema, widen="restart"):
+        with _chunks(src, reader, schema, opts, "restart") as (raw, chunks):
+            for chunk in chunks:
                 sink.write(chunk.table)
                 rejects.write(chunk.rejects)
                 rows_in += chunk.records

@@ -1,5 +1,6 @@
-"""Arrow type names as users write them (``int64``, ``timestamp[ms, tz=UTC]``,
-``decimal128(10, 2)``), and schemas as JSON.
+"""Arrow type names as users write them, and schemas as JSON.
+
+Type names: ``int64``, ``timestamp[ms, tz=UTC]``, ``decimal128(10, 2)`` and the like.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def parse_type(name: str) -> pa.DataType:
 
 
 def parse_schema(spec: str | dict[str, Any] | list[Any]) -> pa.Schema:
-    """A schema from JSON text or data: ``{"col": "int64", ...}`` or
-    ``[{"name": "col", "type": "int64", "nullable": true}, ...]``.
+    """A schema from JSON text or data.
+
+    Either ``{"col": "int64", ...}`` or ``[{"name": "col", "type": "int64", "nullable": true}]``.
     """
     data = json.loads(spec) if isinstance(spec, str) else spec
     if isinstance(data, dict) and "fields" in data:

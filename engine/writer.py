@@ -31,7 +31,7 @@ from engine.io import AtomicOutput
 __all__ = ["FileReport", "ParquetSink", "rotated_uri"]
 
 #: Rows looked at to decide which columns are dictionary-encoded.
-_DICTIONARY_PROBE_ROWS = 100_000
+_DICTIONARY_PROBE_ROWS = 20_000
 
 
 @dataclass
@@ -50,8 +50,9 @@ class FileReport:
 
 
 def rotated_uri(uri: str, index: int) -> str:
-    """The name of the ``index``-th file when output rotates: ``out.parquet`` → ``out-00001.parquet``;
-    a directory (``out/``) gets ``part-00001.parquet``.
+    """The name of the ``index``-th file when output rotates.
+
+    ``out.parquet`` → ``out-00001.parquet``; a directory (``out/``) → ``out/part-00001.parquet``.
     """
     if uri.endswith("/"):
         return f"{uri}part-{index:05d}.parquet"
@@ -114,7 +115,8 @@ class ParquetSink:
         self._buffered_rows += table.num_rows
         self._buffered_bytes += table.nbytes
         opts = self.options
-        if self._buffered_bytes >= opts.row_group_bytes or self._buffered_rows >= opts.row_group_rows:
+        full = self._buffered_bytes >= opts.row_group_bytes
+        if full or self._buffered_rows >= opts.row_group_rows:
             self._flush()
 
     @property
@@ -173,8 +175,9 @@ class ParquetSink:
         )
 
     def _dictionary_columns(self, table: pa.Table) -> list[str]:
-        """Columns whose distinct-to-rows ratio in the first rows is low enough to pay for a
-        dictionary; high-cardinality columns skip the dictionary attempt entirely.
+        """Columns whose distinct-to-rows ratio in the first rows is low enough for a dictionary.
+
+        High-cardinality columns skip the dictionary attempt (and its fallback) entirely.
         """
         probe = table.slice(0, _DICTIONARY_PROBE_ROWS)
         if not probe.num_rows:
@@ -202,8 +205,9 @@ class ParquetSink:
     # -- outcome ---------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Write what is buffered, close the file and publish it. An empty input still gets a
-        (zero-row) Parquet file with the schema.
+        """Write what is buffered, close the file and publish it.
+
+        An empty input still gets a (zero-row) Parquet file with the schema.
         """
         if self._done:
             return
@@ -218,8 +222,9 @@ class ParquetSink:
         self._done = True
 
     def abort(self) -> None:
-        """Discard everything: no object or file of this sink remains (rotated files that were
-        already published are deleted).
+        """Discard everything: no object or file of this sink remains.
+
+        Rotated files that were already published are deleted.
         """
         self._done = True
         self._buffer = []

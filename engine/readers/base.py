@@ -56,7 +56,8 @@ class Reject:
 
     def to_dict(self) -> dict[str, object]:
         """The reject as one line of the rejects file."""
-        return {"record": self.record, "offset": self.offset, "reason": self.reason, "raw": self.raw}
+        return {"record": self.record, "offset": self.offset, "reason": self.reason,
+                "raw": self.raw}
 
     @classmethod
     def make(cls, record: int, offset: int | None, reason: str, raw: str | bytes) -> Reject:
@@ -120,7 +121,7 @@ class Widening:
 
 
 class SchemaWidening(Exception):  # noqa: N818 - control flow, never reaches a user
-    """Raised by a reader in ``widen="restart"`` mode: the conversion must restart with ``schema``."""
+    """Raised in ``widen="restart"`` mode: the conversion must restart with ``schema``."""
 
     def __init__(self, schema: pa.Schema, changes: list[Widening]) -> None:
         super().__init__(", ".join(f"{c.column}: {c.from_type} -> {c.to_type}" for c in changes))
@@ -143,7 +144,9 @@ class Reader(Protocol):
         """Infer one schema that fits every sample."""
         ...
 
-    def read(self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart") -> Iterator[Chunk]:
+    def read(
+        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart"
+    ) -> Iterator[Chunk]:
         """Parse ``stream`` (decompressed bytes) into chunks of the given schema.
 
         A value that does not fit ``schema`` widens its column: with ``widen="restart"`` the

@@ -206,7 +206,9 @@ class CsvReader:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart") -> Iterator[Chunk]:
+    def read(
+        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart"
+    ) -> Iterator[Chunk]:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
         names: list[str] | None = None
         next_record = 1

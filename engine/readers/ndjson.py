@@ -1,4 +1,4 @@
-"""NDJSON (JSON Lines) through pyarrow's JSON parser, in line-aligned chunks with a fixed schema.
+r"""NDJSON (JSON Lines) through pyarrow's JSON parser, in line-aligned chunks with a fixed schema.
 
 A raw line break cannot occur inside a JSON string, so every ``\\n`` is a record boundary. A chunk
 that pyarrow rejects is bisected on line boundaries until the bad lines are isolated, so a few
@@ -110,7 +110,9 @@ class NdjsonReader:
             raise InputFormatError("no JSON object found in the input", uri=self.uri, offset=0)
         return _nulls_as_string(schema)
 
-    def read(self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart") -> Iterator[Chunk]:
+    def read(
+        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart"
+    ) -> Iterator[Chunk]:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
         next_record = 1
         pieces = aligned_pieces(stream, self._cut, block_size=self.options.block_size,
@@ -154,8 +156,9 @@ class NdjsonReader:
     def _bisect(
         self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
-        """Parse ``lines`` (records ``first + base ...``); split in halves until failures are
-        single lines. Returns the good tables, the rejects and any wider schemas seen.
+        """Parse ``lines`` (records ``first + base ...``), halving until failures are single lines.
+
+        Returns the good tables, the rejects and any wider schemas seen.
         """
         try:
             table = parse_json_objects(b"\n".join(lines), schema)

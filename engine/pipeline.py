@@ -1,0 +1,129 @@
+"""Overlap the stages of a conversion on worker threads, with bounded hand-offs.
+
+pyarrow's parsers and Parquet encoder, zstd/bz2/ISA-L decompression and S3 reads all release the
+GIL, so reading, parsing and writing can run at once on a machine with more than one core. Each
+hand-off is a queue of ``depth`` items, so the memory in flight stays a fixed number of blocks and
+chunks, whatever the input size. With ``threads=1`` nothing here is used.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Generic, TypeVar
+
+__all__ = ["Prefetch", "ReadAhead"]
+
+T = TypeVar("T")
+_DONE = object()
+_POLL_SECONDS = 0.1
+
+
+class Prefetch(Generic[T]):
+    """Iterate ``source`` on a worker thread, at most ``depth`` items ahead of the consumer.
+
+    An exception raised by ``source`` is re-raised by ``next()`` in the consumer. ``close()``
+    (also on leaving a ``with`` block) stops the worker and closes ``source``.
+    """
+
+    def __init__(self, source: Iterable[T], *, depth: int = 1, name: str = "chunkwise") -> None:
+        self._queue: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[object, BaseException | None]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, source: Iterable[T]) -> None:
+        iterator = iter(source)
+        try:
+            for item in iterator:
+                if not self._put((item, None)):
+                    return
+            self._put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put((None, exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        item, exc = self._queue.get()
+        if exc is not None:
+            raise exc
+        if item is _DONE:
+            self._queue.put((_DONE, None))  # later next() calls stop too
+            raise StopIteration
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Stop the worker, drop what it prefetched and wait for it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReadAhead:
+    """A binary stream that reads (and decompresses) ``stream`` one block ahead on a thread."""
+
+    def __init__(self, stream: BinaryIO, block_size: int, *, depth: int = 1) -> None:
+        self._blocks = Prefetch(iter(lambda: stream.read(block_size), b""), depth=depth,
+                                name="chunkwise-read")
+        self._current = memoryview(b"")
+        self._eof = False
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` from the prefetched blocks; fewer bytes only at the end of the stream."""
+        filled = 0
+        while filled < len(view):
+            if not self._current:
+                if self._eof:
+                    break
+                try:
+                    self._current = memoryview(next(self._blocks))
+                except StopIteration:
+                    self._eof = True
+                    break
+            n = min(len(view) - filled, len(self._current))
+            view[filled:filled + n] = self._current[:n]
+            self._current = self._current[n:]
+            filled += n
+        return filled
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all that is left when negative)."""
+        if size < 0:
+            parts = []
+            while chunk := self.read(1 << 20):
+                parts.append(chunk)
+            return b"".join(parts)
+        buf = bytearray(size)
+        n = self.readinto(memoryview(buf))
+        return bytes(buf[:n])
+
+    def close(self) -> None:
+        """Stop the reading thread."""
+        self._blocks.close()
