@@ -11,7 +11,8 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     │   ├── ValidationError      rows break the contract beyond its reject threshold
     │   ├── SchemaError          header/columns/types do not match what is expected
     │   ├── InputFormatError     not CSV/JSON, corrupt compression, bad encoding, unterminated
-    │   └── InputNotFoundError   the object, file or bucket does not exist
+    │   ├── InputNotFoundError   the object, file or bucket does not exist
+    │   └── ContractError        the dataset contract file itself is invalid
     └── TransientError           retried by the state machine (throttling, timeouts, resets)
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ContractError",
     "EngineError",
     "InputFormatError",
     "InputNotFoundError",
@@ -101,6 +103,13 @@ class InputNotFoundError(PermanentError):
     """The file, object or bucket does not exist."""
 
     exit_code = 66  # EX_NOINPUT
+
+
+class ContractError(PermanentError):
+    """The dataset contract is invalid: a typo in a key, an unknown type, a bad regex.
+
+    ``record`` is unused; the message names the contract file and line.
+    """
 
 
 class TransientError(EngineError):
