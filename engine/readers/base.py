@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar, Protocol
 
+import numpy as np
 import pyarrow as pa
 
 from engine.config import MAX_REJECT_RAW_CHARS, ReadOptions
@@ -53,18 +54,25 @@ class Reject:
     offset: int | None
     reason: str
     raw: str
+    column: str | None = None
+    check: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The reject as one line of the rejects file."""
-        return {"record": self.record, "offset": self.offset, "reason": self.reason,
-                "raw": self.raw}
+        out: dict[str, object] = {"record": self.record, "offset": self.offset,
+                                  "reason": self.reason, "raw": self.raw}
+        if self.column is not None:
+            out["column"] = self.column
+            out["check"] = self.check
+        return out
 
     @classmethod
-    def make(cls, record: int, offset: int | None, reason: str, raw: str | bytes) -> Reject:
+    def make(cls, record: int, offset: int | None, reason: str, raw: str | bytes,
+             column: str | None = None, check: str | None = None) -> Reject:
         """Build a reject, decoding and cutting ``raw``."""
         if isinstance(raw, bytes | bytearray | memoryview):
             raw = bytes(raw[: MAX_REJECT_RAW_CHARS * 4]).decode("utf-8", "replace")
-        return cls(record, offset, reason, raw[:MAX_REJECT_RAW_CHARS])
+        return cls(record, offset, reason, raw[:MAX_REJECT_RAW_CHARS], column, check)
 
 
 @dataclass
@@ -79,6 +87,14 @@ class Chunk:
     records: int
     offset: int
     rejects: list[Reject] = field(default_factory=list)
+
+    def row_records(self) -> np.ndarray:
+        """The record number of each row of ``table`` (records the reader rejected are gaps)."""
+        numbers = np.arange(self.first_record, self.first_record + self.records, dtype=np.int64)
+        if self.rejects:
+            numbers = np.setdiff1d(numbers, [r.record for r in self.rejects],
+                                   assume_unique=True)
+        return numbers
 
 
 @dataclass(frozen=True)
@@ -145,7 +161,8 @@ class Reader(Protocol):
         ...
 
     def read(
-        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart"
+        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart",
+        strict: frozenset[str] = frozenset(),
     ) -> Iterator[Chunk]:
         """Parse ``stream`` (decompressed bytes) into chunks of the given schema.
 
@@ -153,6 +170,10 @@ class Reader(Protocol):
         reader raises :class:`SchemaWidening` so the caller can restart with one schema for the
         whole output; with ``widen="continue"`` it re-parses the chunk with the wider schema and
         later chunks carry it. ``self.widened`` lists the changes made in "continue" mode.
+
+        Columns in ``strict`` are typed by a contract and never widen: a chunk whose values do
+        not fit them comes back with those columns as text (CSV) for the validator to convert
+        row by row, or the record is rejected (JSON).
         """
         ...
 
@@ -201,9 +222,18 @@ def _unify_fields(a: list[pa.Field], b: list[pa.Field]) -> list[pa.Field]:
     return out
 
 
-def unify_schemas(current: pa.Schema, seen: pa.Schema) -> pa.Schema:
-    """``current`` widened so that values of ``seen`` fit; new columns are appended."""
-    return pa.schema(_unify_fields(list(current), list(seen)))
+def unify_schemas(
+    current: pa.Schema, seen: pa.Schema, strict: frozenset[str] = frozenset()
+) -> pa.Schema:
+    """``current`` widened so that values of ``seen`` fit; new columns are appended.
+
+    Columns in ``strict`` (typed by a contract) keep their type: their misfits are rejects.
+    """
+    unified = pa.schema(_unify_fields(list(current), list(seen)))
+    if not strict:
+        return unified
+    return pa.schema([current.field(f.name) if f.name in strict and f.name in current.names
+                      else f for f in unified])
 
 
 def widenings(old: pa.Schema, new: pa.Schema, record: int) -> list[Widening]:

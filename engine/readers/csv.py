@@ -207,7 +207,8 @@ class CsvReader:
     # -- reading ---------------------------------------------------------------------------
 
     def read(
-        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart"
+        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart",
+        strict: frozenset[str] = frozenset(),
     ) -> Iterator[Chunk]:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
         names: list[str] | None = None
@@ -227,7 +228,7 @@ class CsvReader:
                 raise InputFormatError("unterminated quoted field at the end of the input",
                                        uri=self.uri, record=next_record, offset=offset)
             table, rejects, schema = self._parse_chunk(piece, names, schema, offset,
-                                                       next_record, widen)
+                                                       next_record, widen, strict)
             records = table.num_rows + len(rejects)
             yield Chunk(table, next_record, records, offset, rejects)
             next_record += records
@@ -241,7 +242,7 @@ class CsvReader:
 
     def _parse_chunk(
         self, piece: memoryview, names: list[str], schema: pa.Schema, offset: int, first: int,
-        widen: str,
+        widen: str, strict: frozenset[str] = frozenset(),
     ) -> tuple[pa.Table, list[Reject], pa.Schema]:
         bad: list[pacsv.InvalidRow] = []
         try:
@@ -254,9 +255,18 @@ class CsvReader:
             if "conversion error" not in message:
                 raise InputFormatError(message, uri=self.uri, record=first,
                                        offset=offset) from None
+            if strict:  # contract columns as text: the validator rejects misfits row by row
+                loose = pa.schema([pa.field(f.name, pa.string()) if f.name in strict else f
+                                   for f in schema])
+                bad.clear()
+                try:
+                    table = self._parse(piece, names, loose, bad)
+                    return table, self._rejects(piece, bad, offset, first), schema
+                except pa.ArrowInvalid:
+                    pass  # a column outside the contract does not fit either: widen it
             bad.clear()
             seen = self._parse(piece, names, None, bad, offset, first)
-            wider = unify_schemas(schema, seen.schema)
+            wider = unify_schemas(schema, seen.schema, strict)
             changes = widenings(schema, wider, first)
             if not changes:
                 raise InputFormatError(message, uri=self.uri, record=first,
@@ -267,12 +277,16 @@ class CsvReader:
             schema = wider
             bad.clear()
             table = self._parse(piece, names, schema, bad)
+        return table, self._rejects(piece, bad, offset, first), schema
+
+    @staticmethod
+    def _rejects(piece: memoryview, bad: list[pacsv.InvalidRow], offset: int,
+                 first: int) -> list[Reject]:
         text = bytes(piece) if bad else b""
-        rejects = [
+        return [
             Reject.make(first + (row.number - 1 if row.number else 0),
                         offset + max(text.find(row.text.encode()), 0),
                         f"expected {row.expected_columns} fields, found {row.actual_columns}",
-                        row.text)
+                        row.text, check="fields")
             for row in bad
         ]
-        return table, rejects, schema

@@ -25,6 +25,7 @@ from engine.readers.base import (
     Widening,
     aligned_pieces,
     unify_schemas,
+    unify_types,
     widenings,
 )
 
@@ -111,7 +112,8 @@ class NdjsonReader:
         return _nulls_as_string(schema)
 
     def read(
-        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart"
+        self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart",
+        strict: frozenset[str] = frozenset(),
     ) -> Iterator[Chunk]:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
         next_record = 1
@@ -120,13 +122,14 @@ class NdjsonReader:
                                 first_record=lambda: next_record)
         for offset, piece, _last in pieces:
             table, rejects, records, schema = self._parse_chunk(piece, schema, offset,
-                                                                next_record, widen)
+                                                                next_record, widen, strict)
             if records:
                 yield Chunk(table, next_record, records, offset, rejects)
             next_record += records
 
     def _parse_chunk(
-        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str
+        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str,
+        strict: frozenset[str] = frozenset(),
     ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
         try:
             table = parse_json_objects(piece, schema)
@@ -139,22 +142,23 @@ class NdjsonReader:
         piece = bytes(piece)
         lines = [ln for ln in piece.split(b"\n") if ln.strip()]
         starts = _line_offsets(piece, offset)
-        tables, rejects, seen = self._bisect(lines, starts, 0, schema, first)
+        tables, rejects, seen = self._bisect(lines, starts, 0, schema, first, strict)
         wider = schema
         for s in seen:
-            wider = unify_schemas(wider, s)
+            wider = unify_schemas(wider, s, strict)
         if not wider.equals(schema):
             changes = widenings(schema, wider, first)
             if widen == "restart":
                 raise SchemaWidening(wider, changes)
             self.widened.extend(changes)
-            return self._parse_chunk(piece, wider, offset, first, widen)[:3] + (wider,)
+            return self._parse_chunk(piece, wider, offset, first, widen, strict)[:3] + (wider,)
         parts = [t.select(schema.names) for t in tables if t.num_rows]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         return table, rejects, len(lines), schema
 
     def _bisect(
-        self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int
+        self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int,
+        strict: frozenset[str] = frozenset(),
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
         """Parse ``lines`` (records ``first + base ...``), halving until failures are single lines.
 
@@ -168,25 +172,34 @@ class NdjsonReader:
         except pa.ArrowInvalid as exc:
             if len(lines) > 1:
                 mid = len(lines) // 2
-                a = self._bisect(lines[:mid], starts, base, schema, first)
-                b = self._bisect(lines[mid:], starts, base + mid, schema, first)
+                a = self._bisect(lines[:mid], starts, base, schema, first, strict)
+                b = self._bisect(lines[mid:], starts, base + mid, schema, first, strict)
                 return a[0] + b[0], a[1] + b[1], a[2] + b[2]
-            return self._single(lines[0], starts[base], schema, first + base, exc)
+            return self._single(lines[0], starts[base], schema, first + base, exc, strict)
 
     def _single(
-        self, line: bytes, start: int, schema: pa.Schema, record: int, exc: Exception
+        self, line: bytes, start: int, schema: pa.Schema, record: int, exc: Exception,
+        strict: frozenset[str] = frozenset(),
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
         try:
             inferred = parse_json_objects(line, None).schema
         except pa.ArrowInvalid as inner:
-            return [], [Reject.make(record, start, f"invalid JSON: {_reason(inner)}", line)], []
-        wider = unify_schemas(schema, inferred)
+            return [], [Reject.make(record, start, f"invalid JSON: {_reason(inner)}", line,
+                                    check="json")], []
+        wider = unify_schemas(schema, inferred, strict)
         if not wider.equals(schema):
             return [], [], [wider]
+        for name in strict & set(inferred.names):
+            expected = schema.field(name).type
+            found = inferred.field(name).type
+            if not unify_types(expected, found).equals(expected):
+                return [], [Reject.make(record, start, f"{name}: a {found} value is not "
+                                        f"{expected}", line, column=name, check="type")], []
         try:  # the value fits only as JSON text in a string column
             return [python_parse([line], schema)], [], []
         except (ValueError, TypeError, pa.ArrowException):
-            return [], [Reject.make(record, start, f"invalid JSON: {_reason(exc)}", line)], []
+            return [], [Reject.make(record, start, f"invalid JSON: {_reason(exc)}", line,
+                                    check="json")], []
 
 
 def _line_offsets(piece: bytes, offset: int) -> list[int]:

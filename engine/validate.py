@@ -1,0 +1,308 @@
+"""Enforce a dataset contract on each chunk, vectorised with pyarrow.compute.
+
+A record that fails a check becomes a :class:`~engine.readers.base.Reject` naming the record, the
+column, the check and the raw value; the rest of its chunk is written. Checks: types (via the
+reader's strict mode and :mod:`engine.coerce`), ``nullable``, ``min``/``max``, ``in``, ``regex``,
+``max_length`` and ``unique`` (within the file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.coerce import convert_strings, parse_timestamps
+from engine.errors import SchemaError
+from engine.readers.base import Chunk, Reject
+from engine.types import parse_type
+
+__all__ = ["SeenValues", "Validator"]
+
+#: Examples kept per (column, check) for the ``validate`` summary.
+EXAMPLES_PER_CHECK = 3
+
+
+class SeenValues:
+    """The values of a ``unique`` column seen so far in the file, as sorted 64-bit keys.
+
+    Memory is 8 bytes per distinct value (reported as ``state_bytes``): integer, date and
+    timestamp values are their own keys; other values are hashed (blake2b, 64 bits).
+    """
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(run.nbytes for run in self._runs)
+
+    def add(self, values: pa.Array) -> np.ndarray:
+        """Record ``values``; return a mask of those seen before (in the file or earlier here).
+
+        Nulls are never duplicates.
+        """
+        keys, valid = _keys(values)
+        dup = np.zeros(len(keys), dtype=bool)
+        idx = np.flatnonzero(valid)
+        if not len(idx):
+            return dup
+        k = keys[idx]
+        _, first = np.unique(k, return_index=True)
+        repeat = np.ones(len(k), dtype=bool)
+        repeat[first] = False  # later copies within this batch
+        for run in self._runs:
+            pos = np.searchsorted(run, k)
+            pos[pos == len(run)] = 0
+            repeat |= run[pos] == k
+        dup[idx] = repeat
+        new = np.unique(k[~repeat])
+        if len(new):
+            self._runs.append(new)
+            self._compact()
+        return dup
+
+    def _compact(self) -> None:
+        # Merge the newest runs while a run is not much larger than the one after it: few runs,
+        # each value merged O(log n) times.
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            last = self._runs.pop()
+            self._runs[-1] = np.union1d(self._runs[-1], last)
+
+
+def _keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values = values.cast(t.value_type)
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_temporal(t):
+        ints = values.cast(pa.int64()) if not pa.types.is_int64(t) else values
+        return np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False)).view(np.uint64), valid
+    import hashlib  # only for non-integer unique columns
+
+    out = np.zeros(len(values), dtype=np.uint64)
+    for i, value in enumerate(values.to_pylist()):  # per value: documented as the slow case
+        if value is not None:
+            digest = hashlib.blake2b(repr(value).encode(), digest_size=8).digest()
+            out[i] = int.from_bytes(digest, "little")
+    return out, valid
+
+
+class Validator:
+    """Checks chunks against a contract and converts them to its types.
+
+    Args:
+        contract: an :class:`engine.contract.Contract`.
+        uri: the input, for error messages.
+    """
+
+    def __init__(self, contract: Any, uri: str) -> None:
+        self.contract = contract
+        self.uri = uri
+        self.specs = dict(contract.columns)
+        self.types = {name: parse_type(spec.type) for name, spec in self.specs.items()}
+        self.unique = {name: SeenValues() for name, spec in self.specs.items() if spec.unique}
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.examples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.input_names: list[str] = []
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def reader_schema(self, inferred: pa.Schema) -> tuple[pa.Schema, frozenset[str]]:
+        """The schema the reader parses with, and the columns whose types it must not widen.
+
+        Raises :class:`SchemaError` (before anything is written) for a missing required column
+        or, with ``extra_columns: reject``, for columns the contract does not name.
+        """
+        names = inferred.names
+        missing = [n for n, s in self.specs.items() if s.required and n not in names]
+        if missing:
+            raise SchemaError(f"required column(s) missing from the input: {missing}; "
+                              f"found {names}", uri=self.uri)
+        extra = [n for n in names if n not in self.specs]
+        if extra and self.contract.extra_columns == "reject":
+            raise SchemaError(f"column(s) not in the contract: {extra} (extra_columns: reject)",
+                              uri=self.uri)
+        fields = []
+        for f in inferred:
+            if f.name not in self.specs:
+                fields.append(f)
+                continue
+            target = self.types[f.name]
+            if pa.types.is_temporal(target) and self.specs[f.name].formats:
+                target = pa.string()  # parsed with the contract's formats by apply()
+            elif pa.types.is_dictionary(target):
+                target = target.value_type
+            fields.append(pa.field(f.name, target))
+        self.input_names = names
+        strict = frozenset(n for n in names if n in self.specs)
+        return pa.schema(fields), strict
+
+    def output_schema(self) -> pa.Schema:
+        """Declared columns in contract order (typed), then kept extra columns."""
+        fields = [pa.field(n, self.types[n], nullable=s.nullable) for n, s in self.specs.items()]
+        return pa.schema(fields)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def apply(self, chunk: Chunk) -> tuple[pa.Table, list[Reject]]:
+        """Convert and check one chunk.
+
+        Returns the good rows (contract columns, then kept extras) and a reject per bad record
+        (its first failing check).
+        """
+        table = chunk.table
+        n = table.num_rows
+        bad = np.zeros(n, dtype=bool)
+        reason: list[tuple[str, str, Any] | None] = [None] * n
+        columns: dict[str, pa.Array] = {}
+
+        def flag(mask: np.ndarray, column: str, check: str, raw: pa.Array | None) -> None:
+            new = mask & ~bad
+            if not new.any():
+                return
+            values = raw if raw is not None else table.column(column)
+            for i in np.flatnonzero(new):
+                reason[i] = (column, check, values[int(i)].as_py())
+            bad[:] |= new
+
+        for name, spec in self.specs.items():
+            target = self.types[name]
+            if name not in table.column_names:
+                columns[name] = pa.nulls(n, target)
+                if not spec.nullable:
+                    flag(np.ones(n, dtype=bool), name, "nullable", pa.nulls(n))
+                continue
+            raw = table.column(name)
+            values, failed = self._convert(raw, target, spec)
+            flag(failed, name, "type", raw)
+            columns[name] = values
+            self._checks(values, raw, name, spec, flag)
+        for name in self.unique:
+            values = columns[name]
+            keep = ~bad
+            dup = np.zeros(n, dtype=bool)
+            dup[keep] = self.unique[name].add(values.filter(pa.array(keep)))
+            flag(dup, name, "unique", table.column(name) if name in table.column_names else None)
+
+        names = list(self.specs)
+        kept = [c for c in table.column_names if c not in self.specs]
+        if self.contract.extra_columns == "keep":
+            for c in kept:
+                columns[c] = table.column(c)
+            names += kept
+        out = pa.table([columns[c] for c in names], names=names)
+        rejects = self._rejects(chunk, bad, reason)
+        if bad.any():
+            out = out.filter(pa.array(~bad))
+        return out, rejects
+
+    def _convert(self, raw: pa.ChunkedArray, target: pa.DataType, spec: Any
+                 ) -> tuple[pa.Array, np.ndarray]:
+        if pa.types.is_temporal(target) and spec.formats:
+            return parse_timestamps(raw, target, list(spec.formats), spec.timezone)
+        if raw.type.equals(target):
+            array = raw.combine_chunks() if raw.num_chunks != 1 else raw.chunk(0)
+            return array, np.zeros(len(raw), dtype=bool)
+        if pa.types.is_string(raw.type):
+            return convert_strings(raw, target)
+        try:
+            return pc.cast(raw, target).combine_chunks(), np.zeros(len(raw), dtype=bool)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return convert_strings(pc.cast(raw, pa.string()), target)
+
+    def _checks(self, values: pa.Array, raw: Any, name: str, spec: Any, flag: Any) -> None:
+        target = values.type
+        if not spec.nullable:
+            flag(_np(values.is_null()), name, "nullable", raw)
+        plain = values.dictionary_decode() if pa.types.is_dictionary(target) else values
+        if spec.min is not None:
+            flag(_np(pc.less(plain, _scalar(spec.min, plain.type))), name, "min", raw)
+        if spec.max is not None:
+            flag(_np(pc.greater(plain, _scalar(spec.max, plain.type))), name, "max", raw)
+        if spec.allowed is not None:
+            allowed = pa.array(list(spec.allowed)).cast(plain.type)
+            flag(_np(pc.invert(pc.is_in(plain, value_set=allowed))) & _np(plain.is_valid()),
+                 name, "in", raw)
+        if spec.regex is not None:
+            flag(_np(pc.invert(pc.match_substring_regex(plain, spec.regex))), name, "regex", raw)
+        if spec.max_length is not None:
+            flag(_np(pc.greater(pc.utf8_length(plain), spec.max_length)), name, "max_length",
+                 raw)
+
+    def _rejects(self, chunk: Chunk, bad: np.ndarray,
+                 reason: list[tuple[str, str, Any] | None]) -> list[Reject]:
+        if not bad.any():
+            return []
+        records = chunk.row_records()
+        out = []
+        for i in np.flatnonzero(bad):
+            column, check, value = reason[i]  # type: ignore[misc]
+            detail = _describe(check, value, self.specs[column], self.types[column])
+            reject = Reject.make(int(records[i]), chunk.offset, f"{column}: {detail}",
+                                 "" if value is None else str(value), column=column,
+                                 check=check)
+            out.append(reject)
+            key = (column, check)
+            self.counts[key] += 1
+            examples = self.examples.setdefault(key, [])
+            if len(examples) < EXAMPLES_PER_CHECK:
+                examples.append({"record": reject.record, "value": reject.raw})
+        return out
+
+    def note_reader_rejects(self, rejects: list[Reject]) -> None:
+        """Count the reader's own rejects (malformed records) in the summary."""
+        for reject in rejects:
+            key = (reject.column or "(record)", reject.check or "format")
+            self.counts[key] += 1
+            examples = self.examples.setdefault(key, [])
+            if len(examples) < EXAMPLES_PER_CHECK:
+                examples.append({"record": reject.record, "value": reject.raw[:200]})
+
+    @property
+    def state_bytes(self) -> int:
+        """Memory held by ``unique`` checks (grows with distinct values, not chunk size)."""
+        return sum(seen.nbytes for seen in self.unique.values())
+
+
+def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks()
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
+    if pa.types.is_timestamp(typ) and isinstance(value, str):
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if typ.tz and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return pa.scalar(parsed, typ)
+    if pa.types.is_date(typ) and isinstance(value, str):
+        return pa.scalar(dt.date.fromisoformat(value), typ)
+    if pa.types.is_decimal(typ):
+        from decimal import Decimal
+
+        return pa.scalar(Decimal(str(value)), pa.decimal128(38, typ.scale))
+    return pa.scalar(value).cast(typ) if not isinstance(value, pa.Scalar) else value
+
+
+def _describe(check: str, value: Any, spec: Any, target: pa.DataType) -> str:
+    shown = "null" if value is None else repr(value if not isinstance(value, str)
+                                              else value[:80])
+    return {
+        "type": f"{shown} is not {target}"
+        + (f" in formats {list(spec.formats)}" if getattr(spec, "formats", None) else ""),
+        "nullable": "null in a non-nullable column",
+        "min": f"{shown} is below the minimum {spec.min}",
+        "max": f"{shown} is above the maximum {spec.max}",
+        "in": f"{shown} is not one of {list(spec.allowed) if spec.allowed else []}",
+        "regex": f"{shown} does not match {spec.regex!r}",
+        "max_length": f"{shown} is longer than {spec.max_length} characters",
+        "unique": f"{shown} repeats an earlier record",
+    }[check]
