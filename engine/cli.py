@@ -58,6 +58,12 @@ def _run(as_json: bool, job: Callable[[], Any]) -> Any:
         return job()
     except typer.Exit:
         raise
+    except typer.BadParameter as exc:  # a bad option: typer prints it and exits 2
+        if as_json:
+            print(json.dumps({"status": "failed", "error": {
+                "type": "UsageError", "message": exc.format_message(), "uri": None,
+                "record": None, "offset": None}}))
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
@@ -93,22 +99,24 @@ def transform(
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""
-    if compression not in ("zstd", "snappy", "gzip", "none"):
-        raise typer.BadParameter("use zstd, snappy, gzip or none", param_hint="--compression")
-    if fmt is not None and fmt not in ("csv", "ndjson", "json"):
-        raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
-    kwargs: dict[str, Any] = {
-        "format": fmt, "json_path": json_path, "block_size": _size(block_size),
-        "row_group_bytes": _size(row_group_size), "row_group_rows": row_group_rows,
-        "compression": compression, "rejects_uri": rejects, "delimiter": delimiter,
-        "quote_char": quote_char, "header": header, "encoding": encoding,
-        "max_rows_per_file": max_rows_per_file,
-    }
-    if null_value:
-        kwargs["null_values"] = tuple(null_value)
 
     def job() -> Any:
         from engine.run import transform as run_transform
+
+        if compression not in ("zstd", "snappy", "gzip", "none"):
+            raise typer.BadParameter("use zstd, snappy, gzip or none",
+                                     param_hint="--compression")
+        if fmt is not None and fmt not in ("csv", "ndjson", "json"):
+            raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
+        kwargs: dict[str, Any] = {
+            "format": fmt, "json_path": json_path, "block_size": _size(block_size),
+            "row_group_bytes": _size(row_group_size), "row_group_rows": row_group_rows,
+            "compression": compression, "rejects_uri": rejects, "delimiter": delimiter,
+            "quote_char": quote_char, "header": header, "encoding": encoding,
+            "max_rows_per_file": max_rows_per_file,
+        }
+        if null_value:
+            kwargs["null_values"] = tuple(null_value)
 
         if schema is not None:
             from engine.types import parse_schema
@@ -168,7 +176,8 @@ def _summary(report: Any) -> None:
         f"{report.rows_in:,} rows in, {report.rows_out:,} written, "
         f"{report.rows_rejected:,} rejected; {mb:,.1f} MB in {report.seconds:.2f} s "
         f"({rate:,.0f} MB/s), {report.bytes_out / 1e6:,.1f} MB out, "
-        f"peak RSS {report.peak_rss_bytes / 2**20:,.0f} MiB"
+        f"peak RSS {report.peak_rss_bytes / 2**20:,.0f} MiB",
+        soft_wrap=True,  # one line, whatever the terminal width
     )
     for w in report.widened:
         console.print(f"  widened {w['column']}: {w['from']} → {w['to']} (record {w['record']})")

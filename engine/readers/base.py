@@ -10,6 +10,7 @@ streaming readers hold ~32 blocks in flight, see DESIGN.md).
 from __future__ import annotations
 
 import codecs
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar, Protocol
@@ -409,3 +410,22 @@ def aligned_pieces(
         buf[:rest] = buf[pos:filled]
         filled = rest
         offset += pos
+
+
+def first_invalid_utf8(data: bytes | bytearray | memoryview) -> tuple[int, str] | None:
+    """Index and reason of the first byte of ``data`` that is not UTF-8, or ``None``.
+
+    Arrow's vectorised validation over the bytes as they are (no copy, no decode); only an
+    invalid input is decoded in Python, to find the position.
+    """
+    offsets = pa.py_buffer(struct.pack("<2q", 0, len(data)))
+    try:
+        pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    try:
+        bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start, exc.reason
+    return None

@@ -9,6 +9,7 @@ at memory speed without a Python loop over the bytes.
 from __future__ import annotations
 
 import csv as pycsv
+import re
 from collections.abc import Iterator
 from typing import BinaryIO, ClassVar
 
@@ -24,6 +25,7 @@ from engine.readers.base import (
     SchemaWidening,
     Widening,
     aligned_pieces,
+    first_invalid_utf8,
     unify_schemas,
     widenings,
 )
@@ -116,10 +118,14 @@ class CsvReader:
 
     def _fields(self, record: bytes) -> list[str]:
         text = record.decode("utf-8", "replace").rstrip("\r\n")
-        rows = list(pycsv.reader([text], delimiter=self.options.delimiter,
-                                 quotechar=self.options.quote_char or None,
-                                 quoting=pycsv.QUOTE_MINIMAL if self.options.quote_char
-                                 else pycsv.QUOTE_NONE, strict=False)) if text else []
+        try:
+            rows = list(pycsv.reader([text], delimiter=self.options.delimiter,
+                                     quotechar=self.options.quote_char or None,
+                                     quoting=pycsv.QUOTE_MINIMAL if self.options.quote_char
+                                     else pycsv.QUOTE_NONE, strict=False)) if text else []
+        except pycsv.Error as exc:  # e.g. a bare CR: binary data or old Mac line endings
+            raise InputFormatError(f"the first CSV record cannot be parsed: {exc}",
+                                   uri=self.uri, record=1, offset=0) from None
         return rows[0] if rows else []
 
     def _convert_options(self, types: pa.Schema | None) -> pacsv.ConvertOptions:
@@ -190,11 +196,14 @@ class CsvReader:
                 continue
             bad: list = []
             try:
+                if sample.at_start:
+                    self._require_utf8(data, header_len, 1)
                 table = self._parse(data, names, None, bad, 0 if sample.at_start else 0,
                                     1 if sample.at_start else 0)
-            except pa.ArrowInvalid:
+            except pa.ArrowInvalid as exc:
                 if sample.at_start:
-                    raise
+                    raise InputFormatError(f"not parseable as CSV: {exc}", uri=self.uri,
+                                           offset=0) from None
                 continue  # a mid-object sample that started inside a quoted field
             if not sample.at_start and len(bad) > table.num_rows:
                 continue
@@ -240,10 +249,31 @@ class CsvReader:
                 uri=self.uri, offset=0,
             )
 
+    def _require_utf8(self, piece: bytes | memoryview, offset: int, first: int) -> None:
+        """Raise InputFormatError at the first byte that is not UTF-8. pyarrow must not see it
+        in a ragged row: it decodes the row for the invalid-row handler, fails, prints an
+        "Exception ignored" traceback and aborts the parse.
+        """
+        bad = first_invalid_utf8(piece)
+        if bad is None:
+            return
+        data = bytes(piece)  # error path only
+        records, pos, inside, end = 0, 0, 0, self._cut(data, bad[0])
+        while pos < end:  # the records before the one holding the bad byte
+            nxt = data.find(b"\n", pos, end)
+            if self._quote:
+                inside ^= data.count(self._quote, pos, nxt) & 1
+            records += not inside
+            pos = nxt + 1
+        raise InputFormatError(
+            f"bytes are not valid UTF-8 ({bad[1]}); use --encoding for other encodings",
+            uri=self.uri, record=first + records, offset=offset + bad[0])
+
     def _parse_chunk(
         self, piece: memoryview, names: list[str], schema: pa.Schema, offset: int, first: int,
         widen: str, strict: frozenset[str] = frozenset(),
     ) -> tuple[pa.Table, list[Reject], pa.Schema]:
+        self._require_utf8(piece, offset, first)
         bad: list[pacsv.InvalidRow] = []
         try:
             table = self._parse(piece, names, schema, bad)
@@ -267,7 +297,8 @@ class CsvReader:
             bad.clear()
             seen = self._parse(piece, names, None, bad, offset, first)
             wider = unify_schemas(schema, seen.schema, strict)
-            changes = widenings(schema, wider, first)
+            row = re.search(r"Row #(\d+)", message)  # pyarrow names the row that failed
+            changes = widenings(schema, wider, first + int(row.group(1)) - 1 if row else first)
             if not changes:
                 raise InputFormatError(message, uri=self.uri, record=first,
                                        offset=offset) from None

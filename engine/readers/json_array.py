@@ -41,6 +41,7 @@ from engine.readers.base import (
     Sample,
     SchemaWidening,
     Widening,
+    first_invalid_utf8,
     unify_schemas,
     unify_types,
     widenings,
@@ -684,6 +685,12 @@ class JsonArrayReader:
         With ``guessed`` (separators from :func:`_guess`), returns ``None`` unless pyarrow parses
         the piece into exactly one row per element, which proves the guess right.
         """
+        bad = first_invalid_utf8(memoryview(buf)[: int(found.seps[-1]) + 1])
+        if bad is not None:  # pyarrow's JSON parser copies invalid UTF-8 as is
+            raise InputFormatError(
+                f"bytes are not valid UTF-8 ({bad[1]}); use --encoding for other encodings",
+                uri=self.uri, record=first + int(np.searchsorted(found.seps, bad[0])),
+                offset=offset + bad[0])
         count = int(found.seps.size)
         parsed = None
         if found.objects:

@@ -24,6 +24,7 @@ from engine.readers.base import (
     SchemaWidening,
     Widening,
     aligned_pieces,
+    first_invalid_utf8,
     unify_schemas,
     unify_types,
     widenings,
@@ -131,6 +132,14 @@ class NdjsonReader:
         self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str,
         strict: frozenset[str] = frozenset(),
     ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
+        bad = first_invalid_utf8(piece)  # pyarrow's JSON parser copies invalid UTF-8 as is
+        if bad is not None:
+            before = bytes(piece[: bad[0]])
+            records = sum(1 for ln in before[: before.rfind(b"\n") + 1].split(b"\n")
+                          if ln.strip())
+            raise InputFormatError(
+                f"bytes are not valid UTF-8 ({bad[1]}); use --encoding for other encodings",
+                uri=self.uri, record=first + records, offset=offset + bad[0])
         try:
             table = parse_json_objects(piece, schema)
         except pa.ArrowInvalid:

@@ -1,0 +1,345 @@
+"""The ``chunkwise`` command: typer's CliRunner, and real subprocesses of the console script."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.gen import generate
+
+REPORT_KEYS = {"status", "input", "output", "format", "rows_in", "rows_out", "rows_rejected",
+               "bytes_in", "bytes_out", "seconds", "peak_rss_bytes", "schema", "widened",
+               "rejects"}
+ERROR_KEYS = {"type", "message", "uri", "record", "offset"}
+
+
+def console_script() -> list[str]:
+    script = Path(sys.executable).parent / "chunkwise"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "engine.cli"]  # pragma: no cover - not installed as a script
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    environ.pop("CHUNKWISE_DEBUG", None)
+    environ.update(env or {})
+    return subprocess.run([*console_script(), *args], capture_output=True, text=True,
+                          timeout=120, env=environ, cwd=cwd)
+
+
+def one_json_object(stdout: str) -> dict[str, Any]:
+    """stdout holds exactly one JSON object and nothing else."""
+    text = stdout.strip()
+    assert text, "nothing on stdout"
+    assert len(text.splitlines()) == 1, stdout
+    data = json.loads(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def assert_failed(stdout: str, error_type: str) -> dict[str, Any]:
+    data = one_json_object(stdout)
+    assert data["status"] == "failed"
+    assert set(data) == {"status", "error"}
+    assert set(data["error"]) >= ERROR_KEYS
+    assert data["error"]["type"] == error_type
+    assert data["error"]["message"]
+    return data["error"]
+
+
+@pytest.fixture(scope="module")
+def orders_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "orders.csv"
+    generate("orders", path, size=600_000, seed=5)
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+# ---------------------------------------------------------------------------------------------
+# CliRunner
+
+
+def test_transform_json_report(runner: CliRunner, orders_csv: Path, tmp_path: Path):
+    dst = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["transform", str(orders_csv), str(dst), "--json"])
+    assert result.exit_code == 0, result.output
+    report = one_json_object(result.stdout)
+    assert set(report) >= REPORT_KEYS
+    assert report["status"] == "succeeded"
+    assert report["input"] == str(orders_csv)
+    assert report["output"] == str(dst)
+    assert report["format"] == "csv"
+    table = pq.read_table(dst)
+    assert report["rows_in"] == report["rows_out"] + report["rows_rejected"] == table.num_rows
+    assert report["bytes_in"] == orders_csv.stat().st_size
+    assert report["bytes_out"] == dst.stat().st_size
+    assert [f["name"] for f in report["schema"]] == table.column_names
+    assert report["widened"] == []
+    assert report["rejects"]["count"] == 0
+    assert isinstance(report["seconds"], float) and report["peak_rss_bytes"] > 0
+    assert "Traceback" not in result.stderr
+
+
+def test_transform_options_reach_the_engine(runner: CliRunner, orders_csv: Path,
+                                            tmp_path: Path):
+    out = tmp_path / "parts"
+    result = runner.invoke(app, [
+        "transform", str(orders_csv), f"{out}/", "--json", "--compression", "snappy",
+        "--block-size", "64KiB", "--row-group-size", "128KiB", "--row-group-rows", "2000",
+        "--max-rows-per-file", "3000", "--format", "csv",
+    ])
+    assert result.exit_code == 0, result.output
+    report = one_json_object(result.stdout)
+    assert report["compression"] == "snappy"
+    names = sorted(os.listdir(out))
+    assert len(names) >= 2 and len(names) == len(report["files"])
+    rows = 0
+    for name in names:
+        meta = pq.ParquetFile(out / name).metadata
+        assert meta.row_group(0).column(0).compression == "SNAPPY"
+        assert all(meta.row_group(g).num_rows <= 2_000 for g in range(meta.num_row_groups))
+        rows += meta.num_rows
+    assert rows == report["rows_out"] == report["rows_in"]
+
+
+def test_transform_json_path(runner: CliRunner, tmp_path: Path):
+    src = tmp_path / "doc.json"
+    src.write_text(json.dumps({"meta": {"n": 3}, "data": [{"a": i, "b": str(i)}
+                                                          for i in range(3)]}), "utf-8")
+    dst = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["transform", str(src), str(dst), "--json-path", "data.item",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert one_json_object(result.stdout)["format"] == "json"
+    assert pq.read_table(dst).to_pylist() == [{"a": i, "b": str(i)} for i in range(3)]
+
+
+def test_missing_input_exits_66(runner: CliRunner, tmp_path: Path):
+    src = tmp_path / "nope.csv"
+    result = runner.invoke(app, ["transform", str(src), str(tmp_path / "o.parquet"), "--json"])
+    assert result.exit_code == 66
+    error = assert_failed(result.stdout, "InputNotFoundError")
+    assert error["uri"] == str(src)
+    assert "Traceback" not in result.stderr
+    assert "InputNotFoundError" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_gzip_exits_65(runner: CliRunner, orders_csv: Path, tmp_path: Path):
+    packed = gzip.compress(orders_csv.read_bytes())
+    src = tmp_path / "in.csv.gz"
+    src.write_bytes(packed[: len(packed) // 2])
+    result = runner.invoke(app, ["transform", str(src), str(tmp_path / "o.parquet"), "--json"])
+    assert result.exit_code == 65
+    error = assert_failed(result.stdout, "InputFormatError")
+    assert error["uri"] == str(src)
+    assert isinstance(error["offset"], int) and error["offset"] > 0
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == ["in.csv.gz"]
+
+
+def test_unterminated_quote_exits_65(runner: CliRunner, tmp_path: Path):
+    data = b"a,b\n1,x\n2,y\n"
+    src = tmp_path / "in.csv"
+    src.write_bytes(data + b'3,"never closed\n')
+    result = runner.invoke(app, ["transform", str(src), str(tmp_path / "o.parquet"), "--json"])
+    assert result.exit_code == 65
+    error = assert_failed(result.stdout, "InputFormatError")
+    assert (error["uri"], error["record"], error["offset"]) == (str(src), 3, len(data))
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == ["in.csv"]
+
+
+def test_schema_error_exits_65(runner: CliRunner, tmp_path: Path):
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,2\n3,x\n", "utf-8")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"a": "int64", "b": "int64"}), "utf-8")
+    result = runner.invoke(app, ["transform", str(src), str(tmp_path / "o.parquet"),
+                                 "--schema", str(schema), "--json"])
+    assert result.exit_code == 65
+    assert_failed(result.stdout, "SchemaError")
+    assert sorted(os.listdir(tmp_path)) == ["in.csv", "schema.json"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--compression", "lz5"],
+    ["--format", "xml"],
+    ["--block-size", "12XB"],
+    ["--row-group-rows", "many"],
+    ["--no-such-option"],
+])
+def test_bad_option_exits_2(runner: CliRunner, orders_csv: Path, tmp_path: Path,
+                            args: list[str]):
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet"),
+                                 *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [["--compression", "lz5"], ["--block-size", "12XB"]])
+def test_bad_option_with_json_prints_a_failure_object(runner: CliRunner, orders_csv: Path,
+                                                      tmp_path: Path, args: list[str]):
+    # DESIGN: "--json prints one JSON object on stdout": a script parsing stdout must get one.
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet"),
+                                 "--json", *args])
+    assert result.exit_code == 2
+    data = one_json_object(result.stdout)
+    assert data["status"] == "failed"
+    assert set(data["error"]) >= ERROR_KEYS
+
+
+def test_unreadable_schema_file_is_a_usage_error(runner: CliRunner, orders_csv: Path,
+                                                 tmp_path: Path):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"order_id": "no-such-type"}), "utf-8")
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet"),
+                                 "--schema", str(schema)])
+    assert result.exit_code == 2, result.output  # a bad option, not an internal error (70)
+    assert "Traceback" not in result.stderr
+
+
+def test_rejects_option_writes_the_rejects_file(runner: CliRunner, tmp_path: Path):
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,x\n2\n3,z\n4,w,extra\n", "utf-8")
+    rejects = tmp_path / "rejects.ndjson"
+    result = runner.invoke(app, ["transform", str(src), str(tmp_path / "o.parquet"),
+                                 "--rejects", str(rejects), "--json"])
+    assert result.exit_code == 0, result.output
+    report = one_json_object(result.stdout)
+    assert (report["rows_in"], report["rows_out"], report["rows_rejected"]) == (4, 2, 2)
+    assert report["rejects"] == {"count": 2, "uri": str(rejects)}
+    lines = [json.loads(line) for line in rejects.read_text("utf-8").splitlines()]
+    assert [(r["record"], r["raw"]) for r in lines] == [(2, "2"), (4, "4,w,extra")]
+
+
+def test_encoding_delimiter_and_null_value_options(runner: CliRunner, tmp_path: Path):
+    src = tmp_path / "in.txt"
+    src.write_bytes("id;city\n1;Zürich\n2;-\n".encode("latin-1"))
+    dst = tmp_path / "o.parquet"
+    result = runner.invoke(app, ["transform", str(src), str(dst), "--encoding", "latin-1",
+                                 "--delimiter", ";", "--null-value", "-", "--json"])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(dst).to_pylist() == [{"id": 1, "city": "Zürich"},
+                                              {"id": 2, "city": None}]
+
+
+def test_summary_without_json(runner: CliRunner, orders_csv: Path, tmp_path: Path):
+    dst = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["transform", str(orders_csv), str(dst)])
+    assert result.exit_code == 0, result.output
+    assert not result.stdout.lstrip().startswith("{")
+    assert "rows" in result.stdout
+    assert dst.exists()
+
+
+def test_gen_json(runner: CliRunner, tmp_path: Path):
+    dst = tmp_path / "g.ndjson.gz"
+    result = runner.invoke(app, ["gen", "orders", "--size", "200KB", "-o", str(dst), "--json"])
+    assert result.exit_code == 0, result.output
+    data = one_json_object(result.stdout)
+    assert data["status"] == "succeeded"
+    assert (data["format"], data["compression"]) == ("ndjson", "gzip")
+    lines = gzip.decompress(dst.read_bytes()).decode().splitlines()
+    assert data["rows"] == len(lines) > 100
+
+
+def test_gen_unknown_dataset_fails_cleanly(runner: CliRunner, tmp_path: Path):
+    result = runner.invoke(app, ["gen", "nope", "-o", str(tmp_path / "x.csv"), "--json"])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    assert one_json_object(result.stdout)["status"] == "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# real subprocesses of the console script
+
+
+def test_subprocess_gen_then_transform_json(tmp_path: Path):
+    gen = run_cli("gen", "orders", "--size", "1MB", "-o", "x.csv", cwd=tmp_path)
+    assert gen.returncode == 0, gen.stderr
+    assert "Traceback" not in gen.stderr
+    assert (tmp_path / "x.csv").stat().st_size >= 1_000_000
+    proc = run_cli("transform", "x.csv", "x.parquet", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = one_json_object(proc.stdout)
+    assert set(report) >= REPORT_KEYS
+    with open(tmp_path / "x.csv", newline="", encoding="utf-8") as fh:
+        import csv
+
+        expected = sum(1 for _ in csv.DictReader(fh))
+    assert report["rows_in"] == report["rows_out"] == expected
+    assert pq.read_table(tmp_path / "x.parquet").num_rows == expected
+    assert report["bytes_in"] == (tmp_path / "x.csv").stat().st_size
+
+
+def test_subprocess_failures_exit_codes(tmp_path: Path):
+    missing = run_cli("transform", str(tmp_path / "none.csv"), str(tmp_path / "o.parquet"),
+                      "--json")
+    assert missing.returncode == 66
+    assert assert_failed(missing.stdout, "InputNotFoundError")["uri"] == str(tmp_path /
+                                                                            "none.csv")
+    assert "Traceback" not in missing.stderr
+
+    src = tmp_path / "in.csv.gz"
+    src.write_bytes(gzip.compress(b"a,b\n" + b"1,2\n" * 50_000)[:-200])
+    corrupt = run_cli("transform", str(src), str(tmp_path / "o.parquet"), "--json")
+    assert corrupt.returncode == 65
+    assert_failed(corrupt.stdout, "InputFormatError")
+    assert "Traceback" not in corrupt.stderr
+
+    bad = run_cli("transform", str(src), str(tmp_path / "o.parquet"), "--compression", "lz5")
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert bad.stdout.strip() == ""
+    assert sorted(os.listdir(tmp_path)) == ["in.csv.gz"]
+
+
+def test_subprocess_binary_garbage_exits_65(tmp_path: Path):
+    src = tmp_path / "blob"
+    src.write_bytes(bytes(range(256)) * 64)
+    proc = run_cli("transform", str(src), str(tmp_path / "o.parquet"), "--json")
+    assert proc.returncode == 65
+    assert_failed(proc.stdout, "InputFormatError")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("clean_rows", [0, 150_000])
+def test_subprocess_latin1_ragged_row_without_encoding(tmp_path: Path, clean_rows: int):
+    src = tmp_path / "l1.csv"
+    src.write_bytes(b"id,city\n" + b"".join(b"%d,Paris\n" % i for i in range(clean_rows))
+                    + b"1,Z\xfcrich\n2,M\xfcnchen,extra\n")
+    proc = run_cli("transform", str(src), str(tmp_path / "o.parquet"), "--json")
+    assert proc.returncode == 65, proc.stderr
+    assert "UTF-8" in assert_failed(proc.stdout, "InputFormatError")["message"]
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(tmp_path) == ["l1.csv"]
+
+
+def test_subprocess_summary_is_one_line(orders_csv: Path, tmp_path: Path):
+    dst = tmp_path / "a-rather-long-output-name-so-that-the-summary-is-wide.parquet"
+    proc = run_cli("transform", str(orders_csv), str(dst))
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stdout
+    assert str(dst) in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not proc.stdout.lstrip().startswith("{")
