@@ -167,7 +167,8 @@ class RunOptions:
     rejects_uri: str | None = None
     #: how many times a run may restart to widen a column before giving up.
     max_restarts: int = 8
-    #: 1 runs every stage in turn on one thread; 2 reads/decompresses and parses on worker
-    #: threads while the main thread encodes Parquet (one block and one chunk ahead, ~12 MiB
-    #: more at 4 MiB blocks). ``None`` picks 2 when the process may use two or more cores.
-    threads: int | None = None
+    #: 1 (the default) runs every stage in turn on one thread: one chunk in flight. 2 reads,
+    #: decompresses and parses on worker threads while the main thread encodes Parquet (a block
+    #: and a chunk ahead: ~20-30 MiB more peak RSS at 4 MiB blocks); ``None`` picks 2 when the
+    #: process may use two or more cores. Lambda below 1,769 MB has less than one vCPU.
+    threads: int | None = 1
