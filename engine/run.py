@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from engine import io
 from engine.config import ReadOptions, RunOptions, WriteOptions
-from engine.errors import EngineError, InputFormatError, SchemaError
+from engine.errors import EngineError, InputFormatError, SchemaError, ValidationError
 from engine.pipeline import Prefetch, ReadAhead
 from engine.readers import (
     READERS,
@@ -37,7 +37,7 @@ from engine.readers import (
 from engine.readers.base import utf8_stream
 from engine.writer import ParquetSink
 
-__all__ = ["RunReport", "build_options", "read_batches", "transform"]
+__all__ = ["RunReport", "build_options", "read_batches", "transform", "validate"]
 
 #: Called after each chunk with (stored bytes read, stored size or None).
 Progress = Callable[[int, int | None], None]
@@ -45,7 +45,13 @@ Progress = Callable[[int, int | None], None]
 
 @dataclass
 class RunReport:
-    """What one conversion did. ``rows_in == rows_out + rows_rejected`` always."""
+    """What one conversion did.
+
+    ``rows_in == rows_out + rows_rejected + rows_filtered`` always (``rows_filtered`` counts rows
+    a contract's ``filter``/``dedupe`` steps removed). ``state_bytes`` is memory held across
+    chunks by ``unique``/``dedupe`` keys, enrichment tables and aggregate groups, reported apart
+    from the bounded streaming memory.
+    """
 
     status: str
     input: str
@@ -64,6 +70,12 @@ class RunReport:
     files: list[dict[str, Any]] = field(default_factory=list)
     restarts: int = 0
     compression: str | None = None
+    rows_filtered: int = 0
+    contract: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    state_bytes: int = 0
+    aggregate: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""
@@ -132,8 +144,9 @@ def _threads(requested: int | None) -> int:
 
 
 @contextmanager
-def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions,
-            widen: str) -> Iterator[tuple[io.InputStream, Iterator[Chunk]]]:
+def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen: str,
+            strict: frozenset[str] = frozenset()) -> Iterator[tuple[io.InputStream,
+                                                                    Iterator[Chunk]]]:
     """Open ``src`` and parse it: sequentially, or with reading and parsing on worker threads."""
     raw = io.open_input(src, opts.read.input_compression)
     threaded = _threads(opts.threads) > 1
@@ -143,7 +156,8 @@ def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions,
         if threaded:
             source = ReadAhead(raw, opts.read.block_size)
             stack.callback(source.close)
-        chunks = reader.read(utf8_stream(source, opts.read.encoding, src), schema, widen=widen)
+        chunks = reader.read(utf8_stream(source, opts.read.encoding, src), schema, widen=widen,
+                             strict=strict)
         if threaded:
             chunks = stack.enter_context(Prefetch(chunks, name="chunkwise-parse"))
         yield raw, chunks
@@ -240,29 +254,51 @@ class _RejectsFile:
 
 
 def transform(src: str, dst: str, *, options: RunOptions | None = None,
-              progress: Progress | None = None, **kwargs: Any) -> RunReport:
+              progress: Progress | None = None, contract: Any = None,
+              **kwargs: Any) -> RunReport:
     """Convert ``src`` (CSV, NDJSON or a JSON array; local or ``s3://``) to Parquet at ``dst``.
 
     Keyword arguments override fields of :class:`engine.config.ReadOptions`,
     :class:`~engine.config.WriteOptions` and :class:`~engine.config.RunOptions` by name, e.g.
     ``block_size=1 << 20, compression="snappy", rejects_uri="rejects.ndjson"``.
 
+    With ``contract`` (an :class:`engine.contract.Contract` or the path of its YAML), the
+    contract's types and checks are enforced in the same pass, its transforms applied and its
+    aggregate written; ``dst`` may then be a directory (ending in ``/``) where the file is named
+    after the input, so a re-run overwrites rather than duplicates.
+
     A failed run raises an :class:`engine.errors.EngineError` and leaves no output behind.
 
     Example:
         >>> report = transform("orders.csv", "orders.parquet")  # doctest: +SKIP
-        >>> report.rows_in == report.rows_out + report.rows_rejected
+        >>> report.rows_in == report.rows_out + report.rows_rejected + report.rows_filtered
         True
     """
+    return _run(src, dst, options, progress, contract, kwargs)
+
+
+def validate(src: str, *, contract: Any, options: RunOptions | None = None,
+             progress: Progress | None = None, **kwargs: Any) -> RunReport:
+    """Check ``src`` against ``contract`` in one pass, writing nothing.
+
+    The report's ``checks`` counts rejects by column and check, with a few examples each;
+    ``status`` is ``"failed"`` when the rejects exceed the contract's thresholds.
+    """
+    return _run(src, None, options, progress, contract, kwargs)
+
+
+def _run(src: str, dst: str | None, options: RunOptions | None, progress: Progress | None,
+         contract: Any, kwargs: dict[str, Any]) -> RunReport:
     started = time.perf_counter()
-    opts = build_options(options, **kwargs)
+    plan = _Plan.load(contract, src, dst)
+    opts = build_options(options, **{**plan.overrides(), **kwargs})
     samples = _samples(src, opts.read)
     reader = _reader(src, opts.read, samples[0].data)
     schema = _schema(src, reader, samples, opts.schema)
     widened: list[Widening] = []
     for attempt in range(opts.max_restarts + 1):
         try:
-            report = _convert(src, dst, reader, schema, opts, progress)
+            report = _convert(src, plan, reader, schema, opts, progress)
         except SchemaWidening as widening:
             if opts.schema is not None:
                 change = widening.changes[0]
@@ -281,43 +317,242 @@ def transform(src: str, dst: str, *, options: RunOptions | None = None,
     raise SchemaError(f"gave up after {opts.max_restarts} schema widenings", uri=src)
 
 
-def _convert(src: str, dst: str, reader: Reader, schema: pa.Schema, opts: RunOptions,
+@dataclass
+class _Plan:
+    """Where the outputs go and, with a contract, what happens to each chunk on the way."""
+
+    dst: str | None
+    contract: Any = None
+    data_uri: str | None = None
+    rejects_uri: str | None = None
+    aggregate_uri: str | None = None
+    stem: str = "part"
+
+    @classmethod
+    def load(cls, contract: Any, src: str, dst: str | None) -> _Plan:
+        if contract is not None and not hasattr(contract, "columns"):
+            from engine.contract import load_contract
+
+            contract = load_contract(contract)
+        stem = _stem(src)
+        plan = cls(dst, contract, dst, stem=stem)
+        if dst is None or contract is None:
+            return plan
+        directory = dst.endswith("/") or bool(contract.output.partition_by)
+        base = dst if dst.endswith("/") else (dst + "/" if directory else _parent(dst))
+        if directory and not contract.output.partition_by:
+            plan.data_uri = f"{base}{stem}.parquet"
+        if contract.rejects.path:
+            plan.rejects_uri = _under(base, contract.rejects.path, f"{stem}.rejects.ndjson")
+        if contract.aggregate is not None:
+            plan.aggregate_uri = _under(base, contract.aggregate.path, f"{stem}.parquet")
+        return plan
+
+    def overrides(self) -> dict[str, Any]:
+        if self.contract is None:
+            return {}
+        out = {**self.contract.read_overrides(), **self.contract.output.write_overrides()}
+        if self.rejects_uri:
+            out["rejects_uri"] = self.rejects_uri
+        return out
+
+
+def _stem(uri: str) -> str:
+    name = posixpath.basename(io.strip_compression_suffix(uri).rstrip("/")) or "part"
+    return posixpath.splitext(name)[0] or "part"
+
+
+def _parent(uri: str) -> str:
+    head = posixpath.dirname(uri)
+    return f"{head}/" if head else ""
+
+
+def _under(base: str, path: str, name: str) -> str:
+    """``path`` relative to the output directory ``base``.
+
+    A path ending in ``/`` is a directory, and the file in it is called ``name``.
+    """
+    full = path if ("://" in path or posixpath.isabs(path)) else base + path
+    return full + name if full.endswith("/") else full
+
+
+class _Stages:
+    """The contract's stages for one pass: validate → transform → aggregate."""
+
+    def __init__(self, plan: _Plan, src: str, schema: pa.Schema) -> None:
+        from engine.transforms import Transformer
+        from engine.validate import Validator
+
+        contract = plan.contract
+        self.contract = contract
+        self.validator = Validator(contract, src)
+        self.reader_schema, self.strict = self.validator.reader_schema(schema)
+        self.transformer = Transformer(contract.transforms, uri=src)
+        self.aggregator = None
+        if contract.aggregate is not None:
+            from engine.aggregate import Aggregator
+
+            self.aggregator = Aggregator(contract.aggregate, uri=src)
+        validated = self.validator.output_schema()
+        if contract.extra_columns == "keep":
+            extras = [f for f in self.reader_schema if f.name not in contract.columns]
+            validated = pa.schema(list(validated) + extras)
+        self.output_schema = self.transformer.output_schema(validated)
+        self.filtered = 0
+
+    def apply(self, chunk: Chunk) -> tuple[pa.Table, list[Any]]:
+        table, rejects = self.validator.apply(chunk)
+        if self.contract.type_errors == "fail":
+            bad = next((r for r in rejects if r.check == "type"), None)
+            if bad is not None:
+                raise SchemaError(bad.reason, record=bad.record, offset=bad.offset)
+        self.validator.note_reader_rejects(chunk.rejects)
+        table, removed = self.transformer.apply(table)
+        self.filtered += removed
+        if self.aggregator is not None and table.num_rows:
+            self.aggregator.update(table)
+        return table, chunk.rejects + rejects
+
+    @property
+    def state_bytes(self) -> int:
+        total = self.validator.state_bytes + self.transformer.state_bytes
+        if self.aggregator is not None:
+            total += self.aggregator.state_bytes
+        return total
+
+
+def _check_thresholds(contract: Any, rows_in: int, rejected: int, src: str,
+                      final: bool) -> None:
+    policy = contract.rejects
+    if policy.max_count is not None and rejected > policy.max_count:
+        raise ValidationError(f"{rejected} records rejected, more than rejects.max_count "
+                              f"({policy.max_count})", uri=src)
+    if final and policy.max_ratio is not None and rows_in and (
+        rejected / rows_in > policy.max_ratio
+    ):
+        raise ValidationError(f"{rejected} of {rows_in} records rejected "
+                              f"({rejected / rows_in:.2%}), more than rejects.max_ratio "
+                              f"({policy.max_ratio:.2%})", uri=src)
+
+
+def _sink(plan: _Plan, schema: pa.Schema, opts: RunOptions) -> Any:
+    if plan.dst is None:
+        return None
+    contract = plan.contract
+    if contract is not None and contract.output.partition_by:
+        from engine.writer import PartitionedSink
+
+        return PartitionedSink(plan.dst if plan.dst.endswith("/") else plan.dst + "/", schema,
+                               list(contract.output.partition_by), opts.write,
+                               file_stem=plan.stem,
+                               max_open_writers=contract.output.max_open_writers)
+    return ParquetSink(plan.data_uri or plan.dst, schema, opts.write)
+
+
+def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: RunOptions,
              progress: Progress | None) -> RunReport:
-    rejects = _RejectsFile(opts.rejects_uri)
+    stages = _Stages(plan, src, schema) if plan.contract is not None else None
+    read_schema, strict = (stages.reader_schema, stages.strict) if stages else (schema, frozenset())
+    out_schema = stages.output_schema if stages else schema
+    rejects = _RejectsFile(opts.rejects_uri if plan.dst is not None else None)
     rows_in = 0
-    sink = ParquetSink(dst, schema, opts.write)
+    sink = _sink(plan, out_schema, opts)
+    failed: ValidationError | None = None
     try:
-        with _chunks(src, reader, schema, opts, "restart") as (raw, chunks):
+        with _chunks(src, reader, read_schema, opts, "restart", strict) as (raw, chunks):
             for chunk in chunks:
-                sink.write(chunk.table)
-                rejects.write(chunk.rejects)
+                table, bad = stages.apply(chunk) if stages else (chunk.table, chunk.rejects)
+                if sink is not None:
+                    sink.write(table)
+                rejects.write(bad)
                 rows_in += chunk.records
+                if stages is not None:
+                    _check_thresholds(plan.contract, rows_in, rejects.count, src, final=False)
                 if progress is not None:
                     progress(raw.raw_bytes_read, raw.size)
             bytes_in = raw.raw_bytes_read
-        sink.commit()
+        if stages is not None:
+            _check_thresholds(plan.contract, rows_in, rejects.count, src, final=True)
+        aggregate = _write_aggregate(plan, stages, opts)
+        if sink is not None:
+            sink.commit()
         rejects.commit()
+    except ValidationError as exc:
+        failed = exc
     except BaseException as exc:
-        sink.abort()
+        if sink is not None:
+            sink.abort()
         rejects.abort()
         if isinstance(exc, EngineError) and exc.uri is None:
             exc.uri = src
         raise
-    rows_out = sum(f.rows for f in sink.files)
-    if rows_in != rows_out + rejects.count:  # the promise: nothing is lost silently
-        raise AssertionError(f"accounting: {rows_in} in != {rows_out} out + {rejects.count}")
-    return RunReport(
+    if failed is not None:
+        # Too many rejects: nothing is published but the rejects file, so an operator sees why.
+        if sink is not None:
+            sink.abort()
+        rejects.commit()
+        if plan.dst is not None:
+            raise failed
+        return _validation_report(src, reader, rows_in, rejects, stages, failed)
+    filtered = stages.filtered if stages else 0
+    files = sink.files if sink is not None else []
+    rows_out = (sum(f.rows for f in files) if sink is not None
+                else rows_in - rejects.count - filtered)
+    if rows_in != rows_out + rejects.count + filtered:  # the promise: nothing is lost silently
+        raise AssertionError(f"accounting: {rows_in} in != {rows_out} out + {rejects.count} "
+                             f"rejected + {filtered} filtered")
+    report = RunReport(
         status="succeeded",
         input=src,
-        output=sink.files[0].uri if len(sink.files) == 1 else dst,
+        output=(files[0].uri if len(files) == 1 else plan.dst) if sink is not None else None,
         format=reader.format,
         rows_in=rows_in,
         rows_out=rows_out,
         rows_rejected=rejects.count,
+        rows_filtered=filtered,
         bytes_in=bytes_in,
-        bytes_out=sum(f.bytes for f in sink.files),
-        schema=[{"name": f.name, "type": str(f.type)} for f in schema],
-        rejects={"count": rejects.count, "uri": opts.rejects_uri},
-        files=[f.to_dict() for f in sink.files],
-        compression=opts.write.compression,
+        bytes_out=sum(f.bytes for f in files),
+        schema=[{"name": f.name, "type": str(f.type)} for f in out_schema],
+        rejects={"count": rejects.count, "uri": rejects.uri},
+        files=[f.to_dict() for f in files],
+        compression=opts.write.compression if sink is not None else None,
     )
+    if stages is not None:
+        report.contract = plan.contract.dataset
+        report.checks = _checks(stages)
+        report.state_bytes = stages.state_bytes
+        report.aggregate = aggregate
+    return report
+
+
+def _write_aggregate(plan: _Plan, stages: _Stages | None, opts: RunOptions) -> dict | None:
+    if stages is None or stages.aggregator is None:
+        return None
+    table = stages.aggregator.result()
+    info: dict[str, Any] = {"groups": table.num_rows, "uri": plan.aggregate_uri}
+    if plan.aggregate_uri is not None and plan.dst is not None:
+        with ParquetSink(plan.aggregate_uri, table.schema, opts.write) as sink:
+            sink.write(table)
+        info["bytes"] = sink.files[0].bytes if sink.files else 0
+    return info
+
+
+def _checks(stages: _Stages) -> list[dict[str, Any]]:
+    v = stages.validator
+    return [{"column": column, "check": check, "count": count,
+             "examples": v.examples.get((column, check), [])}
+            for (column, check), count in v.counts.most_common()]
+
+
+def _validation_report(src: str, reader: Reader, rows_in: int, rejects: _RejectsFile,
+                       stages: _Stages | None, failed: ValidationError) -> RunReport:
+    report = RunReport(status="failed", input=src, output=None, format=reader.format,
+                       rows_in=rows_in, rows_rejected=rejects.count,
+                       rejects={"count": rejects.count, "uri": rejects.uri})
+    report.error = failed.to_dict()
+    if stages is not None:
+        report.contract = stages.contract.dataset
+        report.checks = _checks(stages)
+        report.rows_filtered = stages.filtered
+        report.rows_out = rows_in - rejects.count - stages.filtered
+    return report
