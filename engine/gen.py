@@ -13,6 +13,12 @@ one ``binary_join_element_wise`` call glues a block into lines whose data buffer
 
 Datasets live in :data:`DATASETS`; a dataset is a function yielding :class:`Block` objects whose
 fields are lists of text pieces, so adding one needs no change to the formatters.
+
+``generate(..., dirty=0.01)`` gives 1 % of the records exactly one known fault each (a
+:class:`Fault` of the dataset: wrong type, out of range, bad timestamp, bad enum, ragged CSV row,
+invalid JSON, duplicate key) and lists them in ``<path>.injected.ndjson``, so a validator can be
+checked record by record. The faulty rows come from a separate random stream and are rendered
+again on their own, so the other rows and the speed stay those of clean output.
 """
 
 from __future__ import annotations
@@ -39,9 +45,11 @@ from engine.config import parse_size
 __all__ = [
     "COMPRESSIONS",
     "DATASETS",
+    "FAULT_KINDS",
     "FORMATS",
     "Block",
     "Dataset",
+    "Fault",
     "Field",
     "GenReport",
     "generate",
@@ -90,6 +98,9 @@ class GenReport:
         rows: data rows written (the CSV header is not a row).
         bytes_written: size of the uncompressed text, header and closing bracket included.
         seconds: wall time of the whole call.
+        injected: records given a fault (``dirty > 0``), each listed in ``injected_path``.
+        injected_path: the list of injected records (``<path>.injected.ndjson``), or None when
+            ``dirty`` is 0.
 
     """
 
@@ -99,6 +110,8 @@ class GenReport:
     rows: int
     bytes_written: int
     seconds: float
+    injected: int = 0
+    injected_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,67 @@ class Block:
     fields: tuple[Field, ...]
 
 
+FAULT_KINDS: tuple[str, ...] = (
+    "wrong_type",
+    "out_of_range",
+    "bad_timestamp",
+    "bad_enum",
+    "ragged",
+    "invalid_json",
+    "duplicate",
+)
+"""Kinds of injected faults, in the order a dataset's faults are grouped."""
+
+_RECORD_KINDS = frozenset({"ragged", "invalid_json"})
+"""Kinds that break the record as a whole: the injected list names no column for them."""
+
+_FAULT_ACTIONS: tuple[str, ...] = ("set", "append", "duplicate", "drop_last", "truncate")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One way to break a record (see ``generate(..., dirty=...)``).
+
+    Attributes:
+        kind: one of :data:`FAULT_KINDS`; it names the fault in the injected list.
+        action: ``"set"`` replaces the field's text by ``value``; ``"append"`` appends ``value``
+            to the field's text (as written, CSV quoting or JSON encoding included);
+            ``"duplicate"`` gives the field the text it has in an earlier clean record;
+            ``"drop_last"`` writes the record without its last field (CSV); ``"truncate"`` cuts
+            the record's text short (NDJSON).
+        field: the field the action changes; None for ``drop_last`` and ``truncate``.
+        value: the raw value for ``set`` (CSV-quoted when written as CSV), the text for
+            ``append``.
+        json: the JSON text for ``set`` when it is not ``value`` as a JSON string (numbers,
+            bare tokens).
+        formats: the formats the fault applies to.
+
+    """
+
+    kind: str
+    action: str
+    field: str | None = None
+    value: str = ""
+    json: str | None = None
+    formats: tuple[str, ...] = FORMATS
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.action not in _FAULT_ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}")
+        if (self.field is None) != (self.action in ("drop_last", "truncate")):
+            raise ValueError(f"fault action {self.action!r} and field {self.field!r} disagree")
+
+    def text(self, fmt: str) -> str:
+        """The text ``set`` writes or ``append`` appends, in ``fmt``."""
+        if self.action == "append":
+            return self.value
+        if fmt == "csv":
+            return _csv_quote(self.value)
+        return self.json if self.json is not None else json.dumps(self.value, ensure_ascii=False)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A registered dataset.
@@ -158,6 +232,8 @@ class Dataset:
         columns: column names in output order.
         blocks: ``blocks(seed)`` yields an endless, deterministic stream of :class:`Block`.
         description: one line for help texts.
+        faults: the ways ``generate(..., dirty=...)`` may break a record; each must leave the
+            record with exactly one violation of the dataset's contract.
 
     """
 
@@ -165,11 +241,13 @@ class Dataset:
     columns: tuple[str, ...]
     blocks: Callable[[int], Iterator[Block]]
     description: str = ""
+    faults: tuple[Fault, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
 # Sizes and formats
 # --------------------------------------------------------------------------------------------
+
 
 def infer_format(path: str | os.PathLike[str]) -> tuple[str | None, str | None]:
     """Infer ``(format, compression)`` from a path's suffixes.
@@ -254,19 +332,27 @@ def _ndjson_rows(block: Block) -> pa.Array:
 
 def _json_array_rows(block: Block) -> pa.Array:
     """Render array elements, each led by ``","`` and a newline (nothing before the first)."""
-    lead: Piece = ",\n"
-    if block.first_row == 0:
-        lead = pa.array(["", *([",\n"] * (block.rows - 1))], pa.string())
-    compact = _resolve([lead, *_json_object(block.fields, pretty=False)])
-    text = _join(compact)
     row_numbers = np.arange(block.first_row + 1, block.first_row + block.rows + 1)
+    return _json_array_elements(block.fields, row_numbers)
+
+
+def _json_array_elements(fields: Sequence[Field], row_numbers: np.ndarray) -> pa.Array:
+    """Render the array elements of the rows numbered ``row_numbers`` (1-based, ascending).
+
+    Row 1 has no lead; every row whose number is a multiple of ``_PRETTY_EVERY`` is indented.
+    """
+    lead: Piece = ",\n"
+    if row_numbers[0] == 1:
+        lead = pa.array(["", *([",\n"] * (len(row_numbers) - 1))], pa.string())
+    compact = _resolve([lead, *_json_object(fields, pretty=False)])
+    text = _join(compact)
     pretty_mask = row_numbers % _PRETTY_EVERY == 0
     if not pretty_mask.any():
         return text
     mask = pa.array(pretty_mask)
     pretty = [
         p if isinstance(p, str) else p.filter(mask)
-        for p in _resolve([lead, *_json_object(block.fields, pretty=True)])
+        for p in _resolve([lead, *_json_object(fields, pretty=True)])
     ]
     return pc.replace_with_mask(text, mask, _join(pretty))
 
@@ -326,6 +412,178 @@ def _open_sink(path: Path, compression: str | None) -> Iterator[BinaryIO]:
 
 
 # --------------------------------------------------------------------------------------------
+# Fault injection
+# --------------------------------------------------------------------------------------------
+
+DIRTY_MAX = 0.5
+"""Largest ``dirty`` ratio :func:`generate` accepts."""
+
+_DUP_WINDOW = 1_000  # a duplicate repeats the id of one of the ~1000 records before it
+_FAULT_STREAM = 0xFA17  # spawn key of the fault stream: independent of the dataset's streams
+_SET, _APPEND, _DUPLICATE, _DROP_LAST, _TRUNCATE = range(5)
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+"""A string as JSON text, non-ASCII kept (json.dumps(s, ensure_ascii=False) without overhead)."""
+
+
+def _subset_pieces(pieces: Sequence[Piece], idx: pa.Array) -> list[Piece]:
+    """The pieces of the rows at ``idx``."""
+    out: list[Piece] = []
+    for piece in pieces:
+        if isinstance(piece, _Take):
+            out.append(_Take(piece.pool, piece.indices.take(idx)))
+        elif isinstance(piece, pa.Array):
+            out.append(piece.take(idx))
+        else:
+            out.append(piece)
+    return out
+
+
+def _field_text(field: Field, fmt: str, idx: pa.Array) -> pa.Array:
+    """One string per row at ``idx``: the field's text as ``fmt`` writes it."""
+    return _join(_resolve(_subset_pieces(field.csv if fmt == "csv" else field.json, idx)))
+
+
+class _Injector:
+    """Picks the faulty records of each block and renders them.
+
+    Per block, from its own random stream (so the clean rows do not change): the number of
+    faulty rows (``dirty × rows``, rounded at random), which rows, a kind for each (uniform over
+    the kinds valid for the format), a fault of that kind (uniform), and for duplicates the
+    earlier clean row whose key they repeat. Only the faulty rows are rendered again, with the
+    block's own layout, and put in place with one ``replace_with_mask``.
+    """
+
+    def __init__(self, spec: Dataset, fmt: str, dirty: float, seed: int) -> None:
+        faults = [f for f in spec.faults if fmt in f.formats]
+        kinds = [k for k in FAULT_KINDS if any(f.kind == k for f in faults)]
+        if not kinds:
+            raise ValueError(f"dataset {spec.name!r} defines no faults for {fmt}")
+        faults.sort(key=lambda f: kinds.index(f.kind))  # stable: a kind's faults stay in order
+        self.faults = faults
+        self.fmt = fmt
+        self.dirty = dirty
+        self.kinds = kinds
+        count = np.array([sum(f.kind == k for f in faults) for k in kinds], np.int64)
+        self.kind_count = count
+        self.kind_start = np.concatenate([[0], np.cumsum(count)[:-1]])
+        self.action = np.array([_FAULT_ACTIONS.index(f.action) for f in faults], np.int64)
+        names = list(spec.columns)
+        self.field = np.array(
+            [names.index(f.field) if f.field is not None else -1 for f in faults], np.int64
+        )
+        self.text = pa.array([f.text(fmt) for f in faults], pa.string())
+        self.raw = pa.array([f.value for f in faults], pa.string())
+        self.prefix = [
+            f'"kind": {json.dumps(f.kind)}, '
+            f'"column": {json.dumps(None if f.kind in _RECORD_KINDS else f.field)}, "value": '
+            for f in faults
+        ]
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_FAULT_STREAM,)))
+
+    def apply(self, block: Block, text: pa.Array) -> tuple[pa.Array, np.ndarray, list[str]]:
+        """Inject faults into the rendered ``text`` of ``block``.
+
+        Returns:
+            The new text, the block-local indices of the faulty rows (ascending) and one line
+            of the injected list per faulty row.
+
+        """
+        n, rng = block.rows, self.rng
+        # Draw order is part of the output: never reorder these lines.
+        k = min(n, int(self.dirty * n + rng.random()))
+        rows = np.sort(rng.choice(n, k, replace=False))
+        kind = rng.integers(0, len(self.kinds), k)
+        pick = rng.random(k)
+        back = rng.random(k)
+        cut = rng.random(k)
+        fault = self.kind_start[kind] + (pick * self.kind_count[kind]).astype(np.int64)
+        source = np.full(k, -1, np.int64)
+        dup = self.action[fault] == _DUPLICATE
+        if dup.any():
+            clean = np.ones(n, bool)
+            clean[rows] = False
+            last_clean = np.maximum.accumulate(np.where(clean, np.arange(n), -1))
+            # The nearest clean row at or before a row drawn from the _DUP_WINDOW before it.
+            reach = np.minimum(rows, _DUP_WINDOW)
+            before = rows - 1 - (back * reach).astype(np.int64)
+            source = np.where(before >= 0, last_clean[np.maximum(before, 0)], -1)
+            keep = ~dup | (source >= 0)  # a duplicate needs a clean row before it in its block
+            if not keep.all():
+                rows, fault, source, cut = rows[keep], fault[keep], source[keep], cut[keep]
+                k = len(rows)
+        if k == 0:
+            return text, rows, []
+        action, field = self.action[fault], self.field[fault]
+        fault_idx = pa.array(fault)
+
+        idx = pa.array(rows)
+        values: list[pa.Array] = [_field_text(f, self.fmt, idx) for f in block.fields]
+        raw = self.raw.take(fault_idx)
+        for col in np.unique(field[field >= 0]).tolist():
+            new = values[col]
+            for act in (_SET, _APPEND, _DUPLICATE):
+                m = (field == col) & (action == act)
+                if not m.any():
+                    continue
+                mask = pa.array(m)
+                if act == _SET:
+                    vals = self.text.take(fault_idx.filter(mask))
+                elif act == _APPEND:
+                    vals = pc.binary_join_element_wise(
+                        new.filter(mask), self.text.take(fault_idx.filter(mask)), ""
+                    )
+                    raw = pc.replace_with_mask(raw, mask, vals)
+                else:
+                    vals = _field_text(block.fields[col], self.fmt, pa.array(source[m]))
+                    raw = pc.replace_with_mask(raw, mask, vals)
+                new = pc.replace_with_mask(new, mask, vals)
+            values[col] = new
+        fields = tuple(Field(f.name, (v,), (v,)) for f, v in zip(block.fields, values, strict=True))
+        sub = Block(first_row=0, rows=k, fields=fields)
+        if self.fmt == "csv":
+            rendered = _csv_rows(sub)
+            m = action == _DROP_LAST
+            if m.any():
+                mask = pa.array(m)
+                short = _csv_rows(Block(first_row=0, rows=k, fields=fields[:-1]))
+                rendered = pc.replace_with_mask(rendered, mask, short.filter(mask))
+        elif self.fmt == "ndjson":
+            rendered = _ndjson_rows(sub)
+        else:
+            rendered = _json_array_elements(fields, block.first_row + rows + 1)
+        m = action == _TRUNCATE
+        if m.any():
+            mask = pa.array(m)
+            lines = [line[:-1] for line in rendered.filter(mask).to_pylist()]
+            cuts = 1 + (cut[m] * np.array([len(x) - 1 for x in lines])).astype(np.int64)
+            cut_lines = [x[:c] + "\n" for x, c in zip(lines, cuts.tolist(), strict=True)]
+            rendered = pc.replace_with_mask(rendered, mask, pa.array(cut_lines, pa.string()))
+
+        mask = np.zeros(n, bool)
+        mask[rows] = True
+        text = pc.replace_with_mask(text, pa.array(mask), rendered)
+
+        whole = np.isin(fault, [i for i, f in enumerate(self.faults) if f.kind in _RECORD_KINDS])
+        if whole.any():
+            rows_text = rendered.filter(pa.array(whole))
+            if self.fmt == "json":
+                rows_text = pc.utf8_ltrim(rows_text, ",\n")
+            else:
+                rows_text = pc.utf8_rtrim(rows_text, "\n")
+            raw = pc.replace_with_mask(raw, pa.array(whole), rows_text)
+        # One line per record: json.dumps(..., ensure_ascii=False) of {record, kind, column,
+        # value}, assembled from per-fault prefixes so only the value is encoded per row.
+        prefix = self.prefix
+        lines = [
+            f'{{"record": {r}, {prefix[f]}{_json_string(v)}}}'
+            for r, f, v in zip(
+                (block.first_row + rows + 1).tolist(), fault.tolist(), raw.to_pylist(), strict=True
+            )
+        ]
+        return text, rows, lines
+
+
+# --------------------------------------------------------------------------------------------
 # generate()
 # --------------------------------------------------------------------------------------------
 
@@ -343,6 +601,7 @@ def generate(
     size: int,
     fmt: str | None = None,
     seed: int = 0,
+    dirty: float = 0.0,
 ) -> GenReport:
     """Write sample rows of ``dataset`` to ``path`` until the text reaches ``size`` bytes.
 
@@ -362,12 +621,25 @@ def generate(
         fmt: ``"csv"``, ``"ndjson"`` or ``"json"``; None infers it from the suffix before the
             compression suffix (``.csv``, ``.ndjson``/``.jsonl``, ``.json``).
         seed: seed of the random stream.
+        dirty: share of records given exactly one fault each, from 0 to :data:`DIRTY_MAX`.
+            The faults come from the dataset's :attr:`Dataset.faults`; for ``orders`` each
+            breaks exactly one check of ``contracts/orders.yaml`` (wrong_type, out_of_range,
+            bad_timestamp, bad_enum, ragged for CSV, invalid_json for NDJSON and JSON,
+            duplicate: a repeat of an earlier clean record's ``order_id``). Faulty records are
+            drawn from their own random stream, so every other record is the one ``dirty=0``
+            writes; ``dirty=0`` writes the same bytes as before faults existed. When ``dirty``
+            is above 0, the faulty records are listed in ``<path>.injected.ndjson``, one JSON
+            object per line in record order: ``{"record": N, "kind": ..., "column": ... or
+            null, "value": ...}`` where ``N`` is the 1-based data record (CSV header not
+            counted), ``value`` the raw value written (for ragged and invalid_json records the
+            record's text). With ``dirty=0`` a stale list at that path is removed.
 
     Returns:
         A :class:`GenReport`.
 
     Raises:
-        ValueError: unknown dataset or format, a format that cannot be inferred, or size < 1.
+        ValueError: unknown dataset or format, a format that cannot be inferred, size < 1, or
+            ``dirty`` outside ``[0, DIRTY_MAX]``.
 
     """
     started = time.perf_counter()
@@ -389,20 +661,37 @@ def generate(
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
         raise ValueError(f"size must be a positive number of bytes, got {size!r}")
     size = int(size)
+    if (
+        isinstance(dirty, bool)
+        or not isinstance(dirty, int | float | np.integer | np.floating)
+        or not 0 <= dirty <= DIRTY_MAX
+    ):
+        raise ValueError(f"dirty must be a ratio from 0 to {DIRTY_MAX}, got {dirty!r}")
+    injector = _Injector(spec, fmt, float(dirty), seed) if dirty > 0 else None
     layout = _LAYOUTS[fmt]
     header = layout.header(spec.columns).encode()
     trailer = layout.trailer.encode()
     out = Path(os.fspath(path))
+    listing = Path(os.fspath(path) + ".injected.ndjson")
 
     rows = 0
+    injected = 0
     written = len(header)
     try:
-        with _open_sink(out, compression) as sink:
+        with contextlib.ExitStack() as stack:
+            sink = stack.enter_context(_open_sink(out, compression))
+            faults = None
+            if injector is None:
+                listing.unlink(missing_ok=True)
+            else:
+                faults = stack.enter_context(open(listing, "w", encoding="utf-8", newline=""))
             sink.write(header)
             blocks = spec.blocks(seed)
             while written + len(trailer) < size:
                 block = next(blocks)
                 text = layout.rows(block)
+                if injector is not None:
+                    text, faulty, lines = injector.apply(block, text)
                 offsets = _string_offsets(text)
                 ends = offsets[1:] - offsets[0]
                 need = size - len(trailer) - written
@@ -412,12 +701,19 @@ def generate(
                 nbytes = int(ends[take - 1])
                 start = int(offsets[0])
                 sink.write(memoryview(text.buffers()[2])[start : start + nbytes])
+                if faults is not None:
+                    listed = int(np.searchsorted(faulty, take))
+                    if listed:
+                        faults.write("\n".join(lines[:listed]) + "\n")
+                    injected += listed
                 rows += take
                 written += nbytes
             sink.write(trailer)
             written += len(trailer)
     except BaseException:
         out.unlink(missing_ok=True)
+        if injector is not None:
+            listing.unlink(missing_ok=True)
         raise
     return GenReport(
         path=os.fspath(path),
@@ -426,6 +722,8 @@ def generate(
         rows=rows,
         bytes_written=written,
         seconds=time.perf_counter() - started,
+        injected=injected,
+        injected_path=None if injector is None else os.fspath(listing),
     )
 
 
@@ -621,6 +919,55 @@ def _orders_blocks(seed: int) -> Iterator[Block]:
         first += n
 
 
+_JSON_FORMATS = ("ndjson", "json")
+
+# Each fault breaks exactly one check of contracts/orders.yaml and leaves the record otherwise
+# clean. Values never collide with the contract's null markers ("") and stay parseable where
+# only a range is broken (two decimals for amount, so decimal128(12, 2) holds them).
+_ORDERS_FAULTS: tuple[Fault, ...] = (
+    *(
+        Fault("wrong_type", "set", column, value)
+        for column in ("quantity", "customer_id")
+        for value in ("N/A", "abc", "12x", "one")
+    ),
+    *(
+        Fault("out_of_range", "set", "amount", value, json=value)
+        for value in ("-12.50", "-0.01", "100000.01", "250000.00")
+    ),
+    *(
+        Fault("out_of_range", "set", "quantity", value, json=value)
+        for value in ("0", "1001", "5000")
+    ),
+    Fault("out_of_range", "set", "customer_id", "0", json="0"),
+    *(
+        Fault("bad_timestamp", "set", "created_at", value)
+        for value in (
+            "2025-13-45T99:61:00Z",
+            "yesterday",
+            "2025/03/01 10:00",
+            "01/03/2025 10:00:00",
+        )
+    ),
+    # Two characters, so only the regex (not max_length) fails for country.
+    *(
+        Fault("bad_enum", "set", "status", value)
+        for value in ("PAID", "shipped?", "unknown", "Paid")
+    ),
+    *(Fault("bad_enum", "set", "country", value) for value in ("us", "U1", "1A", "Gb")),
+    # One field too many (after the note) or too few (no note): the other fields stay valid.
+    Fault("ragged", "append", "note", ",extra", formats=("csv",)),
+    Fault("ragged", "drop_last", formats=("csv",)),
+    # Balanced braces and quotes, so a splitter still finds the element's boundaries.
+    *(
+        Fault("invalid_json", "set", column, value, json=value, formats=_JSON_FORMATS)
+        for column, value in (("amount", "tru"), ("quantity", "nul"), ("status", "undefined"))
+    ),
+    Fault("invalid_json", "append", "note", ",", formats=_JSON_FORMATS),  # trailing comma
+    Fault("invalid_json", "truncate", formats=("ndjson",)),  # a line cut short
+    Fault("duplicate", "duplicate", "order_id"),
+)
+
+
 DATASETS: dict[str, Dataset] = {
     "orders": Dataset(
         name="orders",
@@ -630,6 +977,7 @@ DATASETS: dict[str, Dataset] = {
             "e-commerce orders: ids, UTC timestamps, customers, countries (incl. 'NA'), money, "
             "quantities, statuses and messy free-text notes"
         ),
+        faults=_ORDERS_FAULTS,
     ),
 }
 """Registered datasets by name."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import bz2
+import collections
 import csv
+import datetime as dt
 import gzip
+import hashlib
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -323,3 +327,342 @@ def test_errors(tmp_path: Path) -> None:
 def test_registry() -> None:
     assert list(DATASETS) == ["orders"]
     assert list(DATASETS["orders"].columns) == COLUMNS
+
+
+# ------------------------------------------------------------------------- faults (dirty=RATIO)
+
+# sha256 of the output before fault injection existed: dirty=0 must keep writing these bytes.
+CLEAN_SHA256 = {
+    ("csv", 0, 3_000_000): "09e8c5c7c30a34cf73bcf0bd4a0270804cb58e6ff0b74d1fb94824ee04aa9732",
+    ("csv", 7, 200_000): "20d99211231e9ee5ac24194e0cd5bf1643f4e2b88967c38aa69762080ec5ea32",
+    ("ndjson", 0, 3_000_000): "23c948a4a1d5b00823678547e341460355a34a4c7b4f79972b1ad5b2e1b150ac",
+    ("ndjson", 7, 200_000): "0926a16af8e6aa344d96b5ed49d3c3be5b5234ab915e75eef47f67fdf44c5f2f",
+    ("json", 0, 3_000_000): "1dc03c753240e8bbe69b70e9ee04e7d94fcc6f371cb74b7d84aa04fc4e54644a",
+    ("json", 7, 200_000): "d3e83c3536c84eedaecbd01e1414f1f3e9e676ce6dcdcf83ca42a6e498f0b1e5",
+}
+
+# The checks of contracts/orders.yaml, mirrored. Statuses: the generator writes "refunded",
+# so the contract's `in` list must hold it for clean rows to pass.
+STATUSES = {"pending", "paid", "shipped", "delivered", "cancelled", "returned", "refunded"}
+TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+INT_TEXT = re.compile(r"^[+-]?\d+$")
+DECIMAL_TEXT = re.compile(r"^[+-]?\d{1,10}(\.\d{1,2})?$")  # decimal128(12, 2)
+INT32 = (-(2**31), 2**31 - 1)
+DIRTY = 0.05
+DIRTY_SIZE = 1_000_000
+
+Violation = tuple[str, str | None]  # (kind, column)
+
+
+def _int_value(value: object, *, csv_text: bool) -> int | None:
+    """The int a value holds, or None when it is not an integer (a wrong type)."""
+    if csv_text:
+        return int(value) if isinstance(value, str) and INT_TEXT.match(value) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_fields(values: dict[str, object], *, csv_text: bool) -> list[Violation]:
+    """Every violation of the contract's column checks (nulls: "" in CSV, null in JSON)."""
+    out: list[Violation] = []
+
+    def null(name: str) -> bool:
+        value = values.get(name)
+        return value is None or (csv_text and value == "")
+
+    for name in ("order_id", "customer_id", "quantity"):
+        if null(name):
+            if name != "quantity":
+                out.append(("null", name))
+            continue
+        number = _int_value(values[name], csv_text=csv_text)
+        if number is None:
+            out.append(("wrong_type", name))
+        elif name == "quantity" and not (1 <= number <= 1000 and INT32[0] <= number <= INT32[1]):
+            out.append(("out_of_range", name))
+        elif name != "quantity" and number < 1:
+            out.append(("out_of_range", name))
+
+    amount = values.get("amount")
+    if null("amount"):
+        out.append(("null", "amount"))
+    else:
+        if csv_text:
+            ok = isinstance(amount, str) and DECIMAL_TEXT.match(amount) is not None
+            number = Decimal(amount) if ok else None
+        else:
+            ok = isinstance(amount, int | Decimal) and not isinstance(amount, bool)
+            number = Decimal(amount) if ok else None
+            ok = ok and -number.as_tuple().exponent <= 2
+        if not ok or number is None:
+            out.append(("wrong_type", "amount"))
+        elif not 0 <= number <= 100_000:
+            out.append(("out_of_range", "amount"))
+
+    created = values.get("created_at")
+    if null("created_at"):
+        out.append(("null", "created_at"))
+    elif not isinstance(created, str):
+        out.append(("wrong_type", "created_at"))
+    else:
+        parsed = False
+        for fmt in TIMESTAMP_FORMATS:
+            try:
+                dt.datetime.strptime(created, fmt)
+            except ValueError:
+                continue
+            parsed = True
+            break
+        if not parsed:
+            out.append(("bad_timestamp", "created_at"))
+
+    for name in ("country", "status", "note"):
+        value = values.get(name)
+        if null(name):
+            continue
+        if not isinstance(value, str):
+            out.append(("wrong_type", name))
+        elif name == "country" and (len(value) > 2 or not COUNTRY.match(value)):
+            out.append(("bad_enum", name))
+        elif name == "status" and value not in STATUSES:
+            out.append(("bad_enum", name))
+        elif name == "note" and len(value) > 2000:
+            out.append(("too_long", name))
+    return out
+
+
+def _json_array_elements(data: bytes) -> list[str]:
+    """Split a JSON array's text into element texts (strings and nesting respected)."""
+    text = data.decode("utf-8")
+    token = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+    depth, start, out = 0, None, []
+    for m in token.finditer(text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth == 1:
+                start = m.end()
+        elif tok in "]}":
+            depth -= 1
+            if depth == 0:
+                out.append(text[start : m.start()])
+        elif tok == "," and depth == 1:
+            out.append(text[start : m.start()])
+            start = m.end()
+    assert depth == 0
+    return [e.strip() for e in out if e.strip()]
+
+
+def _records(fmt: str, data: bytes) -> list[dict[str, object] | None]:
+    """The file's data records as dicts; None for a record that is not a valid record."""
+    if fmt == "csv":
+        rows = _csv_records(data)
+        assert rows[0] == COLUMNS
+        return [dict(zip(COLUMNS, r, strict=True)) if len(r) == len(COLUMNS) else None
+                for r in rows[1:]]
+    texts = data.decode("utf-8").split("\n")[:-1] if fmt == "ndjson" else _json_array_elements(data)
+    out: list[dict[str, object] | None] = []
+    for text in texts:
+        try:
+            obj = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError:
+            out.append(None)
+            continue
+        out.append(obj if isinstance(obj, dict) and list(obj) == COLUMNS else None)
+    return out
+
+
+def _violations(fmt: str, data: bytes) -> dict[int, list[Violation]]:
+    """Violations by 1-based record number, for records that have any."""
+    found: dict[int, list[Violation]] = {}
+    seen: set[int] = set()
+    for number, record in enumerate(_records(fmt, data), start=1):
+        if record is None:
+            found[number] = [("ragged" if fmt == "csv" else "invalid_json", None)]
+            continue
+        problems = _check_fields(record, csv_text=fmt == "csv")
+        order_id = _int_value(record["order_id"], csv_text=fmt == "csv")
+        if order_id is not None:
+            if order_id in seen:
+                problems.append(("duplicate", "order_id"))
+            seen.add(order_id)
+        if problems:
+            found[number] = problems
+    return found
+
+
+def _injected(report: GenReport) -> list[dict[str, object]]:
+    assert report.injected_path is not None
+    text = Path(report.injected_path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def dirty_samples(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[GenReport, bytes, list[dict[str, object]]]]:
+    """One ~1 MB file per format with dirty=0.05, seed 11."""
+    root = tmp_path_factory.mktemp("dirty")
+    out = {}
+    for fmt in ("csv", "ndjson", "json"):
+        report = generate("orders", root / f"orders.{fmt}", size=DIRTY_SIZE, seed=11, dirty=DIRTY)
+        out[fmt] = (report, Path(report.path).read_bytes(), _injected(report))
+    return out
+
+
+@pytest.mark.parametrize(("fmt", "seed", "size"), sorted(CLEAN_SHA256))
+@pytest.mark.parametrize("dirty", [None, 0, 0.0])
+def test_dirty_zero_writes_the_clean_bytes(
+    tmp_path: Path, fmt: str, seed: int, size: int, dirty: float | None
+) -> None:
+    path = tmp_path / f"o.{fmt}"
+    kwargs = {} if dirty is None else {"dirty": dirty}
+    report = generate("orders", path, size=size, seed=seed, **kwargs)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CLEAN_SHA256[(fmt, seed, size)]
+    assert (report.injected, report.injected_path) == (0, None)
+    assert not Path(f"{path}.injected.ndjson").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_rejects_are_exactly_the_injected_records(
+    dirty_samples: dict[str, tuple[GenReport, bytes, list[dict[str, object]]]], fmt: str
+) -> None:
+    report, data, injected = dirty_samples[fmt]
+    assert report.injected_path == report.path + ".injected.ndjson"
+    assert report.injected == len(injected)
+    found = _violations(fmt, data)
+    assert all(len(v) == 1 for v in found.values()), {n: v for n, v in found.items() if len(v) > 1}
+    expected = {int(i["record"]): [(i["kind"], i["column"])] for i in injected}
+    assert found == expected
+    # Spread over the file, in record order, and about DIRTY of the rows.
+    numbers = [int(i["record"]) for i in injected]
+    assert numbers == sorted(set(numbers))
+    assert numbers[-1] <= report.rows
+    assert numbers[0] < report.rows * 0.1 and numbers[-1] > report.rows * 0.9
+    assert abs(len(injected) - DIRTY * report.rows) <= 0.2 * DIRTY * report.rows
+
+
+@pytest.mark.parametrize(("fmt", "extra"), [("csv", "ragged"), ("ndjson", "invalid_json"),
+                                             ("json", "invalid_json")])
+def test_fault_kinds_per_format(
+    dirty_samples: dict[str, tuple[GenReport, bytes, list[dict[str, object]]]],
+    fmt: str,
+    extra: str,
+) -> None:
+    kinds = {"wrong_type", "out_of_range", "bad_timestamp", "bad_enum", "duplicate", extra}
+    _, _, injected = dirty_samples[fmt]
+    counts = collections.Counter(str(i["kind"]) for i in injected)
+    assert set(counts) == kinds
+    share = len(injected) / len(kinds)
+    assert all(0.6 * share <= c <= 1.4 * share for c in counts.values()), counts  # ~uniform
+    columns = {(i["kind"], i["column"]) for i in injected}
+    assert {c for k, c in columns if k == "wrong_type"} == {"quantity", "customer_id"}
+    assert {c for k, c in columns if k == "out_of_range"} == {"amount", "quantity", "customer_id"}
+    assert {c for k, c in columns if k == "bad_enum"} == {"status", "country"}
+    assert {c for k, c in columns if k in ("ragged", "invalid_json")} == {None}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_injected_values_are_what_the_file_holds(
+    dirty_samples: dict[str, tuple[GenReport, bytes, list[dict[str, object]]]], fmt: str
+) -> None:
+    _, data, injected = dirty_samples[fmt]
+    records = _records(fmt, data)
+    if fmt == "csv":
+        texts = [_csv_record_bytes(r).decode()[:-1] for r in _csv_records(data)[1:]]
+    elif fmt == "ndjson":
+        texts = data.decode("utf-8").split("\n")[:-1]
+    else:
+        texts = _json_array_elements(data)
+    for item in injected:
+        number, column, value = int(item["record"]), item["column"], item["value"]
+        if column is None:
+            assert texts[number - 1] == value
+        else:
+            held = records[number - 1][column]
+            assert str(held) == value
+    duplicates = [i for i in injected if i["kind"] == "duplicate"]
+    assert duplicates
+    faulty = {int(i["record"]) for i in injected}
+    first_with_id: dict[str, int] = {}
+    for number, record in enumerate(records, start=1):
+        if record is not None:
+            first_with_id.setdefault(str(record["order_id"]), number)
+    for item in duplicates:  # the earlier record with that id is a clean one
+        first = first_with_id[str(item["value"])]
+        assert first < int(item["record"]) and first not in faulty
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_clean_records_are_the_ones_dirty_zero_writes(
+    dirty_samples: dict[str, tuple[GenReport, bytes, list[dict[str, object]]]],
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    report, data, injected = dirty_samples[fmt]
+    clean = generate("orders", tmp_path / f"c.{fmt}", size=DIRTY_SIZE, seed=11)
+    clean_records = _records(fmt, Path(clean.path).read_bytes())
+    faulty = {int(i["record"]) for i in injected}
+    dirty_records = _records(fmt, data)
+    n = min(len(clean_records), len(dirty_records))
+    assert n > 5_000
+    for number in range(1, n + 1):
+        if number not in faulty:
+            assert dirty_records[number - 1] == clean_records[number - 1]
+    if fmt == "json":  # the array keeps its layout: every 7th element indented
+        assert data.startswith(b"[\n") and data.endswith(b"\n]\n")
+        assert data.decode("utf-8").split("\n").count("{") == report.rows // 7
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".ndjson", ".json.gz"])
+def test_dirty_is_deterministic(tmp_path: Path, suffix: str) -> None:
+    a, b, c = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}", tmp_path / f"c{suffix}"
+    ra = generate("orders", a, size=300_000, seed=4, dirty=0.02)
+    rb = generate("orders", b, size=300_000, seed=4, dirty=0.02)
+    rc = generate("orders", c, size=300_000, seed=5, dirty=0.02)
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    listing = Path(ra.injected_path or "").read_bytes()
+    assert listing == Path(rb.injected_path or "").read_bytes()
+    assert listing != Path(rc.injected_path or "").read_bytes()
+    assert ra.injected == rb.injected > 0
+
+
+def test_dirty_smaller_size_is_a_prefix(tmp_path: Path) -> None:
+    small = generate("orders", tmp_path / "s.csv", size=40_000, seed=3, dirty=0.1)
+    big = generate("orders", tmp_path / "b.csv", size=2_500_000, seed=3, dirty=0.1)
+    assert Path(big.path).read_bytes().startswith(Path(small.path).read_bytes())
+    small_list = Path(small.injected_path or "").read_text()
+    assert Path(big.injected_path or "").read_text().startswith(small_list)
+    assert 0 < small.injected < big.injected
+
+
+def test_dirty_compressed_matches_plain(tmp_path: Path) -> None:
+    plain = generate("orders", tmp_path / "o.ndjson", size=200_000, seed=2, dirty=0.1)
+    packed = generate("orders", tmp_path / "o.ndjson.zst", size=200_000, seed=2, dirty=0.1)
+    assert _decompress(Path(packed.path)) == Path(plain.path).read_bytes()
+    assert packed.injected_path == f"{tmp_path / 'o.ndjson.zst'}.injected.ndjson"
+    assert Path(packed.injected_path).read_bytes() == Path(plain.injected_path or "").read_bytes()
+
+
+def test_dirty_half(tmp_path: Path) -> None:
+    report = generate("orders", tmp_path / "o.csv", size=300_000, seed=9, dirty=0.5)
+    injected = _injected(report)
+    assert abs(len(injected) - 0.5 * report.rows) <= 0.05 * report.rows
+    found = _violations("csv", Path(report.path).read_bytes())
+    assert found == {int(i["record"]): [(i["kind"], i["column"])] for i in injected}
+
+
+def test_dirty_zero_removes_a_stale_list(tmp_path: Path) -> None:
+    path = tmp_path / "o.csv"
+    dirty = generate("orders", path, size=50_000, dirty=0.1)
+    assert dirty.injected_path and Path(dirty.injected_path).exists()
+    generate("orders", path, size=50_000)
+    assert not Path(dirty.injected_path).exists()
+
+
+@pytest.mark.parametrize("dirty", [-0.01, 0.51, 1, 2.0, float("nan"), True, "0.1", None])
+def test_dirty_out_of_range(tmp_path: Path, dirty: object) -> None:
+    with pytest.raises(ValueError, match="dirty"):
+        generate("orders", tmp_path / "x.csv", size=1_000, dirty=dirty)
+    assert not (tmp_path / "x.csv").exists()
+    assert not (tmp_path / "x.csv.injected.ndjson").exists()
