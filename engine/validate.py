@@ -8,7 +8,6 @@ reader's strict mode and :mod:`engine.coerce`), ``nullable``, ``min``/``max``, `
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -222,16 +221,18 @@ class Validator:
             return convert_strings(pc.cast(raw, pa.string()), target)
 
     def _checks(self, values: pa.Array, raw: Any, name: str, spec: Any, flag: Any) -> None:
+        # Bounds and sets come from the contract as Arrow values of the column's value type
+        # (a naive timestamp bound is read in the column's timezone there).
         target = values.type
         if not spec.nullable:
             flag(_np(values.is_null()), name, "nullable", raw)
         plain = values.dictionary_decode() if pa.types.is_dictionary(target) else values
         if spec.min is not None:
-            flag(_np(pc.less(plain, _scalar(spec.min, plain.type))), name, "min", raw)
+            flag(_np(pc.less(plain, spec.min_value)), name, "min", raw)
         if spec.max is not None:
-            flag(_np(pc.greater(plain, _scalar(spec.max, plain.type))), name, "max", raw)
+            flag(_np(pc.greater(plain, spec.max_value)), name, "max", raw)
         if spec.allowed is not None:
-            allowed = pa.array(list(spec.allowed)).cast(plain.type)
+            allowed = spec.allowed_values
             flag(_np(pc.invert(pc.is_in(plain, value_set=allowed))) & _np(plain.is_valid()),
                  name, "in", raw)
         if spec.regex is not None:
@@ -279,21 +280,6 @@ def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(mask, pa.ChunkedArray):
         mask = mask.combine_chunks()
     return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
-    if pa.types.is_timestamp(typ) and isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if typ.tz and parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        return pa.scalar(parsed, typ)
-    if pa.types.is_date(typ) and isinstance(value, str):
-        return pa.scalar(dt.date.fromisoformat(value), typ)
-    if pa.types.is_decimal(typ):
-        from decimal import Decimal
-
-        return pa.scalar(Decimal(str(value)), pa.decimal128(38, typ.scale))
-    return pa.scalar(value).cast(typ) if not isinstance(value, pa.Scalar) else value
 
 
 def _describe(check: str, value: Any, spec: Any, target: pa.DataType) -> str:

@@ -46,7 +46,7 @@ from engine.readers.base import (
     unify_types,
     widenings,
 )
-from engine.readers.ndjson import parse_json_objects, python_parse
+from engine.readers.ndjson import parse_json_objects, python_parse, sort_out
 
 __all__ = ["JsonArrayReader", "VALUE_COLUMN", "path_keys"]
 
@@ -381,6 +381,10 @@ def _member(
 
 # ---------------------------------------------------------------------------------------------
 # Parsing elements
+
+
+#: Below this many elements a failing run is sorted out one by one with json.loads.
+_LEAF_ELEMENTS = 64
 
 
 def _reason(exc: Exception) -> str:
@@ -743,6 +747,8 @@ class JsonArrayReader:
 
     def _bisect(self, run: list[tuple[int, bytes]], schema: pa.Schema, first: int) -> _Parsed:
         """Parse object elements (records ``first ...``), halving until failures are single."""
+        if len(run) <= _LEAF_ELEMENTS:
+            return self._sort_out(run, schema, first)
         try:
             table = parse_json_objects(b"\n".join(t for _, t in run), schema,
                                        multiline=True)
@@ -760,6 +766,11 @@ class JsonArrayReader:
             parsed += self._bisect(run[mid:], schema, first + mid)
             return parsed
         start, text = run[0]
+        return self._bisect_one(start, text, schema, first, error)
+
+    def _bisect_one(self, start: int, text: bytes, schema: pa.Schema, first: int,
+                    error: Exception) -> _Parsed:
+        """One element pyarrow would not parse with ``schema``: widen, keep as text, or reject."""
         try:
             inferred = parse_json_objects(text, None, multiline=True)
         except pa.ArrowInvalid as inner:
@@ -782,6 +793,19 @@ class JsonArrayReader:
                     pass
         reject = Reject.make(first, start, f"invalid JSON: {_reason(error)}", text, check="json")
         return _Parsed([], [reject], [])
+
+    def _sort_out(self, run: list[tuple[int, bytes]], schema: pa.Schema, first: int) -> _Parsed:
+        """A few elements: json.loads sorts them out (see :func:`ndjson.sort_out`)."""
+
+        def single(text: bytes, start: int, record: int, exc: Exception) -> tuple:
+            parsed = self._bisect_one(start, text, schema, record, exc)
+            return parsed.tables, parsed.rejects, parsed.seen
+
+        tables, rejects, seen = sort_out(
+            [t for _, t in run], [start for start, _ in run],
+            list(range(first, first + len(run))), schema, self._strict, single, multiline=True,
+        )
+        return _Parsed(tables, rejects, seen)
 
     def _values(self, run: list[tuple[int, bytes]], schema: pa.Schema, first: int) -> _Parsed:
         """Parse elements that are not objects with ijson, as rows ``{"value": item}``."""

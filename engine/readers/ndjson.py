@@ -9,7 +9,7 @@ good ones.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, ClassVar
 
 import pyarrow as pa
@@ -30,7 +30,7 @@ from engine.readers.base import (
     widenings,
 )
 
-__all__ = ["NdjsonReader", "parse_json_objects", "python_parse"]
+__all__ = ["NdjsonReader", "parse_json_objects", "python_parse", "sort_out"]
 
 
 def parse_json_objects(
@@ -97,6 +97,72 @@ def _fits(value: object, typ: pa.DataType) -> bool:
     if pa.types.is_list(typ) or pa.types.is_large_list(typ):
         return isinstance(value, list)
     return True
+
+
+Single = Callable[[bytes, int, int, Exception],
+                  tuple[list[pa.Table], list[Reject], list[tuple[pa.Schema, int]]]]
+
+
+def sort_out(
+    texts: list[bytes], starts: list[int], records: list[int], schema: pa.Schema,
+    strict: frozenset[str], single: Single, *, multiline: bool = False,
+) -> tuple[list[pa.Table], list[Reject], list[tuple[pa.Schema, int]]]:
+    """Sort out a few JSON objects with ``json.loads`` (~4 us each; a pyarrow call is ~100 us).
+
+    Invalid JSON, non-objects and (for contract columns in ``strict``) values of the wrong JSON
+    type are rejected here; the rest are parsed with pyarrow at once. If that still fails, a
+    column widened to string may hold numbers (kept as their JSON text by :func:`python_parse`);
+    failing that, ``single`` decides each text. Returns tables in input order, rejects, and
+    wider schemas seen with the record that needs them.
+    """
+    good: list[int] = []
+    rejects: list[Reject] = []
+    checks = [(name, schema.field(name).type) for name in strict if name in schema.names]
+    for i, text in enumerate(texts):
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            rejects.append(Reject.make(records[i], starts[i], f"invalid JSON: {exc}", text,
+                                       check="json"))
+            continue
+        if not isinstance(obj, dict):
+            rejects.append(Reject.make(records[i], starts[i], "expected a JSON object, found "
+                                       f"{type(obj).__name__}", text, check="json"))
+            continue
+        misfit = next(((name, typ) for name, typ in checks if not _fits(obj.get(name), typ)),
+                      None)
+        if misfit is not None:
+            name, typ = misfit
+            rejects.append(Reject.make(records[i], starts[i],
+                                       f"{name}: {obj.get(name)!r} is not {typ}",
+                                       json.dumps(obj.get(name)), column=name, check="type"))
+            continue
+        good.append(i)
+    if not good:
+        return [], rejects, []
+    try:
+        table = parse_json_objects(b"\n".join(texts[i] for i in good), schema,
+                                   multiline=multiline)
+    except pa.ArrowInvalid as exc:
+        if not strict:
+            try:
+                return [python_parse([texts[i] for i in good], schema)], rejects, []
+            except (ValueError, TypeError, pa.ArrowException):
+                pass
+        tables: list[pa.Table] = []
+        seen: list[tuple[pa.Schema, int]] = []
+        for i in good:
+            t, r, w = single(texts[i], starts[i], records[i], exc)
+            tables += t
+            rejects += r
+            seen += w
+        rejects.sort(key=lambda r: r.record)
+        return tables, rejects, seen
+    if table.num_rows != len(good):
+        raise ValueError("pyarrow found a different number of objects than json.loads")
+    if table.schema.equals(schema):
+        return [table], rejects, []
+    return [], rejects, [(table.schema, records[good[0]])]
 
 
 def _reason(exc: Exception) -> str:
@@ -227,60 +293,15 @@ class NdjsonReader:
         self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int,
         strict: frozenset[str],
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
-        """Sort out a few lines with ``json.loads`` (~4 us a line; a pyarrow call is ~100 us).
+        def single(text: bytes, start: int, record: int, exc: Exception) -> tuple:
+            tables, rejects, seen = self._single(text, start, schema, record, exc, strict)
+            return tables, rejects, [(w, record) for w in seen]
 
-        Invalid JSON, non-objects and (for contract columns) values of the wrong JSON type are
-        rejected here; the rest is parsed with pyarrow at once, line by line only if that still
-        fails.
-        """
-        good: list[int] = []
-        rejects: list[Reject] = []
-        checks = [(name, schema.field(name).type) for name in strict if name in schema.names]
-        for i, line in enumerate(lines):
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                rejects.append(Reject.make(first + base + i, starts[base + i],
-                                           f"invalid JSON: {exc}", line, check="json"))
-                continue
-            if not isinstance(obj, dict):
-                rejects.append(Reject.make(first + base + i, starts[base + i],
-                                           f"expected a JSON object, found "
-                                           f"{type(obj).__name__}", line, check="json"))
-                continue
-            misfit = next(((name, typ) for name, typ in checks
-                           if not _fits(obj.get(name), typ)), None)
-            if misfit is not None:
-                name, typ = misfit
-                rejects.append(Reject.make(first + base + i, starts[base + i],
-                                           f"{name}: {obj.get(name)!r} is not {typ}",
-                                           json.dumps(obj.get(name)), column=name,
-                                           check="type"))
-                continue
-            good.append(i)
-        if not good:
-            return [], rejects, []
-        try:
-            table = parse_json_objects(b"\n".join(lines[i] for i in good), schema)
-        except pa.ArrowInvalid as exc:
-            if not strict:  # numbers in a column widened to string: keep them as JSON text
-                try:
-                    return [python_parse([lines[i] for i in good], schema)], rejects, []
-                except (ValueError, TypeError, pa.ArrowException):
-                    pass
-            tables: list[pa.Table] = []
-            seen: list[pa.Schema] = []
-            for i in good:
-                t, r, w = self._single(lines[i], starts[base + i], schema, first + base + i,
-                                       exc, strict)
-                tables += t
-                rejects += r
-                seen += w
-            rejects.sort(key=lambda r: r.record)
-            return tables, rejects, seen
-        if table.schema.equals(schema):
-            return [table], rejects, []
-        return [], rejects, [table.schema]
+        n = len(lines)
+        tables, rejects, seen = sort_out(lines, starts[base:base + n],
+                                         list(range(first + base, first + base + n)), schema,
+                                         strict, single)
+        return tables, rejects, [w for w, _ in seen]
 
     def _single(
         self, line: bytes, start: int, schema: pa.Schema, record: int, exc: Exception,
