@@ -442,10 +442,14 @@ def _sink(plan: _Plan, schema: pa.Schema, opts: RunOptions) -> Any:
     if contract is not None and contract.output.partition_by:
         from engine.writer import PartitionedSink
 
+        # On S3 each open partition file holds up to one part in memory until it commits;
+        # cap that term at four parts by committing the largest file early.
+        upload_cap = 4 * opts.write.part_size if io.is_s3(plan.dst) else None
         return PartitionedSink(plan.dst if plan.dst.endswith("/") else plan.dst + "/", schema,
                                list(contract.output.partition_by), opts.write,
                                file_stem=plan.stem,
-                               max_open_writers=contract.output.max_open_writers)
+                               max_open_writers=contract.output.max_open_writers,
+                               max_upload_buffer_bytes=upload_cap)
     return ParquetSink(plan.data_uri or plan.dst, schema, opts.write)
 
 
