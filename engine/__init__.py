@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1")
 
 from engine.errors import (
+    ContractError,
     EngineError,
     InputFormatError,
     InputNotFoundError,
@@ -34,9 +35,13 @@ from engine.errors import (
 
 if TYPE_CHECKING:
     from engine.config import ReadOptions, RunOptions, WriteOptions
-    from engine.run import RunReport, read_batches, transform
+    from engine.contract import Contract, load_contract
+    from engine.infer import infer_contract
+    from engine.run import RunReport, read_batches, transform, validate
 
 __all__ = [
+    "Contract",
+    "ContractError",
     "EngineError",
     "InputFormatError",
     "InputNotFoundError",
@@ -48,8 +53,11 @@ __all__ = [
     "TransientError",
     "ValidationError",
     "WriteOptions",
+    "infer_contract",
+    "load_contract",
     "read_batches",
     "transform",
+    "validate",
 ]
 
 __version__ = "0.1.0"
@@ -57,6 +65,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "ReadOptions": "engine.config", "RunOptions": "engine.config", "WriteOptions": "engine.config",
     "RunReport": "engine.run", "read_batches": "engine.run", "transform": "engine.run",
+    "validate": "engine.run", "Contract": "engine.contract", "load_contract": "engine.contract",
+    "infer_contract": "engine.infer",
 }
 
 

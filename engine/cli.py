@@ -71,31 +71,66 @@ def _run(as_json: bool, job: Callable[[], Any]) -> Any:
         _fail(exc, as_json)
 
 
+# Options shared by transform, validate and infer. Defaults are None: only what the user sets
+# is passed on, so a contract's own format and output options are not overridden by defaults.
+Fmt = Annotated[str | None, typer.Option("--format", help="csv, ndjson or json [default: from "
+                                         "the suffix, then the content]")]
+JsonPath = Annotated[str | None, typer.Option(help="ijson prefix of the array in a JSON "
+                                              "document, e.g. data.item")]
+BlockSize = Annotated[str | None, typer.Option(help="Bytes parsed per chunk [default: 4MiB]")]
+Delimiter = Annotated[str | None, typer.Option(help="CSV delimiter [default: ,]")]
+QuoteChar = Annotated[str | None, typer.Option(help="CSV quote character, '' for none "
+                                               "[default: \"]")]
+Header = Annotated[bool | None, typer.Option("--header/--no-header",
+                                             help="CSV has a header row [default: header]")]
+Encoding = Annotated[str | None, typer.Option(help="Input text encoding [default: utf-8]")]
+NullValue = Annotated[list[str] | None, typer.Option(help="A string read as null "
+                                                     "(repeatable)")]
+ContractOpt = Annotated[str | None, typer.Option(help="Dataset contract (YAML): types, checks, "
+                                                 "transforms, output")]
+
+
+def _read_kwargs(fmt: str | None, json_path: str | None, block_size: str | None,
+                 delimiter: str | None, quote_char: str | None, header: bool | None,
+                 encoding: str | None, null_value: list[str] | None) -> dict[str, Any]:
+    if fmt is not None and fmt not in ("csv", "ndjson", "json"):
+        raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
+    kwargs: dict[str, Any] = {
+        "format": fmt, "json_path": json_path, "delimiter": delimiter,
+        "quote_char": quote_char, "header": header, "encoding": encoding,
+        "block_size": _size(block_size) if block_size is not None else None,
+        "null_values": tuple(null_value) if null_value else None,
+    }
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
 @app.command()
 def transform(
     src: Annotated[str, typer.Argument(help="Input: a local path or s3://bucket/key.")],
     dst: Annotated[str, typer.Argument(help="Output Parquet: a path or s3:// URI (a directory "
-                                            "ending in / when files rotate).")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, ndjson or json; "
-                                                              "default: from the suffix")] = None,
-    json_path: Annotated[str | None, typer.Option(help="ijson prefix of the array in a JSON "
-                                                        "document, e.g. data.item")] = None,
-    block_size: Annotated[str, typer.Option(help="Bytes parsed per chunk.")] = "4MiB",
-    row_group_size: Annotated[str, typer.Option(help="Arrow bytes buffered per row group.")]
-    = "16MiB",
-    row_group_rows: Annotated[int, typer.Option(help="Most rows per row group.")] = 1024 * 1024,
-    compression: Annotated[str, typer.Option(help="zstd, snappy, gzip or none.")] = "zstd",
+                                            "ending in / when files rotate or partition).")],
+    contract: ContractOpt = None,
+    fmt: Fmt = None,
+    json_path: JsonPath = None,
+    block_size: BlockSize = None,
+    row_group_size: Annotated[str | None, typer.Option(
+        help="Arrow bytes buffered per row group [default: 16MiB]")] = None,
+    row_group_rows: Annotated[int | None, typer.Option(
+        help="Most rows per row group [default: 1048576]")] = None,
+    compression: Annotated[str | None, typer.Option(
+        help="zstd, snappy, gzip or none [default: zstd]")] = None,
     rejects: Annotated[str | None, typer.Option(help="Write rejected records here (NDJSON).")]
     = None,
     schema: Annotated[Path | None, typer.Option(help="Explicit Arrow schema (JSON file): "
                                                      "no inference.")] = None,
-    delimiter: Annotated[str, typer.Option(help="CSV delimiter.")] = ",",
-    quote_char: Annotated[str, typer.Option(help="CSV quote character ('' for none).")] = '"',
-    header: Annotated[bool, typer.Option(help="CSV has a header row.")] = True,
-    encoding: Annotated[str, typer.Option(help="Input text encoding.")] = "utf-8",
-    null_value: Annotated[list[str] | None, typer.Option(help="A string read as null "
-                                                               "(repeatable).")] = None,
+    delimiter: Delimiter = None,
+    quote_char: QuoteChar = None,
+    header: Header = None,
+    encoding: Encoding = None,
+    null_value: NullValue = None,
     max_rows_per_file: Annotated[int | None, typer.Option(help="Rotate output files.")] = None,
+    threads: Annotated[int, typer.Option(help="2 reads and parses on worker threads while "
+                                              "Parquet is encoded (more memory).")] = 1,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""
@@ -103,21 +138,16 @@ def transform(
     def job() -> Any:
         from engine.run import transform as run_transform
 
-        if compression not in ("zstd", "snappy", "gzip", "none"):
+        kwargs = _read_kwargs(fmt, json_path, block_size, delimiter, quote_char, header,
+                              encoding, null_value)
+        if compression is not None and compression not in ("zstd", "snappy", "gzip", "none"):
             raise typer.BadParameter("use zstd, snappy, gzip or none",
                                      param_hint="--compression")
-        if fmt is not None and fmt not in ("csv", "ndjson", "json"):
-            raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
-        kwargs: dict[str, Any] = {
-            "format": fmt, "json_path": json_path, "block_size": _size(block_size),
-            "row_group_bytes": _size(row_group_size), "row_group_rows": row_group_rows,
-            "compression": compression, "rejects_uri": rejects, "delimiter": delimiter,
-            "quote_char": quote_char, "header": header, "encoding": encoding,
-            "max_rows_per_file": max_rows_per_file,
-        }
-        if null_value:
-            kwargs["null_values"] = tuple(null_value)
-
+        write = {"compression": compression, "row_group_rows": row_group_rows,
+                 "row_group_bytes": _size(row_group_size) if row_group_size else None,
+                 "rejects_uri": rejects, "max_rows_per_file": max_rows_per_file}
+        kwargs.update({k: v for k, v in write.items() if v is not None})
+        kwargs["threads"] = threads
         if schema is not None:
             from engine.types import parse_schema
 
@@ -126,13 +156,95 @@ def transform(
             except (OSError, ValueError) as exc:
                 raise typer.BadParameter(str(exc), param_hint="--schema") from None
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-            return run_transform(src, dst, progress=progress, **kwargs)
+            return run_transform(src, dst, progress=progress, contract=contract, **kwargs)
 
     report = _run(as_json, job)
     if as_json:
         print(report.to_json())
     else:
         _summary(report)
+
+
+@app.command()
+def validate(
+    src: Annotated[str, typer.Argument(help="Input: a local path or s3://bucket/key.")],
+    contract: Annotated[str, typer.Option(help="Dataset contract (YAML).")],
+    fmt: Fmt = None,
+    json_path: JsonPath = None,
+    block_size: BlockSize = None,
+    delimiter: Delimiter = None,
+    quote_char: QuoteChar = None,
+    header: Header = None,
+    encoding: Encoding = None,
+    null_value: NullValue = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a file against a contract in one pass and report rejects; writes nothing.
+
+    Exits 65 when the rejects exceed the contract's thresholds.
+    """
+
+    def job() -> Any:
+        from engine.run import validate as run_validate
+
+        kwargs = _read_kwargs(fmt, json_path, block_size, delimiter, quote_char, header,
+                              encoding, null_value)
+        with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+            return run_validate(src, contract=contract, progress=progress, **kwargs)
+
+    report = _run(as_json, job)
+    if as_json:
+        print(report.to_json())
+    else:
+        _validation_summary(report)
+    if report.status != "succeeded":
+        raise typer.Exit(65)
+
+
+@app.command()
+def infer(
+    src: Annotated[str, typer.Argument(help="Input: a local path or s3://bucket/key.")],
+    dataset: Annotated[str | None, typer.Option(help="Dataset name [default: the file's "
+                                                     "stem]")] = None,
+    fmt: Fmt = None,
+    json_path: JsonPath = None,
+    delimiter: Delimiter = None,
+    quote_char: QuoteChar = None,
+    header: Header = None,
+    encoding: Encoding = None,
+    null_value: NullValue = None,
+) -> None:
+    """Print a contract (YAML) scaffolded from a sample of the file, for a human to edit."""
+
+    def job() -> Any:
+        from engine.infer import infer_contract
+
+        kwargs = _read_kwargs(fmt, json_path, None, delimiter, quote_char, header, encoding,
+                              null_value)
+        return infer_contract(src, dataset=dataset, **kwargs)
+
+    sys.stdout.write(_run(False, job))
+
+
+def _validation_summary(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    ok = report.status == "succeeded"
+    console.print(
+        f"[bold {'green' if ok else 'red'}]{'ok' if ok else 'failed'}[/] {report.input} against "
+        f"{report.contract}: {report.rows_in:,} records, {report.rows_out:,} valid, "
+        f"{report.rows_rejected:,} rejected, {report.rows_filtered:,} filtered"
+    )
+    if report.error:
+        console.print(f"  {report.error['message']}")
+    if report.checks:
+        table = Table("column", "check", "rejects", "examples (record: value)")
+        for row in report.checks:
+            examples = ", ".join(f"{e['record']}: {e['value'][:40]!r}" for e in row["examples"])
+            table.add_row(row["column"], row["check"], f"{row['count']:,}", examples)
+        console.print(table)
 
 
 class _progress:  # noqa: N801 - used as a context manager like a function
@@ -174,7 +286,9 @@ def _summary(report: Any) -> None:
     console.print(
         f"[bold green]ok[/] {report.input} → {report.output}: {report.format}, "
         f"{report.rows_in:,} rows in, {report.rows_out:,} written, "
-        f"{report.rows_rejected:,} rejected; {mb:,.1f} MB in {report.seconds:.2f} s "
+        f"{report.rows_rejected:,} rejected"
+        + (f", {report.rows_filtered:,} filtered" if report.rows_filtered else "")
+        + f"; {mb:,.1f} MB in {report.seconds:.2f} s "
         f"({rate:,.0f} MB/s), {report.bytes_out / 1e6:,.1f} MB out, "
         f"peak RSS {report.peak_rss_bytes / 2**20:,.0f} MiB",
         soft_wrap=True,  # one line, whatever the terminal width
@@ -192,6 +306,9 @@ def gen(
                                         "compression (.gz, .bz2, .zst).")] = "orders.csv",
     fmt: Annotated[str | None, typer.Option("--format", help="csv, ndjson or json.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
+    dirty: Annotated[float, typer.Option(help="Fraction of records (0-0.5) given one known "
+                                              "fault each, listed in OUTPUT.injected.ndjson")]
+    = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate deterministic, realistic sample data."""
@@ -200,12 +317,13 @@ def gen(
     def job() -> Any:
         from engine.gen import generate
 
-        return generate(dataset, output, size=nbytes, fmt=fmt, seed=seed)
+        return generate(dataset, output, size=nbytes, fmt=fmt, seed=seed, dirty=dirty)
 
     report = _run(as_json, job)
     data = {"status": "succeeded", "path": str(report.path), "format": report.format,
             "compression": report.compression, "rows": report.rows,
-            "bytes": report.bytes_written, "seconds": round(report.seconds, 3)}
+            "bytes": report.bytes_written, "seconds": round(report.seconds, 3),
+            "injected": report.injected, "injected_path": report.injected_path}
     if as_json:
         print(json.dumps(data))
     else:

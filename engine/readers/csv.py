@@ -250,9 +250,10 @@ class CsvReader:
             )
 
     def _require_utf8(self, piece: bytes | memoryview, offset: int, first: int) -> None:
-        """Raise InputFormatError at the first byte that is not UTF-8. pyarrow must not see it
-        in a ragged row: it decodes the row for the invalid-row handler, fails, prints an
-        "Exception ignored" traceback and aborts the parse.
+        """Raise InputFormatError at the first byte that is not UTF-8.
+
+        pyarrow must not see one in a ragged row: it decodes the row for the invalid-row
+        handler, fails, prints an "Exception ignored" traceback and aborts the parse.
         """
         bad = first_invalid_utf8(piece)
         if bad is None:
