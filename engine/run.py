@@ -403,7 +403,8 @@ class _Stages:
     def apply(self, chunk: Chunk) -> tuple[pa.Table, list[Any]]:
         table, rejects = self.validator.apply(chunk)
         if self.contract.type_errors == "fail":
-            bad = next((r for r in rejects if r.check == "type"), None)
+            bad = min((r for r in chunk.rejects + rejects if r.check == "type"),
+                      key=lambda r: r.record, default=None)
             if bad is not None:
                 raise SchemaError(bad.reason, record=bad.record, offset=bad.offset)
         self.validator.note_reader_rejects(chunk.rejects)
@@ -535,7 +536,9 @@ def _write_aggregate(plan: _Plan, stages: _Stages | None, opts: RunOptions) -> d
     table = stages.aggregator.result()
     info: dict[str, Any] = {"groups": table.num_rows, "uri": plan.aggregate_uri}
     if plan.aggregate_uri is not None and plan.dst is not None:
-        with ParquetSink(plan.aggregate_uri, table.schema, opts.write) as sink:
+        # One file at the aggregate's path: the data's file rotation does not apply to it.
+        write = replace(opts.write, max_rows_per_file=None, max_bytes_per_file=None)
+        with ParquetSink(plan.aggregate_uri, table.schema, write) as sink:
             sink.write(table)
         info["bytes"] = sink.files[0].bytes if sink.files else 0
     return info

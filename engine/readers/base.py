@@ -62,7 +62,7 @@ class Reject:
         """The reject as one line of the rejects file."""
         out: dict[str, object] = {"record": self.record, "offset": self.offset,
                                   "reason": self.reason, "raw": self.raw}
-        if self.column is not None:
+        if self.column is not None or self.check is not None:
             out["column"] = self.column
             out["check"] = self.check
         return out

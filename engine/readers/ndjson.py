@@ -152,6 +152,15 @@ def sort_out(
         tables: list[pa.Table] = []
         seen: list[tuple[pa.Schema, int]] = []
         for i in good:
+            # A value the group could not take (1.234 in a decimal(p, 2)) must not reject
+            # the other records of the group: each that parses alone with the schema is kept.
+            try:
+                alone = parse_json_objects(texts[i], schema, multiline=multiline)
+            except pa.ArrowInvalid:
+                alone = None
+            if alone is not None and alone.num_rows == 1 and alone.schema.equals(schema):
+                tables.append(alone)
+                continue
             t, r, w = single(texts[i], starts[i], records[i], exc)
             tables += t
             rejects += r
