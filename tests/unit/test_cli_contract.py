@@ -89,7 +89,7 @@ def test_transform_contract_json_report(runner: CliRunner, data: dict[str, Any],
     assert report["aggregate"]["groups"] > 0 and report["state_bytes"] > 0
     assert report["rejects"]["uri"] == f"{out}/rejects/orders.rejects.ndjson"
     table = ds.dataset(out, format="parquet", partitioning="hive",
-                       ignore_prefixes=["rejects", "aggregates"]).to_table()
+                       ignore_prefixes=[".", "_", "rejects"]).to_table()
     assert table.num_rows == report["rows_out"]
     assert "amount_cents" in table.column_names
     assert result.stderr == ""
@@ -121,7 +121,7 @@ def test_transform_threshold_exceeded_exits_65(runner: CliRunner, data: dict[str
     assert report["error"]["type"] == "ValidationError"
     assert "max_ratio" in report["error"]["message"]
     assert "Traceback" not in result.output
-    assert files_under(out) == {"rejects/orders.rejects.ndjson"}
+    assert files_under(out) == {"_rejects/orders.rejects.ndjson"}
 
 
 # -- validate -----------------------------------------------------------------------------------
