@@ -73,3 +73,23 @@ def test_peak_rss_is_bounded_and_flat(data_dir: Path, fmt: str) -> None:
     assert peak_big - peak_small <= FLATNESS, (
         f"{fmt}: peak grew {(peak_big - peak_small) / MiB:.1f} MiB from 50 MB to 200 MB input"
     )
+
+
+@pytest.mark.memory
+def test_contract_run_stays_within_the_core_budget(data_dir: Path) -> None:
+    """Validation and transforms work on the chunk in flight: same budget as a bare run."""
+    contract = Path(__file__).resolve().parents[2] / "benchmarks/contracts/orders_realistic.yaml"
+    big = data_dir / "contract-big.csv"
+    generate_in_child(big, BIG, "csv")
+    out = data_dir / "contract-big.parquet"
+    launched = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(out.with_suffix(".out")), sys.executable, "-m",
+         "engine.cli", "transform", str(big), str(out), "--json", "--contract", str(contract)],
+        capture_output=True, text=True, check=True)
+    code, peak = map(int, launched.stdout.split())
+    report = json.loads(out.with_suffix(".out").read_text())
+    big.unlink()
+    assert code == 0, report
+    assert report["rows_in"] == report["rows_out"] + report["rows_rejected"] + report[
+        "rows_filtered"]
+    assert peak <= LIMIT, f"contract run: peak RSS {peak / MiB:.0f} MiB"
