@@ -7,6 +7,7 @@ Marked ``memory``: each case generates a >= 200 MB file (a few seconds). The bar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,22 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
 """
+
+
+@pytest.fixture(scope="module", autouse=True)
+def without_pandas(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Hide pandas from the measured children: pyarrow imports it, when installed, on the first
+    conversion of Python values (+45 MiB). The Lambda layer has no pandas; the README says so."""
+    stub = tmp_path_factory.mktemp("nopandas")
+    (stub / "pandas").mkdir()
+    (stub / "pandas" / "__init__.py").write_text('raise ImportError("hidden by test_memory")\n')
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(stub) + (os.pathsep + old if old else "")
+    yield
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
 
 
 def child_peak_rss(src: Path, dst: Path) -> tuple[int, dict]:
