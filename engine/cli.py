@@ -333,6 +333,9 @@ def gen(
               f"({data['format']}) in {data['seconds']:.2f} s")
 
 
+app.add_typer(__import__("engine.pipeline_cli", fromlist=["app"]).app, name="pipeline")
+
+
 def main() -> None:
     """Entry point of the ``chunkwise`` console script."""
     app()

@@ -112,6 +112,13 @@ class ReadOptions:
             ``None`` means the document is a top-level array (prefix ``item``).
         sample_count: ranged samples taken for schema inference beyond the head.
         sample_bytes: bytes per sample.
+        byte_range: ``(start, end)``: read only the stored bytes ``[start, end)`` of an
+            uncompressed input, which must begin and end at record boundaries (as
+            :func:`engine.aws.planning.plan_byte_ranges` plans them); ``format`` must be set.
+            CSV: a range after the first holds no header (pass ``header=False`` and the
+            header's ``column_names``). JSON: the range holds whole elements of the array and
+            the commas between them, and is read as if framed by ``[`` and ``]``
+            (``json_path`` does not apply).
     """
 
     format: str | None = None
@@ -127,6 +134,7 @@ class ReadOptions:
     json_path: str | None = None
     sample_count: int = DEFAULT_SAMPLE_COUNT
     sample_bytes: int = DEFAULT_SAMPLE_BYTES
+    byte_range: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,3 +181,7 @@ class RunOptions:
     #: picks 2 when the process may use two or more cores. A Lambda under 1,769 MB has less than
     #: one vCPU: the pipeline's transform step passes 1 there.
     threads: int | None = None
+    #: the name of the outputs written into a directory (``<stem>.parquet``, partition files,
+    #: rejects): ``None`` is the input's file name without extension. Set it to give the parts
+    #: of one input (byte ranges) distinct names.
+    output_stem: str | None = None

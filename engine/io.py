@@ -582,7 +582,36 @@ class InputStream(io.BufferedIOBase):
         return self
 
 
-def open_input(uri: str, compression: str | None = None) -> InputStream:
+class _Window(io.RawIOBase):
+    """Bytes ``[start, end)`` of a seekable stored stream (the source is closed with it)."""
+
+    def __init__(self, source: Any, start: int, end: int) -> None:
+        super().__init__()
+        self._source = source
+        self._left = max(0, end - start)
+        if start:
+            source.seek(start)  # smart-open's reader defers the GET: it starts at ``start``
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._left:
+            return 0
+        view = memoryview(buffer)[: self._left]
+        n = cast(int, self._source.readinto(view) or 0)
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+def open_input(uri: str, compression: str | None = None, *,
+               byte_range: tuple[int, int] | None = None) -> InputStream:
     """Open a local path or ``s3://`` URI for streaming, decompressed reading.
 
     On S3 a ``HeadObject`` checks the object and gives its size; the bytes then come through
@@ -593,6 +622,8 @@ def open_input(uri: str, compression: str | None = None) -> InputStream:
     Args:
         uri: local path (or ``file://``) or ``s3://bucket/key``.
         compression: ``none``, ``gzip``, ``bz2`` or ``zstd``; ``None`` infers it from the suffix.
+        byte_range: ``(start, end)``: only the stored bytes ``[start, end)`` (clamped to the
+            size) of an uncompressed input; the stream's ``size`` is the range's length.
 
     Returns:
         The stream; close it (or use it as a context manager).
@@ -607,6 +638,11 @@ def open_input(uri: str, compression: str | None = None) -> InputStream:
     """
     compression = infer_compression(uri) if compression is None else compression
     _check_compression(compression)
+    if byte_range is not None:
+        if compression != "none":
+            raise ValueError(f"a byte range needs an uncompressed input, not {compression}")
+        if not 0 <= byte_range[0] <= byte_range[1]:
+            raise ValueError(f"bad byte range {byte_range}")
     map_error: ErrorMapper
     if is_s3(uri):
         from engine import s3
@@ -630,6 +666,10 @@ def open_input(uri: str, compression: str | None = None) -> InputStream:
             mapped.offset = offset
             return mapped
 
+    if byte_range is not None:
+        end = min(byte_range[1], size)
+        source = _Window(source, min(byte_range[0], end), end)
+        size = max(0, end - byte_range[0])
     return InputStream(source, uri, compression, size=size, map_error=map_error)
 
 

@@ -148,7 +148,7 @@ def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen
             strict: frozenset[str] = frozenset()) -> Iterator[tuple[io.InputStream,
                                                                     Iterator[Chunk]]]:
     """Open ``src`` and parse it: sequentially, or with reading and parsing on worker threads."""
-    raw = io.open_input(src, opts.read.input_compression)
+    raw = io.open_input(src, opts.read.input_compression, byte_range=opts.read.byte_range)
     threaded = _threads(opts.threads) > 1
     with ExitStack() as stack:
         stack.enter_context(raw)
@@ -156,6 +156,8 @@ def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen
         if threaded:
             source = ReadAhead(raw, opts.read.block_size)
             stack.callback(source.close)
+        if opts.read.byte_range is not None and reader.format == "json":
+            source = _Framed(source, b"[", b"]")
         chunks = reader.read(utf8_stream(source, opts.read.encoding, src), schema, widen=widen,
                              strict=strict)
         if threaded:
@@ -163,15 +165,49 @@ def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen
         yield raw, chunks
 
 
+class _Framed:
+    """A stream with ``prefix`` before its first byte and ``suffix`` after its last."""
+
+    def __init__(self, stream: Any, prefix: bytes, suffix: bytes) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self._suffix: bytes | None = suffix
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all for ``-1``), fewer only at the end, as a buffered reader."""
+        out = self._prefix
+        self._prefix = b""
+        while self._suffix is not None and (n is None or n < 0 or len(out) < n):
+            data = self._stream.read(-1 if n is None or n < 0 else n - len(out))
+            if not data:
+                out += self._suffix
+                self._suffix = None
+            out += data
+        if n is not None and 0 <= n < len(out):  # the suffix went over: keep it for later
+            out, self._prefix = out[:n], out[n:]
+        return out
+
+    def readinto(self, view: Any) -> int:
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
 def _samples(src: str, read: ReadOptions) -> list[Sample]:
     """The head of the decompressed input, plus ranged reads across a plain seekable object."""
-    with io.open_input(src, read.input_compression) as raw:
-        head = utf8_stream(raw, read.encoding, src).read(read.sample_bytes)
-        at_end = not raw.read(1) if len(head) < read.sample_bytes else False
+    if read.byte_range is not None and read.format is None:
+        raise ValueError("a byte range needs an explicit format")
+    with io.open_input(src, read.input_compression, byte_range=read.byte_range) as raw:
+        stream: Any = raw
+        if read.byte_range is not None and read.format == "json":
+            stream = _Framed(raw, b"[", b"]")
+        head = utf8_stream(stream, read.encoding, src).read(read.sample_bytes)
+        at_end = not stream.read(1) if len(head) < read.sample_bytes else False
         size = raw.size
     samples = [Sample(head, True, at_end)]
     compression = read.input_compression or io.infer_compression(src)
     plain = compression == "none" and read.encoding.lower().replace("-", "") in ("utf8", "ascii")
+    plain = plain and read.byte_range is None  # a range's samples: its head (pass a schema)
     if plain and size and size > read.sample_bytes * (read.sample_count + 1):
         step = size // (read.sample_count + 1)
         for i in range(1, read.sample_count + 1):
@@ -183,6 +219,8 @@ def _samples(src: str, read: ReadOptions) -> list[Sample]:
 
 def _reader(src: str, read: ReadOptions, head: bytes) -> Reader:
     fmt = read.format or detect_format(src, head, json_path=read.json_path)
+    if read.byte_range is not None and fmt == "json":
+        read = replace(read, json_path=None)  # the range is read as a top-level array
     if fmt not in READERS:
         raise InputFormatError(f"unknown format {fmt!r}; known: {', '.join(READERS)}", uri=src)
     tsv = posixpath.splitext(io.strip_compression_suffix(src).lower())[1] == ".tsv"
@@ -290,7 +328,8 @@ def validate(src: str, *, contract: Any, options: RunOptions | None = None,
 def _run(src: str, dst: str | None, options: RunOptions | None, progress: Progress | None,
          contract: Any, kwargs: dict[str, Any]) -> RunReport:
     started = time.perf_counter()
-    plan = _Plan.load(contract, src, dst)
+    opts = build_options(options, **kwargs)
+    plan = _Plan.load(contract, src, dst, opts.output_stem)
     opts = build_options(options, **{**plan.overrides(), **kwargs})
     samples = _samples(src, opts.read)
     reader = _reader(src, opts.read, samples[0].data)
@@ -329,12 +368,13 @@ class _Plan:
     stem: str = "part"
 
     @classmethod
-    def load(cls, contract: Any, src: str, dst: str | None) -> _Plan:
+    def load(cls, contract: Any, src: str, dst: str | None,
+             stem: str | None = None) -> _Plan:
         if contract is not None and not hasattr(contract, "columns"):
             from engine.contract import load_contract
 
             contract = load_contract(contract)
-        stem = _stem(src)
+        stem = stem or _stem(src)
         plan = cls(dst, contract, dst, stem=stem)
         if dst is None or contract is None:
             return plan

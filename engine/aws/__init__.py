@@ -1,0 +1,34 @@
+"""What the Lambdas of the serverless pipeline need, around the engine.
+
+One module per concern (``docs/pipeline.md`` is the interface they implement):
+
+- :mod:`engine.aws.settings`: the environment, as one frozen dataclass.
+- :mod:`engine.aws.events`: the EventBridge S3 "Object Created" event → the initial state.
+- :mod:`engine.aws.metadata`: the DynamoDB record of each file: claim, status, read.
+- :mod:`engine.aws.routing`: which contract a key belongs to.
+- :mod:`engine.aws.planning`: record-aligned byte ranges for the Map of large objects.
+- :mod:`engine.aws.deadline`: stop with a retryable error before Lambda's timeout.
+- :mod:`engine.aws.steps`: the functions the handlers call, one per state.
+- :mod:`engine.aws.conversion`: converting a file or a range: layout, time, checksums.
+- :mod:`engine.aws.failures`: the caught error, the FAILED record, the DLQ message.
+- :mod:`engine.aws.observability`: Powertools Logger and Metrics shared by the handlers.
+- :mod:`engine.aws.clients`: the AWS clients, kept for the process.
+
+Submodules are imported on demand: ``import engine.aws`` loads nothing else.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "clients",
+    "conversion",
+    "deadline",
+    "events",
+    "failures",
+    "metadata",
+    "observability",
+    "planning",
+    "routing",
+    "settings",
+    "steps",
+]

@@ -1,0 +1,215 @@
+"""The metadata table: one DynamoDB record per file, claimed once, updated at each step.
+
+The record (``docs/pipeline.md``): partition key ``file_id``; ``bucket``, ``key``, ``version``,
+``etag``, ``size``, ``contract``, ``status`` (``RECEIVED`` → ``VALIDATED`` → ``TRANSFORMED`` →
+``SUCCEEDED``, or ``FAILED``), ``received_at``, ``updated_at``, counts, bytes, duration, peak
+memory, ``manifest``, ``error_type``, ``error_message`` and ``expires_at`` (the TTL attribute:
+epoch seconds, received + 180 days, ADR-006).
+
+``table`` arguments are boto3 ``Table`` resources (``boto3.resource("dynamodb").Table(name)``).
+DynamoDB throttling becomes :class:`~engine.errors.TransientError`, which the state machine
+retries; other client errors propagate as they are (a bug or a deployment problem, for the
+error handler).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import botocore.exceptions
+
+from engine.errors import TransientError
+
+__all__ = [
+    "FAILED",
+    "RECEIVED",
+    "STATUSES",
+    "SUCCEEDED",
+    "TRANSFORMED",
+    "TTL_DAYS",
+    "VALIDATED",
+    "claim",
+    "record",
+    "update_status",
+]
+
+RECEIVED, VALIDATED, TRANSFORMED, SUCCEEDED, FAILED = (
+    "RECEIVED", "VALIDATED", "TRANSFORMED", "SUCCEEDED", "FAILED",
+)
+STATUSES = (RECEIVED, VALIDATED, TRANSFORMED, SUCCEEDED, FAILED)
+
+#: Records expire this long after the file was received (DynamoDB TTL, ADR-006).
+TTL_DAYS = 180
+
+#: Longest error message stored (DynamoDB items are capped at 400 KB; a stack of causes is not
+#: what an operator reads first).
+MAX_ERROR_MESSAGE_CHARS = 4000
+
+#: Error codes that mean "slow down": retried by the state machine as TransientError.
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+})
+
+#: The state keys copied into the record when a file is claimed.
+_CLAIMED = ("bucket", "key", "version", "etag", "size", "contract")
+
+
+def now_utc() -> datetime:
+    """The current time, timezone-aware UTC (one place to patch in tests)."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with a ``Z``, to the millisecond."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of :func:`iso` (any ISO-8601 string with an offset or ``Z``)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@contextmanager
+def _dynamodb_errors(file_id: str) -> Iterator[None]:
+    """Throttling inside the block becomes TransientError; other errors pass through."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES:
+            message = exc.response.get("Error", {}).get("Message") or code
+            raise TransientError(f"DynamoDB {code}: {message}", uri=file_id) from exc
+        raise
+
+
+def _to_dynamodb(value: Any) -> Any:
+    """Python values as the boto3 resource layer accepts them (floats become Decimals)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(str(value)) if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _to_dynamodb(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamodb(v) for v in value]
+    return value
+
+
+def _from_dynamodb(value: Any) -> Any:
+    """The inverse of :func:`_to_dynamodb`: Decimals become ints or floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: _from_dynamodb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamodb(v) for v in value]
+    return value
+
+
+def claim(table: Any, state: Mapping[str, Any], *, now: datetime | None = None) -> bool:
+    """Create the file's record with status RECEIVED, unless it already exists.
+
+    One conditional put (``attribute_not_exists(file_id)``): of two executions started for the
+    same file (EventBridge delivers at least once), exactly one claims it. A replay
+    (``state["replay"]``) may also re-claim a file whose record is FAILED.
+
+    Args:
+        table: the metadata table.
+        state: the state after ingest: ``file_id`` and the keys copied into the record
+            (``bucket``, ``key``, ``version``, ``etag``, ``size``, ``contract``), and
+            ``received_at`` if already set.
+        now: the time of receipt (default: now).
+
+    Returns:
+        True if this call created (or re-claimed) the record, False for a duplicate.
+
+    Raises:
+        TransientError: DynamoDB throttled the request.
+    """
+    received = now or (parse_iso(state["received_at"]) if state.get("received_at")
+                       else now_utc())
+    item = {name: state.get(name) for name in _CLAIMED}
+    item.update(
+        file_id=state["file_id"],
+        status=RECEIVED,
+        received_at=iso(received),
+        updated_at=iso(received),
+        expires_at=int((received + timedelta(days=TTL_DAYS)).timestamp()),
+    )
+    condition = "attribute_not_exists(file_id)"
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    if state.get("replay"):
+        condition += " OR #status = :failed"
+        names["#status"] = "status"
+        values[":failed"] = FAILED
+    kwargs: dict[str, Any] = {"Item": _to_dynamodb(item), "ConditionExpression": condition}
+    if names:
+        kwargs.update(ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    try:
+        with _dynamodb_errors(state["file_id"]):
+            table.put_item(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def update_status(table: Any, file_id: str, status: str, *, now: datetime | None = None,
+                  **fields: Any) -> None:
+    """Set the record's ``status``, ``updated_at`` and ``fields`` (``None`` values are skipped).
+
+    The record is created if it is missing (an error handler may run for a file that was never
+    claimed, e.g. after a malformed event), with the TTL attribute set on creation only.
+
+    Raises:
+        ValueError: an unknown status.
+        TransientError: DynamoDB throttled the request.
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+    moment = now or now_utc()
+    if "error_message" in fields and fields["error_message"] is not None:
+        fields["error_message"] = str(fields["error_message"])[:MAX_ERROR_MESSAGE_CHARS]
+    values: dict[str, Any] = {
+        ":status": status,
+        ":now": iso(moment),
+        ":expires": int((moment + timedelta(days=TTL_DAYS)).timestamp()),
+    }
+    names = {"#status": "status"}
+    sets = ["#status = :status", "updated_at = :now",
+            "expires_at = if_not_exists(expires_at, :expires)"]
+    for i, (name, value) in enumerate(sorted(fields.items())):
+        if value is None or name in ("file_id", "status", "updated_at", "expires_at"):
+            continue
+        names[f"#f{i}"] = name
+        values[f":f{i}"] = _to_dynamodb(value)
+        sets.append(f"#f{i} = :f{i}")
+    with _dynamodb_errors(file_id):
+        table.update_item(
+            Key={"file_id": file_id},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+
+def record(table: Any, file_id: str) -> dict[str, Any]:
+    """The file's record as plain JSON-able data (numbers as int/float); ``{}`` if none.
+
+    Raises:
+        TransientError: DynamoDB throttled the request.
+    """
+    with _dynamodb_errors(file_id):
+        response = table.get_item(Key={"file_id": file_id}, ConsistentRead=True)
+    return dict(_from_dynamodb(response.get("Item") or {}))

@@ -1,0 +1,159 @@
+"""The pipeline's settings: one frozen dataclass, read from the Lambda environment.
+
+The environment names are those of ``docs/pipeline.md`` and are constants here, so the template,
+the local runner and the tests spell them the same way. Explicit arguments beat the environment:
+``Settings.from_env(metadata_table="t")`` ignores ``METADATA_TABLE``.
+
+Example:
+    >>> settings = Settings.from_env({"MAX_SINGLE_BYTES": "1GB"}, processed_bucket="out")
+    >>> settings.max_single_bytes, settings.processed_bucket
+    (1000000000, 'out')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from engine.config import parse_size
+
+__all__ = [
+    "CONTRACTS_URI",
+    "DEFAULT_MAX_SINGLE_BYTES",
+    "DEFAULT_MIN_THROUGHPUT",
+    "DEFAULT_RANGE_BYTES",
+    "DLQ_URL",
+    "MAX_SINGLE_BYTES",
+    "METADATA_TABLE",
+    "METRICS_NAMESPACE",
+    "MIN_THROUGHPUT",
+    "PROCESSED_BUCKET",
+    "RANGE_BYTES",
+    "SERVICE_NAME",
+    "Settings",
+    "SettingsError",
+]
+
+#: DynamoDB table holding one record per file (partition key ``file_id``).
+METADATA_TABLE = "METADATA_TABLE"
+#: Bucket the Parquet output and the manifests go to.
+PROCESSED_BUCKET = "PROCESSED_BUCKET"
+#: URL of the SQS queue that receives permanent failures.
+DLQ_URL = "DLQ_URL"
+#: Where the dataset contracts live: ``s3://bucket/prefix/`` or a local directory of ``*.yaml``.
+CONTRACTS_URI = "CONTRACTS_URI"
+#: Objects larger than this (stored bytes) are split into ranges converted by a Map.
+MAX_SINGLE_BYTES = "MAX_SINGLE_BYTES"
+#: Target size of one range of the Map.
+RANGE_BYTES = "RANGE_BYTES"
+#: Conservative conversion speed, in decompressed input bytes per second, used to predict
+#: whether a conversion can finish in the Lambda's remaining time (not in docs/pipeline.md:
+#: an addition of this module, with a default that needs no setting).
+MIN_THROUGHPUT = "MIN_THROUGHPUT"
+#: Powertools' own names: the service (Logger, Metrics dimension) and the EMF namespace.
+SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
+METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+
+#: 500 MB: the single-Lambda ceiling of ADR-003.
+DEFAULT_MAX_SINGLE_BYTES = 500 * 10**6
+#: 256 MB per Map range: well inside one Lambda's time at the speeds measured in benchmarks/.
+DEFAULT_RANGE_BYTES = 256 * 10**6
+#: 20 MB/s: a fifth of the single-thread CSV speed measured on a 1 GB arm64 Lambda-sized core,
+#: leaving room for contracts with regex checks and for a slow S3 connection.
+DEFAULT_MIN_THROUGHPUT = 20 * 10**6
+
+_ENV = {
+    "metadata_table": METADATA_TABLE,
+    "processed_bucket": PROCESSED_BUCKET,
+    "dlq_url": DLQ_URL,
+    "contracts_uri": CONTRACTS_URI,
+    "max_single_bytes": MAX_SINGLE_BYTES,
+    "range_bytes": RANGE_BYTES,
+    "min_throughput": MIN_THROUGHPUT,
+    "service_name": SERVICE_NAME,
+    "metrics_namespace": METRICS_NAMESPACE,
+}
+_SIZES = frozenset({"max_single_bytes", "range_bytes", "min_throughput"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed: a deployment problem, not a data problem.
+
+    Not an :class:`engine.errors.EngineError` on purpose: the state machine sends it to the
+    error handler (``States.ALL``), not to the DLQ, since replaying the file cannot help.
+    """
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline's steps read from their environment.
+
+    Attributes:
+        metadata_table: DynamoDB table name (``METADATA_TABLE``).
+        processed_bucket: output bucket (``PROCESSED_BUCKET``).
+        dlq_url: SQS dead-letter queue URL (``DLQ_URL``).
+        contracts_uri: contracts location (``CONTRACTS_URI``); ``None``: every file is a plain
+            conversion.
+        max_single_bytes: size above which an object goes to the Map (``MAX_SINGLE_BYTES``).
+        range_bytes: target range size for the Map (``RANGE_BYTES``).
+        min_throughput: conservative decompressed bytes per second (``MIN_THROUGHPUT``).
+        service_name: Powertools service name (``POWERTOOLS_SERVICE_NAME``).
+        metrics_namespace: CloudWatch EMF namespace (``POWERTOOLS_METRICS_NAMESPACE``).
+    """
+
+    metadata_table: str | None = None
+    processed_bucket: str | None = None
+    dlq_url: str | None = None
+    contracts_uri: str | None = None
+    max_single_bytes: int = DEFAULT_MAX_SINGLE_BYTES
+    range_bytes: int = DEFAULT_RANGE_BYTES
+    min_throughput: int = DEFAULT_MIN_THROUGHPUT
+    service_name: str = "chunkwise"
+    metrics_namespace: str = "chunkwise"
+
+    def __post_init__(self) -> None:
+        for name in _SIZES:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{_ENV[name]} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``); keyword arguments win.
+
+        Sizes accept units (``500MB``, ``1GiB``) or plain bytes; an empty variable is unset.
+
+        Raises:
+            SettingsError: a size that does not parse, or an unknown keyword.
+        """
+        env = os.environ if environ is None else environ
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, var in _ENV.items():
+            if name in overrides:
+                value: Any = overrides[name]
+            else:
+                value = env.get(var) or None
+                if value is None:
+                    continue
+            if name in _SIZES and isinstance(value, str):
+                try:
+                    value = parse_size(value)
+                except ValueError as exc:
+                    raise SettingsError(f"{var}: {exc}") from None
+            values[name] = value
+        return cls(**values)
+
+    def require(self, name: str) -> str:
+        """The value of the string setting ``name``, which must be set.
+
+        Raises:
+            SettingsError: it is not set (naming the environment variable).
+        """
+        value = getattr(self, name)
+        if not value:
+            raise SettingsError(f"{_ENV.get(name, name)} is not set")
+        return str(value)

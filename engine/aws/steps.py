@@ -1,0 +1,370 @@
+"""The pipeline's steps: what each Lambda handler calls.
+
+Every step takes the state (``docs/pipeline.md``, "The state passed between states") and returns
+it with its own keys added, so each handler is a function of one JSON object::
+
+    ingest           event → bucket, key, version, etag, size, file_id, contract, route,
+                     received_at                                             (record RECEIVED)
+    validate_head    → format, columns                                      (record VALIDATED)
+    plan             → ranges                                   (route "map" only)
+    transform        → parts (one entry), or one parts entry for a Map item (record TRANSFORMED)
+    output           → output: the manifest's URI and totals                (record SUCCEEDED)
+    handle_error     records FAILED with the caught error's type and message
+    route_to_dlq     the same, plus an SQS message with everything needed to replay the file
+
+Errors are the engine's (:mod:`engine.errors`); their class names are what the state machine's
+``Retry`` and ``Catch`` match. Settings come from the environment unless given
+(:class:`~engine.aws.settings.Settings`), AWS clients from
+:func:`~engine.aws.clients.default_clients`.
+
+The conversion itself (output layout, time checks, ranges, checksums) is in
+:mod:`engine.aws.conversion`; the failure records and DLQ messages in :mod:`engine.aws.failures`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from engine import io
+from engine.aws import failures, metadata, routing
+from engine.aws.clients import Clients, default_clients
+from engine.aws.conversion import (
+    RemainingMs,
+    contract_of,
+    convert_object,
+    convert_range,
+    object_uri,
+    output_base,
+    read_options,
+    require_current,
+    stem,
+)
+from engine.aws.deadline import Deadline
+from engine.aws.events import initial_state
+from engine.aws.planning import plan_byte_ranges, splittable
+from engine.aws.settings import Settings
+from engine.config import MiB, ReadOptions
+from engine.errors import InputFormatError, SchemaError, TransientError
+from engine.readers import Sample, detect_format
+
+__all__ = [
+    "HEAD_BYTES",
+    "handle_error",
+    "ingest",
+    "output",
+    "plan",
+    "route_to_dlq",
+    "transform",
+    "transform_range",
+    "validate_head",
+]
+
+#: Bytes of the (decompressed) head that validate reads: the header and the first records.
+HEAD_BYTES = 1 * MiB
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _table(settings: Settings, clients: Clients) -> Any:
+    return clients.table(settings.require("metadata_table"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingest
+
+
+def ingest(event: Any, settings: Settings | None = None, clients: Clients | None = None, *,
+           now: datetime | None = None) -> dict[str, Any]:
+    """Parse the event, choose the contract and the route, and claim the file.
+
+    The claim is the last call, so that a retried ingest (after a throttled listing of the
+    contracts, say) does not find its own claim and take itself for a duplicate.
+
+    Returns:
+        The initial state with ``contract``, ``route`` (``skip`` for a file already claimed,
+        ``map`` for a splittable object over ``MAX_SINGLE_BYTES``, else ``single``) and
+        ``received_at``.
+
+    Raises:
+        InputFormatError: not an S3 Object Created event.
+        ContractError: a contract under ``CONTRACTS_URI`` is invalid.
+        TransientError: S3 or DynamoDB throttling.
+    """
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    state = initial_state(event)
+    uri = object_uri(state)
+    if state["size"] is None:
+        state["size"] = io.object_size(uri)
+    contract_uri = routing.contract_for(state["key"], settings.contracts_uri)
+    contract = routing.get_contract(contract_uri) if contract_uri else None
+    large = state["size"] > settings.max_single_bytes
+    route = "map" if large and splittable(uri, read_options(contract)) else "single"
+    received = now or metadata.now_utc()
+    state.update(contract=contract_uri, route=route, received_at=metadata.iso(received))
+    if not metadata.claim(_table(settings, clients), state, now=received):
+        state["route"] = "skip"
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Validate
+
+
+def _read_head(uri: str, size: int | None, read: ReadOptions) -> tuple[bytes, bool]:
+    """The first HEAD_BYTES of the decompressed object, and whether that is all of it."""
+    compression = read.input_compression or io.infer_compression(uri)
+    if compression == "none":
+        head = io.read_range(uri, 0, HEAD_BYTES)
+        at_end = len(head) < HEAD_BYTES or (size is not None and size <= HEAD_BYTES)
+        return head, at_end
+    with io.open_input(uri, compression) as stream:
+        head = stream.read(HEAD_BYTES + 1)
+    return head[:HEAD_BYTES], len(head) <= HEAD_BYTES
+
+
+def _utf8_head(head: bytes, encoding: str, uri: str, at_end: bool) -> bytes:
+    """The head as UTF-8 without a BOM; an undecodable byte is an InputFormatError."""
+    codec = codecs.lookup(encoding).name
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    try:
+        text = decoder.decode(head, final=at_end)  # a character cut at the end is not an error
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(
+            f"bytes are not valid {codec} ({exc.reason}); set options.encoding in the contract",
+            uri=uri, offset=exc.start) from None
+    return text.removeprefix("\ufeff").encode("utf-8")
+
+
+def validate_head(state: Mapping[str, Any], settings: Settings | None = None,
+                  clients: Clients | None = None) -> dict[str, Any]:
+    """Check the head of the object against its contract, before the expensive step.
+
+    One ranged read of the first MiB (decompressed): its encoding, its format (the contract's,
+    else detected), its header or fields, and with a contract the columns: a missing required
+    column, or an extra one under ``extra_columns: reject``, fails here as it would in the
+    conversion.
+
+    Returns:
+        The state with ``format`` and ``columns`` (as the reader sees them).
+
+    Raises:
+        InputFormatError: undecodable bytes, not CSV/JSON, a malformed head.
+        SchemaError: the columns do not fit the contract.
+        InputNotFoundError: the object is gone.
+    """
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    uri = object_uri(state)
+    require_current(state)
+    contract = contract_of(state)
+    read = read_options(contract)
+    head, at_end = _read_head(uri, state.get("size"), read)
+    text = _utf8_head(head, read.encoding, uri, at_end)
+    fmt = read.format or detect_format(uri, text, json_path=read.json_path)
+    from engine.run import _reader  # the engine's choice of reader (TSV suffix, unknown format)
+
+    reader = _reader(uri, replace(read, format=fmt), text)
+    schema = reader.infer_schema([Sample(text, True, at_end)])
+    if contract is not None and (len(schema) or at_end):
+        from engine.validate import Validator
+
+        Validator(contract, uri).reader_schema(schema)
+    metadata.update_status(_table(settings, clients), state["file_id"], metadata.VALIDATED,
+                           format=fmt)
+    return {**state, "format": fmt, "columns": list(schema.names)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan
+
+
+def plan(state: Mapping[str, Any], settings: Settings | None = None,
+         clients: Clients | None = None, *,
+         remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
+    """Split the object into record-aligned ranges of about ``RANGE_BYTES`` (see planning).
+
+    Raises:
+        InputFormatError: no record boundary near a cut (an unbalanced quote?).
+        TransientError: S3 failures, or not enough time left for the scan.
+    """
+    settings = settings or Settings.from_env()
+    contract = contract_of(state)
+    fmt = state.get("format") or read_options(contract).format or "csv"
+    read = read_options(contract, fmt)
+    deadline = Deadline(remaining_ms, min_throughput=settings.min_throughput)
+    require_current(state)
+    ranges = plan_byte_ranges(object_uri(state), fmt, int(state["size"]), settings.range_bytes,
+                              options=read, deadline=deadline)
+    return {**state, "ranges": ranges}
+
+
+# ---------------------------------------------------------------------------------------------
+# Transform
+
+
+def transform(event: Mapping[str, Any], settings: Settings | None = None,
+              clients: Clients | None = None, *, range: Mapping[str, int] | None = None,  # noqa: A002
+              remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
+    """Convert the object to Parquet in the processed bucket (one Lambda, or one Map range).
+
+    ``event`` is the state, or a Map item ``{"state": ..., "range": ...}`` (as the state
+    machine's ``ItemSelector`` builds it), or the state with ``range`` given.
+
+    Before starting, the time the conversion is predicted to take (size at ``MIN_THROUGHPUT``)
+    is checked against the Lambda's remaining time, and while converting the measured
+    throughput is: a conversion that cannot finish stops with a TransientError and publishes
+    nothing, rather than being killed at the timeout.
+
+    Returns:
+        The state with ``parts`` (one entry) for the whole object, or the one ``parts`` entry of
+        a range: ``index``, ``uri``, ``rows_in``, ``rows_out``, ``rows_rejected``,
+        ``rows_filtered``, ``bytes_out``, ``seconds``, ``peak_rss_bytes``, ``sha256``, plus
+        ``files`` (each output file with its rows, bytes and SHA-256), ``schema`` and
+        ``rejects_uri``.
+
+    Raises:
+        ValidationError: too many rejects; SchemaError, InputFormatError: see the engine.
+        TransientError: S3 failures, or not enough time left.
+    """
+    if range is None and isinstance(event.get("state"), Mapping) and "range" in event:
+        event, range = event["state"], event["range"]
+    if range is not None:
+        return transform_range(event, range, settings, clients, remaining_ms=remaining_ms)
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    state = dict(event)
+    entry = convert_object(state, settings, remaining_ms, index=0, name=stem(state["key"]))
+    metadata.update_status(
+        _table(settings, clients), state["file_id"], metadata.TRANSFORMED,
+        **{k: entry[k] for k in ("rows_in", "rows_out", "rows_rejected", "rows_filtered",
+                                 "bytes_out", "peak_rss_bytes")})
+    state["parts"] = [entry]
+    return state
+
+
+def transform_range(state: Mapping[str, Any], rng: Mapping[str, int],
+                    settings: Settings | None = None, clients: Clients | None = None, *,
+                    remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
+    """Convert one planned range to the part ``<stem>-part-<index>``; return its parts entry.
+
+    See :func:`engine.aws.conversion.convert_range`: every part is parsed with the schema
+    inferred across the whole object, so the parts share one schema.
+    """
+    return convert_range(state, rng, settings or Settings.from_env(), remaining_ms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def output(state: Mapping[str, Any], settings: Settings | None = None,
+           clients: Clients | None = None, *, now: datetime | None = None) -> dict[str, Any]:
+    """Commit: write the manifest next to the output and record SUCCEEDED.
+
+    The manifest (``<stem>.manifest.json``) lists the parts in order with their files, rows
+    and SHA-256, the totals, the schema, the contract and the source object's version.
+
+    Returns:
+        The state with ``output``: ``manifest`` (its URI), ``rows_in``, ``rows_out``,
+        ``rows_rejected``, ``rows_filtered``, ``bytes_out``, ``files`` (URIs).
+
+    Raises:
+        SchemaError: the parts do not share one schema.
+        ValueError: parts are missing (a bug: the Map returns one entry per range).
+    """
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    parts = sorted(state.get("parts") or [], key=lambda p: p["index"])
+    expected = sorted(r["index"] for r in state.get("ranges") or [{"index": 0}])
+    if [p["index"] for p in parts] != expected:
+        raise ValueError(f"parts {[p['index'] for p in parts]} do not match ranges {expected}")
+    schema = parts[0].get("schema")
+    for part in parts[1:]:
+        if part.get("schema") != schema:
+            raise SchemaError(f"part {part['index']} has another schema than part 0: "
+                              f"{part.get('schema')} != {schema}", uri=object_uri(state))
+    contract = contract_of(state)
+    manifest_uri = f"{output_base(state, contract, settings)}{stem(state['key'])}.manifest.json"
+    moment = now or metadata.now_utc()
+    received = state.get("received_at")
+    duration = (moment - metadata.parse_iso(received)).total_seconds() if received else None
+    totals = {key: sum(int(p.get(key) or 0) for p in parts)
+              for key in ("rows_in", "rows_out", "rows_rejected", "rows_filtered", "bytes_out")}
+    peak = max(int(p.get("peak_rss_bytes") or 0) for p in parts)
+    files = [f for p in parts for f in p.get("files") or []]
+    manifest = {
+        "manifest_version": 1,
+        "file_id": state["file_id"],
+        "source": {"uri": object_uri(state), **{k: state.get(k) for k in
+                                          ("bucket", "key", "version", "etag", "size")}},
+        "contract": state.get("contract"),
+        "dataset": contract.dataset if contract is not None else None,
+        "format": state.get("format"),
+        "route": state.get("route"),
+        "received_at": received,
+        "committed_at": metadata.iso(moment),
+        "duration_seconds": duration,
+        "peak_rss_bytes": peak,
+        **totals,
+        "schema": schema,
+        "parts": [{k: p.get(k) for k in ("index", "uri", "rows_in", "rows_out", "rows_rejected",
+                                         "rows_filtered", "bytes_out", "seconds",
+                                         "peak_rss_bytes", "sha256", "files", "rejects_uri")}
+                  for p in parts],
+        "checksums": {f["uri"]: {"sha256": f["sha256"]} for f in files},
+    }
+    with io.AtomicOutput(manifest_uri) as out:
+        out.write(json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    metadata.update_status(_table(settings, clients), state["file_id"], metadata.SUCCEEDED,
+                           now=moment, duration_seconds=duration, peak_rss_bytes=peak,
+                           manifest=manifest_uri, **totals)
+    return {**state, "output": {"manifest": manifest_uri, **totals,
+                                "files": [f["uri"] for f in files]}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures
+
+
+def handle_error(state: Mapping[str, Any], settings: Settings | None = None,
+                 clients: Clients | None = None) -> dict[str, Any]:
+    """Record FAILED with the caught error's type and message; return the state + ``failure``."""
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    return {**state, "failure": failures.record_failure(state, _table(settings, clients))}
+
+
+def route_to_dlq(state: Mapping[str, Any], settings: Settings | None = None,
+                 clients: Clients | None = None) -> dict[str, Any]:
+    """Record FAILED and send the DLQ a message with everything needed to replay the file.
+
+    The message is :func:`engine.aws.failures.dlq_message`, with the error type also as the
+    ``error_type`` message attribute (for filtering in the console).
+
+    Raises:
+        TransientError: SQS or DynamoDB throttling.
+    """
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    failure = failures.record_failure(state, _table(settings, clients))
+    body = failures.dlq_message(state, failure)
+    try:
+        response = clients.sqs.send_message(
+            QueueUrl=settings.require("dlq_url"),
+            MessageBody=json.dumps(body, ensure_ascii=False, default=str),
+            MessageAttributes={"error_type": {"DataType": "String",
+                                              "StringValue": failure["error_type"]}},
+        )
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code in metadata.THROTTLING_CODES | {"RequestThrottled"}:
+            raise TransientError(f"SQS {code}", uri=settings.dlq_url) from exc
+        raise
+    return {**state, "failure": failure, "dlq": {"message_id": response.get("MessageId")}}

@@ -1,0 +1,147 @@
+"""The state machine definition: its states, retry and catch policy, substitutions and lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.aws.local import FUNCTIONS, asl_path, render_definition, substitutions
+
+TRANSIENT = [
+    "States.Timeout",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "DynamoDB.ProvisionedThroughputExceededException",
+    "TransientError",
+]
+PERMANENT = ["ValidationError", "SchemaError", "InputFormatError", "ContractError",
+             "InputNotFoundError"]
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict[str, Any]:
+    return json.loads(render_definition(substitutions(map_max_concurrency=7)))
+
+
+def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for name, state in states.items():
+        if state["Type"] == "Task":
+            found[name] = state
+        if state["Type"] == "Map":
+            found.update(_tasks(state["ItemProcessor"]["States"]))
+    return found
+
+
+def test_template_uses_only_substitutions_and_needs_rendering() -> None:
+    text = asl_path().read_text()
+    assert "arn:aws" not in text  # no account, region or function baked in
+    placeholders = set(re.findall(r"\$\{([^}]+)\}", text))
+    assert placeholders == {f"{name}Arn" for name in FUNCTIONS} | {"MapMaxConcurrency"}
+    # MaxConcurrency must be a JSON number once substituted, so its placeholder is unquoted
+    assert re.search(r'"MaxConcurrency":\s*\$\{MapMaxConcurrency\}', text)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    with pytest.raises(KeyError, match="MapMaxConcurrency"):
+        render_definition({f"{name}Arn": "x" for name in FUNCTIONS})
+
+
+def test_states_and_transitions(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert asl["StartAt"] == "Ingest"
+    assert set(states) == {"Ingest", "IsDuplicate", "Skipped", "Validate", "SizeRoute",
+                           "Transform", "Plan", "TransformRanges", "Output", "Done", "DLQRoute",
+                           "ErrorHandler", "Failed"}
+    assert states["Ingest"]["Next"] == "IsDuplicate"
+    assert states["IsDuplicate"]["Choices"] == [
+        {"Variable": "$.route", "StringEquals": "skip", "Next": "Skipped"}]
+    assert states["IsDuplicate"]["Default"] == "Validate"
+    assert states["Skipped"]["Type"] == "Succeed"
+    assert states["Validate"]["Next"] == "SizeRoute"
+    assert states["SizeRoute"]["Choices"] == [
+        {"Variable": "$.route", "StringEquals": "map", "Next": "Plan"}]
+    assert states["SizeRoute"]["Default"] == "Transform"
+    assert states["Transform"]["Next"] == "Output"
+    assert states["Plan"]["Next"] == "TransformRanges"
+    assert states["TransformRanges"]["Next"] == "Output"
+    assert states["Output"]["Next"] == "Done"
+    assert states["Done"]["Type"] == "Succeed"
+    assert states["DLQRoute"]["Next"] == states["ErrorHandler"]["Next"] == "Failed"
+    assert states["Failed"]["Type"] == "Fail"
+    # the execution fails with the caught error's name, which is what decides the exit code
+    assert states["Failed"]["ErrorPath"] == "$.error.Error"
+    assert states["Failed"]["CausePath"] == "$.error.Cause"
+
+
+def test_map_of_ranges(asl: dict[str, Any]) -> None:
+    m = asl["States"]["TransformRanges"]
+    assert m["Type"] == "Map"
+    assert m["ItemsPath"] == "$.ranges"
+    assert m["ItemSelector"]["range.$"] == "$$.Map.Item.Value"
+    assert "state.$" in m["ItemSelector"] or "state" in m["ItemSelector"]
+    assert m["MaxConcurrency"] == 7
+    assert m["ResultPath"] == "$.parts"
+    proc = m["ItemProcessor"]
+    assert proc["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert proc["StartAt"] == "TransformPart"
+    part = proc["States"]["TransformPart"]
+    assert part["Resource"].endswith(":function:TransformFunction")
+    assert part.get("End") is True
+    assert "Retry" not in m  # retrying the Map would redo every range: each part retries itself
+    assert [c["Next"] for c in m["Catch"]] == ["DLQRoute", "ErrorHandler"]
+
+
+def test_every_task_retries_transient_errors_and_catches_the_rest(asl: dict[str, Any]) -> None:
+    tasks = _tasks(asl["States"])
+    assert set(tasks) == {"Ingest", "Validate", "Plan", "Transform", "TransformPart", "Output",
+                          "DLQRoute", "ErrorHandler"}
+    for name, task in tasks.items():
+        assert task["Retry"] == [{"ErrorEquals": TRANSIENT, "IntervalSeconds": 2,
+                                  "BackoffRate": 2.0, "MaxAttempts": 3}], name
+        assert task["Resource"].startswith("arn:aws:lambda:us-east-1:123456789012:function:")
+    for name in ("Ingest", "Validate", "Plan", "Transform", "Output"):
+        assert tasks[name]["Catch"] == [
+            {"ErrorEquals": PERMANENT, "ResultPath": "$.error", "Next": "DLQRoute"},
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ErrorHandler"},
+        ], name
+        assert tasks[name]["ResultPath"] == "$"
+    # the error tasks cannot loop into themselves, and keep the caught error for the Fail state
+    # (their own failures are kept apart, so the execution still fails with the first error)
+    assert tasks["DLQRoute"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.dlq_error", "Next": "ErrorHandler"}]
+    assert tasks["ErrorHandler"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.handler_error", "Next": "Failed"}]
+    assert tasks["DLQRoute"]["ResultPath"] is None
+    assert tasks["ErrorHandler"]["ResultPath"] is None
+    assert "Catch" not in tasks["TransformPart"]  # the Map catches for its iterations
+
+
+def _statelint() -> str | None:
+    return os.environ.get("STATELINT") or shutil.which("statelint")
+
+
+def test_statelint(tmp_path: Path) -> None:
+    statelint = _statelint()
+    if statelint is None:
+        pytest.skip("statelint is not installed (pip install statelint; or set STATELINT)")
+    rendered = tmp_path / "pipeline.asl.json"
+    rendered.write_text(render_definition())
+    done = subprocess.run([statelint, "--ignore=URI,FLOAT", str(rendered)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # and it does catch what moto would only find at run time
+    broken = tmp_path / "broken.asl.json"
+    broken.write_text(render_definition().replace('"Next": "Done"', '"Next": "Nowhere"'))
+    done = subprocess.run([statelint, "--ignore=URI,FLOAT", str(broken)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Nowhere" in done.stdout + done.stderr
