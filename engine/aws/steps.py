@@ -79,6 +79,20 @@ def _table(settings: Settings, clients: Clients) -> Any:
 # Ingest
 
 
+def file_wide(contract: Any) -> bool:
+    """Whether a contract keeps state across the whole file.
+
+    An aggregate, a ``unique`` column or a ``dedupe`` step need every row of the file in one
+    pass, so such a file is not split over a Map, whose parts cannot see each other's rows: it
+    runs in one Lambda (memory stays bounded; the remaining-time check guards the duration).
+    """
+    if contract is None:
+        return False
+    return (contract.aggregate is not None
+            or any(spec.unique for spec in contract.columns.values())
+            or any(step.kind == "dedupe" for step in contract.transforms))
+
+
 def ingest(event: Any, settings: Settings | None = None, clients: Clients | None = None, *,
            now: datetime | None = None) -> dict[str, Any]:
     """Parse the event, choose the contract and the route, and claim the file.
@@ -105,7 +119,8 @@ def ingest(event: Any, settings: Settings | None = None, clients: Clients | None
     contract_uri = routing.contract_for(state["key"], settings.contracts_uri)
     contract = routing.get_contract(contract_uri) if contract_uri else None
     large = state["size"] > settings.max_single_bytes
-    route = "map" if large and splittable(uri, read_options(contract)) else "single"
+    split = large and splittable(uri, read_options(contract)) and not file_wide(contract)
+    route = "map" if split else "single"
     received = now or metadata.now_utc()
     state.update(contract=contract_uri, route=route, received_at=metadata.iso(received))
     if not metadata.claim(_table(settings, clients), state, now=received):

@@ -169,13 +169,27 @@ def test_transient_errors_exhausted_go_to_the_error_handler(
     assert result["dlq"] == []  # transient: nothing for an operator to replay
 
 
+def test_file_wide_contract_is_not_split(tmp_path: Path) -> None:
+    """unique/dedupe/aggregate need the whole file in one pass: no Map, whatever the size."""
+    big = tmp_path / "orders.csv"
+    generate("orders", big, size=400_000, seed=44)
+    contract = _contract(tmp_path, output={"compression": "zstd"})
+    with LocalPipeline(contract=contract, settings={"MAX_SINGLE_BYTES": "200KB",
+                                                    "RANGE_BYTES": "200KB"}) as pipe:
+        result = pipe.run(big)
+    assert result["status"] == "SUCCEEDED", result["error"]
+    assert "Plan" not in result["states"] and "Transform" in result["states"]
+
+
 def test_large_file_is_split_into_ranges(tmp_path: Path) -> None:
     big = tmp_path / "orders.csv"
     generate("orders", big, size=1_000_000, seed=43)
     assert b'"' in big.read_bytes() and big.read_text().count("\n") > 12_000
-    # a contract whose result is row-wise (no dedupe across the file, no aggregate, no
+    # a contract whose result is row-wise (no unique/dedupe across the file, no aggregate, no
     # partitioning), so the parts together must equal one single-pass conversion
-    contract = _contract(tmp_path, transforms=[{"derive": {
+    columns = yaml.safe_load((REPO / "contracts" / "orders.yaml").read_text())["columns"]
+    columns["order_id"].pop("unique")
+    contract = _contract(tmp_path, columns=columns, transforms=[{"derive": {
         "name": "amount_cents",
         "expr": {"call": "multiply", "args": [{"field": "amount"}, {"literal": 100}]},
         "type": "int64"}}], aggregate=None, output={"compression": "zstd"})
