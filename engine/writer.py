@@ -18,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import posixpath
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -81,7 +82,31 @@ def rotated_uri(uri: str, index: int) -> str:
     return f"{stem}-{index:05d}{ext or '.parquet'}"
 
 
-class ParquetSink:
+class _CommitOrAbort(ABC):
+    """``with sink:`` commits on a clean exit and aborts on an exception."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Publish what was written."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard what was written."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class ParquetSink(_CommitOrAbort):
     """Writes tables of one schema to Parquet; a context manager that commits or aborts.
 
     Args:
@@ -107,20 +132,6 @@ class ParquetSink:
         self._buffered_bytes = 0
         self._dictionary: list[str] | None = None
         self._done = False
-
-    # -- context manager -------------------------------------------------------------------
-
-    def __enter__(self) -> ParquetSink:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -401,7 +412,7 @@ class _Partition:
     sink: ParquetSink
 
 
-class PartitionedSink:
+class PartitionedSink(_CommitOrAbort):
     """Writes tables to Hive-style partition directories, one :class:`ParquetSink` per file.
 
     Rows go to ``{base_uri}/{col1}={v1}/{col2}={v2}/{file_stem}-{seq:05d}.parquet``. The
@@ -548,20 +559,6 @@ class PartitionedSink:
         self._next_seq: dict[str, int] = {}
         self.evictions = 0
         self._done = False
-
-    # -- context manager -------------------------------------------------------------------
-
-    def __enter__(self) -> PartitionedSink:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
     # -- state -----------------------------------------------------------------------------
 
