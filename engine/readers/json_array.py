@@ -46,7 +46,7 @@ from engine.readers.base import (
     unify_types,
     widenings,
 )
-from engine.readers.ndjson import parse_json_objects, python_parse, sort_out
+from engine.readers.ndjson import json_failure, parse_json_objects, python_parse, sort_out
 
 __all__ = ["JsonArrayReader", "VALUE_COLUMN", "path_keys"]
 
@@ -791,7 +791,7 @@ class JsonArrayReader:
                     return _Parsed([python_parse([text], schema)], [], [])
                 except (ValueError, TypeError, pa.ArrowException):
                     pass
-        reject = Reject.make(first, start, f"invalid JSON: {_reason(error)}", text, check="json")
+        reject = Reject.make(first, start, json_failure(text, error), text, check="json")
         return _Parsed([], [reject], [])
 
     def _sort_out(self, run: list[tuple[int, bytes]], schema: pa.Schema, first: int) -> _Parsed:

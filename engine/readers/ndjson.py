@@ -57,6 +57,7 @@ def python_parse(texts: list[bytes], schema: pa.Schema) -> pa.Table:
     string (which gets the object's JSON text). Raises ``ValueError`` on any unparseable text.
     """
     string_cols = {f.name for f in schema if pa.types.is_string(f.type)}
+    names = set(schema.names)
     other_cols = [(f.name, f.type) for f in schema if f.name not in string_cols]
     rows = []
     for text in texts:
@@ -70,6 +71,8 @@ def python_parse(texts: list[bytes], schema: pa.Schema) -> pa.Table:
         for key, typ in other_cols:  # from_pylist would truncate 1.5 into an int64 silently
             if not _fits(obj.get(key), typ):
                 raise ValueError(f"{key}: {obj.get(key)!r} does not fit {typ}")
+        if not names.issuperset(obj):  # from_pylist would drop them silently
+            raise ValueError(f"fields outside the schema: {sorted(set(obj) - names)}")
         rows.append(obj)
     return pa.Table.from_pylist(rows, schema=schema)
 
@@ -172,6 +175,18 @@ def sort_out(
     if table.schema.equals(schema):
         return [table], rejects, []
     return [], rejects, [(table.schema, records[good[0]])]
+
+
+def json_failure(text: bytes, exc: Exception) -> str:
+    """Why pyarrow refused ``text``.
+
+    Either invalid JSON, or valid JSON that Arrow cannot type (a list mixing numbers and strings).
+    """
+    try:
+        json.loads(text)
+    except ValueError:
+        return f"invalid JSON: {_reason(exc)}"
+    return f"JSON that Arrow cannot type: {_reason(exc)}"
 
 
 def _reason(exc: Exception) -> str:
@@ -319,7 +334,7 @@ class NdjsonReader:
         try:
             inferred = parse_json_objects(line, None).schema
         except pa.ArrowInvalid as inner:
-            return [], [Reject.make(record, start, f"invalid JSON: {_reason(inner)}", line,
+            return [], [Reject.make(record, start, json_failure(line, inner), line,
                                     check="json")], []
         wider = unify_schemas(schema, inferred, strict)
         if not wider.equals(schema):
@@ -333,7 +348,7 @@ class NdjsonReader:
         try:  # the value fits only as JSON text in a string column
             return [python_parse([line], schema)], [], []
         except (ValueError, TypeError, pa.ArrowException):
-            return [], [Reject.make(record, start, f"invalid JSON: {_reason(exc)}", line,
+            return [], [Reject.make(record, start, json_failure(line, exc), line,
                                     check="json")], []
 
 

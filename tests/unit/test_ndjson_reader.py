@@ -95,3 +95,19 @@ def test_no_objects_at_all():
 def test_missing_final_newline():
     table, _, _ = read_all(b'{"a": 1}\n{"a": 2}')
     assert table.column("a").to_pylist() == [1, 2]
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "json"])
+def test_json_arrow_cannot_type_is_a_reject_not_a_loss(tmp_path, fmt):
+    from engine.run import transform
+
+    rows = [{"id": 1, "n": [1, "a"]}, {"id": 2, "n": [2]}]
+    src = tmp_path / f"mixed.{fmt}"
+    body = ("\n".join(json.dumps(r) for r in rows) + "\n") if fmt == "ndjson" else json.dumps(rows)
+    src.write_text(body)
+    rejects = tmp_path / "rejects.ndjson"
+    report = transform(str(src), str(tmp_path / "out.parquet"), rejects_uri=str(rejects))
+    assert report.rows_in == 2 and report.rows_out + report.rows_rejected == 2
+    lines = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert [x["record"] for x in lines] == [1]
+    assert "cannot type" in lines[0]["reason"]
