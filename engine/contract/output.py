@@ -1,0 +1,135 @@
+"""Output-side contract models: the group-by aggregate and the Parquet output options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+from pydantic import (
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from engine.config import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS
+from engine.contract.base import NonEmptyStr, Size, _Model, _one_line
+
+# ---------------------------------------------------------------------------------------------
+# Aggregate, output
+# ---------------------------------------------------------------------------------------------
+
+_METRIC_FUNCTIONS = ("count", "sum", "min", "max", "mean", "count_distinct")
+
+
+class MetricSpec(_Model):
+    """One metric: exactly one of the function keys, naming the column it applies to."""
+
+    count: NonEmptyStr | None = None
+    """Number of non-null values of the column."""
+    sum: NonEmptyStr | None = None
+    """Sum of a numeric column."""
+    min: NonEmptyStr | None = None
+    """Smallest value of the column."""
+    max: NonEmptyStr | None = None
+    """Largest value of the column."""
+    mean: NonEmptyStr | None = None
+    """Mean of a numeric column."""
+    count_distinct: NonEmptyStr | None = None
+    """Number of distinct non-null values of the column."""
+    approximate: bool = False
+    """For ``count_distinct`` only: a HyperLogLog sketch per group (fixed memory, about 1.6 %
+    standard error) instead of the exact set of values."""
+
+    @property
+    def function(self) -> str:
+        """The metric's function name, e.g. ``sum`` or ``count_distinct``."""
+        return next(name for name in _METRIC_FUNCTIONS if getattr(self, name) is not None)
+
+    @property
+    def column(self) -> str:
+        """The column the function applies to."""
+        return str(getattr(self, self.function))
+
+    @model_validator(mode="after")
+    def _check_one(self) -> MetricSpec:
+        given = [name for name in _METRIC_FUNCTIONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a metric has exactly one of {', '.join(_METRIC_FUNCTIONS)}; got "
+                f"{', '.join(given) or 'none'}"
+            )
+        if self.approximate and given[0] != "count_distinct":
+            raise ValueError("approximate applies to count_distinct only")
+        return self
+
+
+class AggregateSpec(_Model):
+    """Group-by metrics over the transformed rows, written as a second Parquet file.
+
+    Computed as partial aggregates per batch and merged at the end: memory grows with the number
+    of groups, not rows, and ``max_groups`` caps it.
+    """
+
+    by: list[NonEmptyStr] = []
+    """Group-by columns; empty means one group for the whole file."""
+    metrics: Annotated[dict[NonEmptyStr, MetricSpec], Field(min_length=1)]
+    """Output column name → metric."""
+    max_groups: int = Field(default=1_000_000, ge=1)
+    """More groups than this fails the file (``ValidationError``) instead of exhausting memory."""
+    path: NonEmptyStr
+    """Where the aggregate Parquet file goes: relative to the output unless absolute or
+    ``s3://``."""
+
+
+class OutputSpec(_Model):
+    """How the Parquet output is written."""
+
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    """Parquet codec."""
+    compression_level: int | None = None
+    """Codec level (zstd: 1–22, gzip: 0–9); unset is the codec's default."""
+    row_group_bytes: Size = DEFAULT_ROW_GROUP_BYTES
+    """Arrow bytes buffered per row group: an integer or a size such as ``16MiB`` (the largest
+    term of the memory model)."""
+    row_group_rows: int = Field(default=DEFAULT_ROW_GROUP_ROWS, ge=1)
+    """Most rows per row group."""
+    max_rows_per_file: int | None = Field(default=None, ge=1)
+    """Start a new file after this many rows (per partition); unset: one file."""
+    max_bytes_per_file: Size | None = None
+    """Start a new file after roughly this many bytes (``512MB``); unset: one file."""
+    partition_by: list[NonEmptyStr] = []
+    """Columns whose values name Hive-style ``col=value/`` directories."""
+    max_open_writers: int = Field(default=32, ge=1)
+    """Most partition files open at once (each holds a row-group buffer); beyond it the least
+    recently used is closed and a later row for it starts a new file."""
+
+    @field_validator("compression_level")
+    @classmethod
+    def _check_level(cls, value: int | None, info: ValidationInfo) -> int | None:
+        codec = info.data.get("compression")
+        if value is None or codec is None:
+            return value
+        if codec in ("none", "snappy"):
+            raise ValueError(f"compression {codec} takes no level")
+        try:
+            pa.Codec(codec, compression_level=value)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ValueError(f"level {value} is not valid for {codec}: {_one_line(exc)}") from None
+        return value
+
+    def write_overrides(self) -> dict[str, Any]:
+        """The keys set in the contract, as :class:`engine.config.WriteOptions` keyword arguments.
+
+        ``partition_by`` and ``max_open_writers`` are not write options (the writer takes them
+        separately) and are left out; a key set to ``null`` counts as unset.
+        """
+        names = (
+            "compression", "compression_level", "row_group_bytes", "row_group_rows",
+            "max_rows_per_file", "max_bytes_per_file",
+        )
+        return {
+            name: getattr(self, name)
+            for name in names
+            if name in self.model_fields_set and getattr(self, name) is not None
+        }

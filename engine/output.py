@@ -1,0 +1,322 @@
+"""Atomic outputs: a file or object that appears complete or not at all.
+
+:class:`AtomicOutput` is the only way the engine writes. This module holds it, its local backend
+(a temp file renamed over the target) and the file handle it hands out; :mod:`engine.s3` holds
+the S3 backend. :mod:`engine.io` re-exports :class:`AtomicOutput`.
+
+:mod:`engine.io` imports this module at load time, so the helpers taken from it (URIs, local
+error mapping) are imported inside the functions that use them, which keeps either module
+importable first.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Protocol, cast
+
+from engine.config import DEFAULT_PART_SIZE
+from engine.errors import EngineError, TransientError
+
+__all__ = ["AtomicOutput"]
+
+log = logging.getLogger(__name__)
+
+
+def _output_error(exc: OSError, uri: str) -> EngineError:
+    """Translate a local filesystem error met while writing ``uri`` (see ``engine.io``)."""
+    from engine.io import _local_error
+
+    return _local_error(exc, uri, output=True)
+
+
+class _OutputBackend(Protocol):
+    """Where an :class:`AtomicOutput` goes: a local temp file, or an S3 multipart upload."""
+
+    def open(self) -> Any:
+        """Start the output; return the sink that takes ``write(memoryview)``."""
+
+    def publish(self) -> None:
+        """Make the output visible under its name (raises an engine error on failure)."""
+
+    def discard(self) -> None:
+        """Drop an unpublished output; never raises."""
+
+    def delete(self) -> None:
+        """Remove the published output; a missing one is not an error."""
+
+    def map_error(self, exc: BaseException) -> EngineError | None:
+        """Map a failure of the sink's ``write`` (``None``: leave it to :class:`AtomicOutput`)."""
+
+
+class _LocalOutput:
+    """A temp file ``.<name>.<random>.tmp`` in the target's directory (created if needed).
+
+    Publishing fsyncs it and renames it over the target, then fsyncs the directory.
+    """
+
+    def __init__(self, uri: str) -> None:
+        from engine.io import _local_path
+
+        self.uri = uri
+        self._path = Path(_local_path(uri))
+        self._fh: BinaryIO | None = None
+        self._tmp: Path | None = None
+
+    def open(self) -> BinaryIO:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.parent / f".{self._path.name}.{secrets.token_hex(6)}.tmp"
+            self._fh = cast(BinaryIO, open(tmp, "xb"))  # noqa: SIM115 - closed by publish/discard
+        except OSError as exc:
+            raise _output_error(exc, self.uri) from exc
+        self._tmp = tmp
+        return self._fh
+
+    def publish(self) -> None:
+        assert self._fh is not None and self._tmp is not None
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self._path)
+        except OSError as exc:
+            raise _output_error(exc, self.uri) from exc
+        self._tmp = None
+        try:  # make the rename itself durable; best effort (not every filesystem allows it)
+            dir_fd = os.open(self._path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError as exc:
+                log.warning("could not close the temp file of %s: %r", self.uri, exc)
+        if self._tmp is not None:
+            try:
+                self._tmp.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove %s: %r", self._tmp, exc)
+            self._tmp = None
+
+    def delete(self) -> None:
+        try:
+            self._path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise _output_error(exc, self.uri) from exc
+
+    def map_error(self, exc: BaseException) -> EngineError | None:
+        return None  # local write failures are OSErrors, which AtomicOutput maps
+
+
+class _OutputFile(io.BufferedIOBase):
+    """The writable handed out by :class:`AtomicOutput`.
+
+    It forwards writes and counts bytes. ``close()`` only closes this handle: it never commits
+    (pyarrow's ``ParquetWriter.close()`` and other wrappers close the file they were given;
+    publishing is the :class:`AtomicOutput`'s decision alone).
+    """
+
+    def __init__(self, sink: Any, uri: str, map_error: Callable[[BaseException], EngineError]):
+        super().__init__()
+        self._sink = sink
+        self._uri = uri
+        self._map_error = map_error
+        self.bytes_written = 0
+        self.name = uri
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` (any bytes-like object); returns its length."""
+        if self.closed:
+            raise ValueError(f"write to closed output ({self._uri})")
+        view = memoryview(data)
+        try:
+            self._sink.write(view)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+        self.bytes_written += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        return self.bytes_written
+
+
+class AtomicOutput:
+    """Write one file or object so that it appears complete or not at all.
+
+    The only way the engine writes. Local: a temp file ``.<name>.<random>.tmp`` in the target's
+    directory (created if needed), fsync'd and renamed over the target on :meth:`commit`. S3: a
+    multipart upload (:class:`engine.s3.S3Output`), completed on :meth:`commit` and aborted on
+    :meth:`abort`. An empty output still creates an empty object.
+
+    Use it as a context manager: an exception inside the block aborts, a clean exit commits
+    (unless the block already committed or aborted). An ``AtomicOutput`` that is dropped
+    unfinished is aborted when collected, never published.
+
+    Memory: on S3 one part (``part_size`` bytes) is buffered. smart-open raises a ``part_size``
+    below 5 MiB (S3's minimum part size) to 5 MiB, and caps it at 5 GiB.
+
+    Args:
+        uri: local path (or ``file://``) or ``s3://bucket/key``.
+        part_size: S3 multipart part size in bytes.
+
+    Attributes:
+        uri: the destination.
+
+    """
+
+    def __init__(self, uri: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
+        self.uri = uri
+        self.part_size = part_size
+        from engine.io import is_s3
+
+        self._backend: _OutputBackend
+        if is_s3(uri):
+            from engine import s3
+
+            self._backend = s3.S3Output(uri, part_size)
+        else:
+            self._backend = _LocalOutput(uri)
+        self._file: _OutputFile | None = None
+        self._committed = False
+        self._aborted = False
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes written so far."""
+        return self._file.bytes_written if self._file is not None else 0
+
+    @property
+    def committed(self) -> bool:
+        """Whether the output was published."""
+        return self._committed
+
+    @property
+    def aborted(self) -> bool:
+        """Whether the output was discarded."""
+        return self._aborted
+
+    def _map_write_error(self, exc: BaseException) -> EngineError:
+        mapped = self._backend.map_error(exc)
+        if mapped is not None:
+            return mapped
+        if isinstance(exc, OSError):
+            return _output_error(exc, self.uri)
+        from engine.io import _one_line
+
+        return TransientError(_one_line(f"write failed: {exc!r}"), uri=self.uri)
+
+    def open(self) -> BinaryIO:
+        """Start the output (create the temp file or the multipart upload).
+
+        Returns:
+            A writable binary file object; closing it does not commit.
+
+        Raises:
+            PermanentError: the output bucket does not exist, access denied, or the path cannot
+                be written.
+            TransientError: throttling or a network failure.
+
+        """
+        if self._file is not None or self._committed or self._aborted:
+            raise ValueError(f"output already opened: {self.uri}")
+        sink = self._backend.open()
+        self._file = _OutputFile(sink, self.uri, self._map_write_error)
+        return cast(BinaryIO, self._file)
+
+    def commit(self) -> None:
+        """Publish the output: rename the temp file, or complete the multipart upload.
+
+        Committing twice is a no-op. If publishing fails the output is aborted, then the error
+        is raised.
+
+        Raises:
+            ValueError: the output was never opened, or was aborted.
+            PermanentError: e.g. access denied.
+            TransientError: throttling or a network failure.
+
+        """
+        if self._committed:
+            return
+        if self._aborted:
+            raise ValueError(f"cannot commit an aborted output: {self.uri}")
+        if self._file is None:
+            raise ValueError(f"cannot commit an output that was never opened: {self.uri}")
+        try:
+            self._backend.publish()
+        except BaseException:
+            self.abort()
+            raise
+        self._committed = True
+        self._file.close()
+
+    def abort(self) -> None:
+        """Discard the output: unlink the temp file, or abort the multipart upload.
+
+        Idempotent and never raises: a failure to clean up is logged (an S3 upload that could not
+        be aborted is left to the bucket's ``AbortIncompleteMultipartUpload`` lifecycle rule, and
+        can no longer be completed by this process). Aborting after a commit does nothing.
+        """
+        if self._committed or self._aborted:
+            return
+        self._aborted = True
+        self._backend.discard()
+        if self._file is not None:
+            self._file.close()
+
+    def delete(self) -> None:
+        """Remove a published output (a run that fails after rotating files cleans up with this).
+
+        Before a commit this is :meth:`abort`. Idempotent: deleting twice, or an output that is
+        already gone, is not an error.
+
+        Raises:
+            PermanentError: access denied.
+            TransientError: throttling or a network failure.
+
+        """
+        if not self._committed:
+            self.abort()
+            return
+        self._backend.delete()
+        self._committed = False
+        self._aborted = True
+
+    def __enter__(self) -> BinaryIO:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not (self._committed or self._aborted):
+            self.commit()
+
+    def __del__(self) -> None:
+        if getattr(self, "_file", None) is not None and not (self._committed or self._aborted):
+            self.abort()
+
+    def __repr__(self) -> str:
+        state = "committed" if self._committed else "aborted" if self._aborted else "open"
+        return f"AtomicOutput({self.uri!r}, {state}, {self.bytes_written} bytes)"
