@@ -220,7 +220,7 @@ def map_s3_error(
 
 
 @contextmanager
-def _s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
+def s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
     """Re-raise S3 / network failures inside the block as engine errors."""
     try:
         yield
@@ -241,7 +241,7 @@ def _s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
 def object_size(uri: str) -> int:
     """Size in bytes of the object (one ``HeadObject``)."""
     bucket, key = split_s3(uri)
-    with _s3_errors(uri):
+    with s3_errors(uri):
         return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
 
 
@@ -253,7 +253,7 @@ def read_range(uri: str, start: int, length: int) -> bytes:
     """
     bucket, key = split_s3(uri)
     client = s3_client()
-    with _s3_errors(uri):
+    with s3_errors(uri):
         try:
             if length == 0:
                 client.head_object(Bucket=bucket, Key=key)
@@ -287,7 +287,7 @@ def open_object(uri: str) -> tuple[smart_open.s3.Reader, int]:
     """
     bucket, key = split_s3(uri)
     client = s3_client()
-    with _s3_errors(uri):
+    with s3_errors(uri):
         head = client.head_object(Bucket=bucket, Key=key)
     etag = head.get("ETag")
     reader = smart_open.s3.Reader(
@@ -341,7 +341,7 @@ class S3Output:
     def open(self) -> GuardedMultipartWriter:
         """Create the multipart upload; returns the writer the data goes to."""
         # smart-open wraps the ClientError of CreateMultipartUpload in a ValueError.
-        with _s3_errors(self.uri, output=True):
+        with s3_errors(self.uri, output=True):
             self._writer = GuardedMultipartWriter(
                 self._bucket, self._key, part_size=self.part_size, client=s3_client()
             )
@@ -350,7 +350,7 @@ class S3Output:
     def publish(self) -> None:
         """Upload the last part and complete the upload."""
         assert self._writer is not None
-        with _s3_errors(self.uri, output=True):
+        with s3_errors(self.uri, output=True):
             self._writer.close()
 
     def discard(self) -> None:
@@ -367,7 +367,7 @@ class S3Output:
 
     def delete(self) -> None:
         """Delete the published object (deleting a missing key is not an error on S3)."""
-        with _s3_errors(self.uri, output=True):
+        with s3_errors(self.uri, output=True):
             s3_client().delete_object(Bucket=self._bucket, Key=self._key)
 
     def map_error(self, exc: BaseException) -> EngineError | None:

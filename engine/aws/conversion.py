@@ -32,6 +32,7 @@ from engine.config import MiB, ReadOptions
 from engine.contract import Contract
 from engine.errors import EngineError, InputNotFoundError, TransientError
 from engine.run import RunReport, build_options
+from engine.s3 import s3_errors
 
 __all__ = [
     "COPY_CHUNK_BYTES",
@@ -161,20 +162,13 @@ def hash_object(uri: str) -> str:
                 digest.update(chunk)
         return digest.hexdigest()
     bucket, key = io.split_s3(uri)
-    try:
+    with s3_errors(uri):
         body = io.s3_client().get_object(Bucket=bucket, Key=key)["Body"]
         try:
             for chunk in body.iter_chunks(COPY_CHUNK_BYTES):
                 digest.update(chunk)
         finally:
             body.close()
-    except EngineError:
-        raise
-    except Exception as exc:
-        mapped = io.map_s3_error(exc, uri)
-        if mapped is None:
-            raise
-        raise mapped from exc
     return digest.hexdigest()
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from engine import io
 from engine.contract import Contract, load_contract
-from engine.errors import EngineError, InputNotFoundError
+from engine.errors import InputNotFoundError
+from engine.s3 import s3_errors
 
 __all__ = [
     "CACHE_SECONDS",
@@ -73,20 +74,13 @@ def _list_s3(contracts_uri: str) -> list[str]:
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     found: list[str] = []
-    try:
+    with s3_errors(contracts_uri):
         pages = io.s3_client().get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=prefix, Delimiter="/")
         for page in pages:
             for obj in page.get("Contents", []):
                 if obj["Key"].endswith(_SUFFIXES):
                     found.append(f"s3://{bucket}/{obj['Key']}")
-    except EngineError:
-        raise
-    except Exception as exc:
-        mapped = io.map_s3_error(exc, contracts_uri)
-        if mapped is None:
-            raise
-        raise mapped from exc
     return sorted(found)
 
 
