@@ -2,8 +2,8 @@
 
 A :class:`Transformer` runs the steps of one file in order, batch after batch, and keeps the state
 that spans batches: the keys ``dedupe`` has seen, the reference tables ``enrich`` joins against.
-No step loops over rows in Python, except two documented slow paths: string key columns are hashed
-value by value (``dedupe``, ``enrich``), and ``python`` steps run whatever they run.
+No step loops over rows in Python (string key columns are hashed by the vectorised
+:func:`engine.aggregate.hash64`), except ``python`` steps, which run whatever they run.
 
 Failures, each naming the step (``transforms[2] (cast)``) and the input URI:
 
@@ -434,8 +434,7 @@ def _column_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
 
     Integers, booleans, dates and times are their own keys; floats their bits (``-0.0`` is
     ``0.0``, every NaN the same); decimals a mix of their 128/256 bits; strings and binaries
-    Python's ``hash`` (SipHash), value by value: the slow path, and valid only within this
-    process, which is all a file's keys need.
+    :func:`engine.aggregate.hash64` (vectorised, eight bytes at a time).
     """
     array = _as_array(values)
     t = array.type
@@ -463,7 +462,10 @@ def _column_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
             keys = _mix(keys ^ raw[:, w])
     elif (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
           or pa.types.is_large_binary(t)):
-        keys = np.fromiter(map(hash, array.to_pylist()), dtype=np.int64, count=n).view(_U64)
+        from engine.aggregate import hash64  # vectorised: no per-value Python
+
+        keys = np.zeros(n, dtype=_U64)
+        keys[valid] = hash64(array.drop_null())
     else:
         raise ContractError(f"a key column must hold scalar values, not {t}")
     return np.where(valid, keys, _U64(0)), valid

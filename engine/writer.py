@@ -93,6 +93,19 @@ class _CommitOrAbort(ABC):
     def abort(self) -> None:
         """Discard what was written."""
 
+    schema: pa.Schema
+    _done: bool
+
+    def _accept(self, table: pa.Table) -> pa.Table | None:
+        """``table`` in the sink's schema (columns in its order), or ``None`` when empty."""
+        if self._done:
+            raise RuntimeError("write() after commit() or abort()")
+        if not table.num_rows:
+            return None
+        if not table.schema.equals(self.schema):
+            table = table.select(self.schema.names).cast(self.schema)
+        return table
+
     def __enter__(self) -> Self:
         return self
 
@@ -137,12 +150,9 @@ class ParquetSink(_CommitOrAbort):
 
     def write(self, table: pa.Table) -> None:
         """Buffer ``table``; write a row group whenever the buffer reaches its target."""
-        if self._done:
-            raise RuntimeError("write() after commit() or abort()")
-        if not table.num_rows:
+        table = self._accept(table)
+        if table is None:
             return
-        if not table.schema.equals(self.schema):
-            table = table.select(self.schema.names).cast(self.schema)
         self._buffer.append(table)
         self._buffered_rows += table.num_rows
         self._buffered_bytes += table.nbytes
@@ -603,12 +613,9 @@ class PartitionedSink(_CommitOrAbort):
 
     def write(self, table: pa.Table) -> None:
         """Split ``table`` by partition and hand each part to its partition's file."""
-        if self._done:
-            raise RuntimeError("write() after commit() or abort()")
-        if not table.num_rows:
+        table = self._accept(table)
+        if table is None:
             return
-        if not table.schema.equals(self.schema):
-            table = table.select(self.schema.names).cast(self.schema)
         for texts, piece in self._split(table):
             self._write_partition(texts, piece)
         self._enforce_budgets()
