@@ -35,6 +35,7 @@ from engine.readers import (
     detect_format,
 )
 from engine.readers.base import utf8_stream
+from engine.timing import CLOCK, StageClock, TimedReads
 from engine.writer import ParquetSink
 
 __all__ = ["RunReport", "build_options", "read_batches", "transform", "validate"]
@@ -50,7 +51,9 @@ class RunReport:
     ``rows_in == rows_out + rows_rejected + rows_filtered`` always (``rows_filtered`` counts rows
     a contract's ``filter``/``dedupe`` steps removed). ``state_bytes`` is memory held across
     chunks by ``unique``/``dedupe`` keys, enrichment tables and aggregate groups, reported apart
-    from the bounded streaming memory.
+    from the bounded streaming memory. ``peak_rss_bytes`` is the process's high-water RSS,
+    ``arrow_peak_bytes`` the Arrow memory pool's, and ``stages`` the wall and CPU seconds per
+    stage (see :mod:`engine.timing`).
     """
 
     status: str
@@ -64,6 +67,8 @@ class RunReport:
     bytes_out: int = 0
     seconds: float = 0.0
     peak_rss_bytes: int = 0
+    arrow_peak_bytes: int = 0
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
     schema: list[dict[str, str]] = field(default_factory=list)
     widened: list[dict[str, Any]] = field(default_factory=list)
     rejects: dict[str, Any] = field(default_factory=dict)
@@ -145,21 +150,27 @@ def _threads(requested: int | None) -> int:
 
 @contextmanager
 def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen: str,
-            strict: frozenset[str] = frozenset()) -> Iterator[tuple[io.InputStream,
-                                                                    Iterator[Chunk]]]:
-    """Open ``src`` and parse it: sequentially, or with reading and parsing on worker threads."""
+            strict: frozenset[str] = frozenset(), clock: StageClock | None = None,
+            ) -> Iterator[tuple[io.InputStream, Iterator[Chunk]]]:
+    """Open ``src`` and parse it: sequentially, or with reading and parsing on worker threads.
+
+    With ``clock``, reads are charged to its ``read`` stage and parsing to ``parse``, on
+    whichever thread does them.
+    """
     raw = io.open_input(src, opts.read.input_compression, byte_range=opts.read.byte_range)
     threaded = _threads(opts.threads) > 1
     with ExitStack() as stack:
         stack.enter_context(raw)
-        source: Any = raw
+        source: Any = raw if clock is None else TimedReads(raw, clock)
         if threaded:
-            source = ReadAhead(raw, opts.read.block_size)
+            source = ReadAhead(source, opts.read.block_size)
             stack.callback(source.close)
         if opts.read.byte_range is not None and reader.format == "json":
             source = _Framed(source, b"[", b"]")
         chunks = reader.read(utf8_stream(source, opts.read.encoding, src), schema, widen=widen,
                              strict=strict)
+        if clock is not None:
+            chunks = clock.iterate("parse", chunks)
         if threaded:
             chunks = stack.enter_context(Prefetch(chunks, name="chunkwise-parse"))
         yield raw, chunks
@@ -328,16 +339,30 @@ def validate(src: str, *, contract: Any, options: RunOptions | None = None,
 def _run(src: str, dst: str | None, options: RunOptions | None, progress: Progress | None,
          contract: Any, kwargs: dict[str, Any]) -> RunReport:
     started = time.perf_counter()
+    clock = CLOCK.get()
+    token = CLOCK.set(StageClock()) if clock is None else None
+    try:
+        return _run_timed(src, dst, options, progress, contract, kwargs, started)
+    finally:
+        if token is not None:
+            CLOCK.reset(token)
+
+
+def _run_timed(src: str, dst: str | None, options: RunOptions | None, progress: Progress | None,
+               contract: Any, kwargs: dict[str, Any], started: float) -> RunReport:
+    clock = CLOCK.get()
+    assert clock is not None
     opts = build_options(options, **kwargs)
     plan = _Plan.load(contract, src, dst, opts.output_stem)
     opts = build_options(options, **{**plan.overrides(), **kwargs})
-    samples = _samples(src, opts.read)
-    reader = _reader(src, opts.read, samples[0].data)
-    schema = _schema(src, reader, samples, opts.schema)
+    with clock.measure("infer"):
+        samples = _samples(src, opts.read)
+        reader = _reader(src, opts.read, samples[0].data)
+        schema = _schema(src, reader, samples, opts.schema)
     widened: list[Widening] = []
     for attempt in range(opts.max_restarts + 1):
         try:
-            report = _convert(src, plan, reader, schema, opts, progress)
+            report = _convert(src, plan, reader, schema, opts, progress, clock)
         except SchemaWidening as widening:
             if opts.schema is not None:
                 change = widening.changes[0]
@@ -352,6 +377,8 @@ def _run(src: str, dst: str | None, options: RunOptions | None, progress: Progre
         report.restarts = attempt
         report.seconds = round(time.perf_counter() - started, 3)
         report.peak_rss_bytes = peak_rss_bytes()
+        report.arrow_peak_bytes = pa.default_memory_pool().max_memory() or 0
+        report.stages = clock.to_dict()
         return report
     raise SchemaError(f"gave up after {opts.max_restarts} schema widenings", uri=src)
 
@@ -495,7 +522,7 @@ def _sink(plan: _Plan, schema: pa.Schema, opts: RunOptions) -> Any:
 
 
 def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: RunOptions,
-             progress: Progress | None) -> RunReport:
+             progress: Progress | None, clock: StageClock) -> RunReport:
     stages = _Stages(plan, src, schema) if plan.contract is not None else None
     read_schema, strict = (stages.reader_schema, stages.strict) if stages else (schema, frozenset())
     out_schema = stages.output_schema if stages else schema
@@ -504,11 +531,16 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
     sink = _sink(plan, out_schema, opts)
     failed: ValidationError | None = None
     try:
-        with _chunks(src, reader, read_schema, opts, "restart", strict) as (raw, chunks):
+        with _chunks(src, reader, read_schema, opts, "restart", strict, clock) as (raw, chunks):
             for chunk in chunks:
-                table, bad = stages.apply(chunk) if stages else (chunk.table, chunk.rejects)
+                if stages is not None:
+                    with clock.measure("validate_transform"):
+                        table, bad = stages.apply(chunk)
+                else:
+                    table, bad = chunk.table, chunk.rejects
                 if sink is not None:
-                    sink.write(table)
+                    with clock.measure("encode_write"):
+                        sink.write(table)
                 rejects.write(bad)
                 rows_in += chunk.records
                 if stages is not None:
@@ -520,7 +552,8 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
             _check_thresholds(plan.contract, rows_in, rejects.count, src, final=True)
         aggregate = _write_aggregate(plan, stages, opts)
         if sink is not None:
-            sink.commit()
+            with clock.measure("encode_write"):
+                sink.commit()
         rejects.commit()
     except ValidationError as exc:
         failed = exc

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from engine.config import WriteOptions
 from engine.errors import EngineError, PermanentError, TransientError
 from engine.io import AtomicOutput, is_s3, strip_compression_suffix
+from engine.timing import CLOCK, TimedWrites
 
 __all__ = [
     "HIVE_DEFAULT_PARTITION",
@@ -222,7 +223,10 @@ class ParquetSink(_CommitOrAbort):
         uri = self._current_uri()
         self.files[-1].uri = uri
         self._out = AtomicOutput(uri, part_size=self.options.part_size)
-        sink = self._out.__enter__()
+        sink: Any = self._out.__enter__()
+        clock = CLOCK.get()
+        if clock is not None:
+            sink = TimedWrites(sink, clock)
         compression = None if self.options.compression == "none" else self.options.compression
         self._writer = pq.ParquetWriter(
             sink, self.schema, compression=compression,
@@ -257,7 +261,12 @@ class ParquetSink(_CommitOrAbort):
         self._writer = None
         self._out = None
         writer.close()
-        out.commit()
+        clock = CLOCK.get()
+        if clock is None:
+            out.commit()
+        else:
+            with clock.measure("upload"):
+                out.commit()
         self.files[-1].bytes = out.bytes_written
         self._committed.append(out)
 
