@@ -8,68 +8,19 @@ and a short summary. Logs and errors go to stderr. Exit codes follow sysexits: 0
 from __future__ import annotations
 
 import json
-import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from engine.errors import EngineError, exit_code_for
+from engine.cliutil import JsonFlag, run_job, size_option
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Streaming, bounded-memory CSV/JSON → Parquet.",
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-
-
-def _size(text: str) -> int:
-    from engine.config import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-def _fail(exc: BaseException, as_json: bool) -> NoReturn:
-    code = exit_code_for(exc)
-    if isinstance(exc, EngineError):
-        error: dict[str, Any] = exc.to_dict()
-        text = f"error: {type(exc).__name__}: {exc}"
-    else:
-        error = {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
-                 "uri": None, "record": None, "offset": None}
-        text = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
-        if os.environ.get("CHUNKWISE_DEBUG"):
-            traceback.print_exc()
-    if as_json:
-        print(json.dumps({"status": "failed", "error": error}))
-    print(text, file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def _run(as_json: bool, job: Callable[[], Any]) -> Any:
-    try:
-        return job()
-    except typer.Exit:
-        raise
-    except typer.BadParameter as exc:  # a bad option: typer prints it and exits 2
-        if as_json:
-            print(json.dumps({"status": "failed", "error": {
-                "type": "UsageError", "message": exc.format_message(), "uri": None,
-                "record": None, "offset": None}}))
-        raise
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
-    except Exception as exc:  # every failure becomes a typed message and an exit code
-        _fail(exc, as_json)
-
 
 # Options shared by transform, validate and infer. Defaults are None: only what the user sets
 # is passed on, so a contract's own format and output options are not overridden by defaults.
@@ -98,7 +49,7 @@ def _read_kwargs(fmt: str | None, json_path: str | None, block_size: str | None,
     kwargs: dict[str, Any] = {
         "format": fmt, "json_path": json_path, "delimiter": delimiter,
         "quote_char": quote_char, "header": header, "encoding": encoding,
-        "block_size": _size(block_size) if block_size is not None else None,
+        "block_size": size_option(block_size) if block_size is not None else None,
         "null_values": tuple(null_value) if null_value else None,
     }
     return {k: v for k, v in kwargs.items() if v is not None}
@@ -145,7 +96,7 @@ def transform(
             raise typer.BadParameter("use zstd, snappy, gzip or none",
                                      param_hint="--compression")
         write = {"compression": compression, "row_group_rows": row_group_rows,
-                 "row_group_bytes": _size(row_group_size) if row_group_size else None,
+                 "row_group_bytes": size_option(row_group_size) if row_group_size else None,
                  "rejects_uri": rejects, "max_rows_per_file": max_rows_per_file}
         kwargs.update({k: v for k, v in write.items() if v is not None})
         if threads is not None:
@@ -160,7 +111,7 @@ def transform(
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
             return run_transform(src, dst, progress=progress, contract=contract, **kwargs)
 
-    report = _run(as_json, job)
+    report = run_job(as_json, job)
     if as_json:
         print(report.to_json())
     else:
@@ -194,7 +145,7 @@ def validate(
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
             return run_validate(src, contract=contract, progress=progress, **kwargs)
 
-    report = _run(as_json, job)
+    report = run_job(as_json, job)
     if as_json:
         print(report.to_json())
     else:
@@ -225,7 +176,7 @@ def infer(
                               null_value)
         return infer_contract(src, dataset=dataset, **kwargs)
 
-    sys.stdout.write(_run(False, job))
+    sys.stdout.write(run_job(False, job))
 
 
 def _validation_summary(report: Any) -> None:
@@ -314,14 +265,14 @@ def gen(
     as_json: JsonFlag = False,
 ) -> None:
     """Generate deterministic, realistic sample data."""
-    nbytes = _size(size)
+    nbytes = size_option(size)
 
     def job() -> Any:
         from engine.gen import generate
 
         return generate(dataset, output, size=nbytes, fmt=fmt, seed=seed, dirty=dirty)
 
-    report = _run(as_json, job)
+    report = run_job(as_json, job)
     data = {"status": "succeeded", "path": str(report.path), "format": report.format,
             "compression": report.compression, "rows": report.rows,
             "bytes": report.bytes_written, "seconds": round(report.seconds, 3),
@@ -334,6 +285,10 @@ def gen(
 
 
 app.add_typer(__import__("engine.pipeline_cli", fromlist=["app"]).app, name="pipeline")
+app.add_typer(__import__("engine.layer_cli", fromlist=["app"]).app, name="layer")
+_sizing = __import__("engine.sizing.cli", fromlist=["profile", "size"])
+app.command()(_sizing.profile)
+app.command()(_sizing.size)
 
 
 def main() -> None:

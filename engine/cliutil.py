@@ -1,0 +1,69 @@
+"""What every ``chunkwise`` command shares: the ``--json`` flag, sizes, typed failures.
+
+A user's mistake or a failed run becomes one line on stderr (and, with ``--json``, one JSON
+object on stdout) and the exit code of its error class, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from engine.errors import EngineError, exit_code_for
+
+__all__ = ["JsonFlag", "fail", "run_job", "size_option"]
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def size_option(text: str) -> int:
+    """Parse a size option (``4MiB``), or fail as a usage error naming the problem."""
+    from engine.config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def fail(exc: BaseException, as_json: bool) -> NoReturn:
+    """Report ``exc`` (typed errors as themselves, anything else as an internal error); exit."""
+    code = exit_code_for(exc)
+    if isinstance(exc, EngineError):
+        error: dict[str, Any] = exc.to_dict()
+        text = f"error: {type(exc).__name__}: {exc}"
+    else:
+        error = {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
+                 "uri": None, "record": None, "offset": None}
+        text = f"internal error: {type(exc).__name__}: {exc} (a bug: please report it)"
+        if os.environ.get("CHUNKWISE_DEBUG"):
+            traceback.print_exc()
+    if as_json:
+        print(json.dumps({"status": "failed", "error": error}))
+    print(text, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def run_job(as_json: bool, job: Callable[[], Any]) -> Any:
+    """Run ``job``; a failure becomes a message and its exit code, never a traceback."""
+    try:
+        return job()
+    except typer.Exit:
+        raise
+    except typer.BadParameter as exc:  # a bad option: typer prints it and exits 2
+        if as_json:
+            print(json.dumps({"status": "failed", "error": {
+                "type": "UsageError", "message": exc.format_message(), "uri": None,
+                "record": None, "offset": None}}))
+        raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # every failure becomes a typed message and an exit code
+        fail(exc, as_json)
