@@ -1,0 +1,95 @@
+"""Markdown for ``chunkwise size`` and ``chunkwise profile`` results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.sizing.measure import MiB
+
+if TYPE_CHECKING:
+    from engine.sizing.sweep import SweepResult
+
+__all__ = ["sweep_markdown", "table"]
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _usd(x: float | None) -> str:
+    return "-" if x is None else f"${x:.7f}"
+
+
+def sweep_markdown(result: SweepResult) -> str:
+    """The sweep as a markdown page: recommendation, fits, candidates, measurements."""
+    cfg, mach, p = result.config, result.machine, result.prices
+    params = cfg["params"]
+    out = [
+        "# Lambda memory sizing (`chunkwise size`)\n",
+        f"Measured {mach['date']} on {mach['machine']} ({mach['cpu'] or 'unknown CPU'}, "
+        f"{mach['cores']} cores), Python {mach['python']}, pyarrow {mach['pyarrow']}; "
+        f"{len(result.measurements)} runs in {result.seconds:.0f} s. Contract: "
+        f"`{cfg['contract'] or 'none'}`.\n",
+        f"Prices: {p.architecture} {p.region}, ${p.gb_second}/GB-s + ${p.request}/request "
+        f"(recorded {p.recorded}; {p.source}).\n",
+        f"Model: fits when peak RSS x {1 + params['headroom']:.2f} + {params['overhead_mb']:g} "
+        f"MB runtime overhead <= memory and predicted duration <= {params['timeout_s']:g} s x "
+        f"{1 - params['timeout_margin']:.2f}; duration = CPU s / min(memory / 1769, threads) + "
+        f"S3 bytes / {params['s3_mb_per_s']:g} MB/s. One thread below 1,769 MB, two from "
+        "there.\n",
+        "## Recommendation\n",
+        table(["band", "memory MB", "predicted s", "cost / invocation", "cost / 1,000 files",
+               "needs MB", "worst format"],
+              [[r.band, r.memory_mb or "none fits", r.duration_s, _usd(r.cost),
+                _usd(None if r.cost is None else r.cost * 1000), r.required_mb,
+                r.worst_format or "-"] for r in result.recommendations]),
+        f"\nThe transform function's `TransformMemorySize`: **{result.chosen_mb} MB** (the "
+        "largest band's; `chunkwise size --apply` writes it into `template.yaml` and "
+        "`samconfig.toml`).\n",
+    ]
+    if result.flags:
+        out.append("\n**Flags:** " + "; ".join(result.flags) + "\n")
+    out += [
+        "\n## Fits (default block size)\n",
+        "RSS slope: peak RSS against input size over inputs of at least "
+        f"{cfg['tail_min_bytes'] / 1e6:g} MB (below that the bounded buffers are still "
+        f"filling); flagged at {cfg['max_slope_mb_per_100mb']:g} MB per 100 MB.\n\n",
+        table(["format", "threads", "RSS slope MB/100 MB", "(all sizes)", "max RSS MiB",
+               "RSS MiB per block MiB", "CPU s/GB", "start-up CPU s", "grows"],
+              [[f["format"], f["threads"], "-" if f["rss_slope_mb_per_100mb"] is None
+                else f["rss_slope_mb_per_100mb"],
+                f["rss_slope_all_sizes_mb_per_100mb"], f["rss_max_mib"],
+                "-" if f["rss_mib_per_block_mib"] is None else f["rss_mib_per_block_mib"],
+                f["cpu_s_per_gb"], f["startup_cpu_s"], "yes" if f["grows"] else "no"]
+               for f in result.fits]),
+    ]
+    if result.verify:
+        out += ["\n## Verify (the largest input under a hard cap, as Lambda kills)\n\n",
+                table(["format", "MB", "memory MB", "cap MiB", "threads", "peak RSS MiB",
+                       "result"],
+                      [[v["format"], v["size_bytes"] / 1e6, v["memory_mb"], v["cap_mib"],
+                        v["threads"], v["peak_rss_mib"],
+                        "pass" if v["passed"] else "FAIL (killed)"] for v in result.verify])]
+    last = result.recommendations[-1] if result.recommendations else None
+    if last is not None:
+        out += [f"\n## Every setting, band {last.band}\n\n",
+                table(["memory MB", "threads", "predicted s", "cost / invocation", "needs MB",
+                       "fits"],
+                      [[c["memory_mb"], c["threads"], c["duration_s"], _usd(c["cost"]),
+                        c["required_mb"],
+                        "yes" if c["fits"] else ("memory" if not c["fits_memory"] else "time")]
+                       for c in last.candidates])]
+    out += ["\n## Measurements\n\n",
+            table(["format", "MB", "block MiB", "threads", "peak RSS MiB", "Arrow peak MiB",
+                   "CPU s", "wall s", "MB/s", "rows"],
+                  [[m.format, m.size_bytes / 1e6, m.block_size // MiB, m.threads,
+                    round(m.peak_rss_bytes / MiB, 1),
+                    round(m.report.get("arrow_peak_bytes", 0) / MiB, 1), m.cpu_s, m.wall_s,
+                    round(m.size_bytes / 1e6 / m.wall_s, 1) if m.wall_s else "-",
+                    m.report.get("rows_in", "-")] for m in result.measurements])]
+    out.append("\nReproduce: `chunkwise size` with the options in `config` of the JSON file "
+               "next to this one.\n")
+    return "".join(out)

@@ -1,0 +1,334 @@
+"""``chunkwise size``: sweep file size x format x block size x threads, fit, recommend, verify.
+
+Every case is one conversion in a measured child process (:func:`engine.sizing.measure.measure`)
+on a generated ``orders`` file, cached by format, size and seed so a second sweep generates
+nothing. From the measurements, per format and thread count:
+
+- **peak RSS against file size**: the slope over the inputs of at least ``tail_min_bytes``
+  (below that size the bounded buffers are still filling, so RSS rises to its bound); a slope of
+  ``max_slope_mb_per_100mb`` or more is flagged as growth;
+- **peak RSS against block size** (at the largest input): the slope per MiB of block;
+- **CPU seconds against file size**: CPU s/GB (the slope) and start-up CPU (the intercept).
+
+Each size band's workload is then the fitted CPU at the band's largest size, the measured output
+ratio, and the largest peak RSS among inputs up to that size (all at the engine's default block
+size when it was swept); :func:`engine.sizing.model.recommend` picks the memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.config import DEFAULT_BLOCK_SIZE
+from engine.sizing.measure import Measurement, MiB, measure
+from engine.sizing.model import (
+    DEFAULT_MEMORY_SETTINGS,
+    ModelParams,
+    Prices,
+    Recommendation,
+    Workload,
+    fit_line,
+    lambda_threads,
+    recommend,
+)
+
+__all__ = ["DEFAULT_BANDS", "SweepConfig", "SweepResult", "data_file", "run_sweep"]
+
+#: Size bands a recommendation is made for: (name, largest input in bytes).
+DEFAULT_BANDS = (("<= 10 MB", 10 * 10**6), ("<= 100 MB", 100 * 10**6), ("<= 500 MB", 500 * 10**6))
+_SUFFIX = {"csv": "csv", "ndjson": "ndjson", "json": "json"}
+
+
+@dataclass
+class SweepConfig:
+    """What ``chunkwise size`` measures and how it judges the result."""
+
+    formats: Sequence[str] = ("csv", "ndjson", "json")
+    sizes: Sequence[int] = (10**6, 10 * 10**6, 100 * 10**6, 500 * 10**6)
+    block_sizes: Sequence[int] = (1 * MiB, DEFAULT_BLOCK_SIZE)
+    threads: Sequence[int] = (1, 2)
+    contract: str | None = None
+    seed: int = 0
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    out_dir: Path = Path("profiles")
+    name: str = "sizing"
+    bands: Sequence[tuple[str, int]] = DEFAULT_BANDS
+    memory_settings: Sequence[int] = DEFAULT_MEMORY_SETTINGS
+    params: ModelParams = field(default_factory=ModelParams)
+    tail_min_bytes: int = 50 * 10**6
+    max_slope_mb_per_100mb: float = 2.0
+    sample_interval: float = 0.05
+
+
+def default_data_dir() -> Path:
+    """Where generated sweep inputs are cached (``$CHUNKWISE_DATA`` or the user cache)."""
+    base = os.environ.get("CHUNKWISE_DATA") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "chunkwise", "data")
+    return Path(base)
+
+
+def data_file(data_dir: Path, fmt: str, size: int, seed: int) -> Path:
+    """The cached ``orders`` file of ``size`` bytes in ``fmt``, generated on first use.
+
+    ``engine.gen.generate`` is deterministic for (dataset, size, format, seed), so a file of the
+    right name is the right content; it is written under a temporary name and renamed.
+    """
+    path = data_dir / f"orders_{size}_seed{seed}.{_SUFFIX[fmt]}"
+    if not path.exists():
+        from engine.gen import generate
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            generate("orders", tmp, size=size, fmt=fmt, seed=seed)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+@dataclass
+class SweepResult:
+    """Measurements, fits and recommendations of one sweep (what ``sizing.json`` holds)."""
+
+    config: dict[str, Any]
+    measurements: list[Measurement]
+    fits: list[dict[str, Any]]
+    recommendations: list[Recommendation]
+    prices: Prices
+    machine: dict[str, Any]
+    seconds: float
+    verify: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def chosen_mb(self) -> int | None:
+        """The setting for the function: the largest band's recommendation (it covers all)."""
+        return self.recommendations[-1].memory_mb if self.recommendations else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, without timelines."""
+        return {
+            "config": self.config,
+            "machine": self.machine,
+            "prices": vars(self.prices),
+            "seconds": round(self.seconds, 1),
+            "flags": self.flags,
+            "fits": self.fits,
+            "recommendations": [r.to_dict() for r in self.recommendations],
+            "chosen_memory_mb": self.chosen_mb,
+            "verify": self.verify,
+            "measurements": [m.to_dict(detail=False) for m in self.measurements],
+        }
+
+
+Progress = Callable[[str], None]
+
+
+def run_sweep(cfg: SweepConfig, prices: Prices, progress: Progress | None = None) -> SweepResult:
+    """Measure every case of ``cfg``, fit, and recommend a memory per band."""
+    say = progress or (lambda _msg: None)
+    started = time.time()
+    cases = [(fmt, size, block, threads) for fmt in cfg.formats for size in sorted(cfg.sizes)
+             for block in cfg.block_sizes for threads in cfg.threads]
+    measurements: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="chunkwise-size-") as tmp:
+        for i, (fmt, size, block, threads) in enumerate(cases, 1):
+            src = data_file(cfg.data_dir, fmt, size, cfg.seed)
+            m = _measure_case(src, Path(tmp), fmt, size, block, threads, cfg)
+            measurements.append(m)
+            say(f"[{i}/{len(cases)}] {fmt} {size / 1e6:g} MB block {block // MiB} MiB "
+                f"threads {threads}: peak {m.peak_rss_bytes / MiB:.0f} MiB, "
+                f"CPU {m.cpu_s:.2f} s, wall {m.wall_s:.2f} s")
+    fits, flags = fit_measurements(measurements, cfg)
+    recs = [recommend(name, limit, band_workloads(measurements, limit, cfg), prices, cfg.params,
+                      cfg.memory_settings) for name, limit in cfg.bands]
+    largest = max(cfg.sizes)
+    for rec in recs:
+        if rec.max_bytes > largest:
+            rec.reason += (f"; extrapolated: the largest input measured is {largest / 1e6:g} MB, "
+                           "so RSS at this band's top is not measured")
+            flags.append(f"band {rec.band} is extrapolated beyond the largest input measured "
+                         f"({largest / 1e6:g} MB)")
+    return SweepResult(config=_config_dict(cfg), measurements=measurements, fits=fits,
+                       recommendations=recs, prices=prices, machine=machine_info(),
+                       seconds=time.time() - started, flags=flags)
+
+
+def _measure_case(src: Path, tmp: Path, fmt: str, size: int, block: int, threads: int,
+                  cfg: SweepConfig, cap_bytes: int | None = None) -> Measurement:
+    out = tmp / "out"
+    dst = str(out) + "/" if cfg.contract else str(out) + ".parquet"
+    try:
+        m = measure(str(src), dst, fmt=fmt, size_bytes=size, block_size=block, threads=threads,
+                    contract=cfg.contract, sample_interval=cfg.sample_interval,
+                    cap_bytes=cap_bytes)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        Path(str(out) + ".parquet").unlink(missing_ok=True)
+    if m.exit_code != 0 and not m.killed:
+        from engine.errors import EngineError
+
+        detail = m.error["message"] if m.error else m.stderr.strip().splitlines()[-1:] or "?"
+        raise EngineError(f"the measured conversion of {src} failed (exit {m.exit_code}): "
+                          f"{detail}", uri=str(src))
+    return m
+
+
+def _default_block(measurements: Sequence[Measurement]) -> int:
+    blocks = {m.block_size for m in measurements}
+    return DEFAULT_BLOCK_SIZE if DEFAULT_BLOCK_SIZE in blocks else min(blocks)
+
+
+def fit_measurements(measurements: Sequence[Measurement],
+                     cfg: SweepConfig) -> tuple[list[dict[str, Any]], list[str]]:
+    """Per format and thread count: RSS and CPU against size, RSS against block size."""
+    fits: list[dict[str, Any]] = []
+    flags: list[str] = []
+    block = _default_block(measurements)
+    for fmt in sorted({m.format for m in measurements}):
+        for threads in sorted({m.threads for m in measurements}):
+            at_block = [m for m in measurements
+                        if m.format == fmt and m.threads == threads and m.block_size == block]
+            if not at_block:
+                continue
+            tail = [m for m in at_block if m.size_bytes >= cfg.tail_min_bytes]
+            enough = len({m.size_bytes for m in tail}) > 1
+            rss_all = fit_line((m.size_bytes, m.peak_rss_bytes) for m in at_block)
+            cpu = fit_line((m.size_bytes, m.cpu_s) for m in at_block)
+            largest = max(m.size_bytes for m in measurements if m.format == fmt)
+            by_block = [m for m in measurements if m.format == fmt and m.threads == threads
+                        and m.size_bytes == largest]
+            rss_block = (fit_line((m.block_size / MiB, m.peak_rss_bytes / MiB) for m in by_block)
+                         if len({m.block_size for m in by_block}) > 1 else None)
+            slope = (fit_line((m.size_bytes, m.peak_rss_bytes) for m in tail).slope * 100
+                     if enough else None)
+            entry = {
+                "format": fmt, "threads": threads, "block_size": block,
+                "rss_slope_mb_per_100mb": None if slope is None else round(slope, 3),
+                "rss_slope_points": len(tail),
+                "rss_slope_all_sizes_mb_per_100mb": round(rss_all.slope * 100, 3),
+                "rss_max_mib": round(max(m.peak_rss_bytes for m in at_block) / MiB, 1),
+                "rss_mib_per_block_mib": None if rss_block is None else round(rss_block.slope, 2),
+                "cpu_s_per_gb": round(cpu.slope * 1e9, 3),
+                "startup_cpu_s": round(cpu.intercept, 3),
+                "grows": slope is not None and slope >= cfg.max_slope_mb_per_100mb,
+            }
+            fits.append(entry)
+            if slope is None:
+                flags.append(f"{fmt} threads {threads}: no RSS slope (fewer than two input "
+                             f"sizes of at least {cfg.tail_min_bytes / 1e6:g} MB)")
+            if entry["grows"]:
+                flags.append(f"{fmt} threads {threads}: peak RSS grows {slope:.2f} MB per 100 MB "
+                             f"of input (limit {cfg.max_slope_mb_per_100mb:g})")
+    return fits, flags
+
+
+def band_workloads(measurements: Sequence[Measurement], limit: int,
+                   cfg: SweepConfig) -> dict[int, list[Workload]]:
+    """Per thread count, one workload per format at the band's largest input ``limit``."""
+    block = _default_block(measurements)
+    out: dict[int, list[Workload]] = {}
+    for threads in sorted({m.threads for m in measurements}):
+        for fmt in sorted({m.format for m in measurements}):
+            ms = [m for m in measurements
+                  if m.format == fmt and m.threads == threads and m.block_size == block]
+            if not ms:
+                continue
+            within = [m for m in ms if m.size_bytes <= limit] or [min(ms, key=lambda m:
+                                                                       m.size_bytes)]
+            cpu = fit_line((m.size_bytes, m.cpu_s) for m in ms)
+            largest = max(ms, key=lambda m: m.size_bytes)
+            bytes_in = largest.report.get("bytes_in") or largest.size_bytes
+            ratio = (largest.report.get("bytes_out", 0) / bytes_in) if bytes_in else 0.0
+            out.setdefault(threads, []).append(Workload(
+                cpu_s=max(cpu.at(limit), min(m.cpu_s for m in ms)),
+                io_bytes=int(limit * (1 + ratio)),
+                peak_rss_bytes=max(m.peak_rss_bytes for m in within),
+                format=fmt, threads=threads,
+            ))
+    return out
+
+
+def verify(result: SweepResult, cfg: SweepConfig, memory_mb: int,
+           progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Rerun the largest input of each format under a hard cap at ``memory_mb``.
+
+    The cap is the memory minus the runtime's overhead (the part of Lambda's memory the
+    measured process does not get), in MiB as Lambda's MB are; the watchdog kills the child
+    above it, as Lambda does. Threads are what the engine uses at that memory.
+    """
+    say = progress or (lambda _msg: None)
+    cap = int((memory_mb - cfg.params.overhead_mb) * MiB)
+    threads = lambda_threads(memory_mb)
+    largest = max(cfg.sizes)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="chunkwise-verify-") as tmp:
+        for fmt in cfg.formats:
+            src = data_file(cfg.data_dir, fmt, largest, cfg.seed)
+            m = _measure_case(src, Path(tmp), fmt, largest, _default_block(result.measurements),
+                              threads, cfg, cap_bytes=cap)
+            row = {"format": fmt, "size_bytes": largest, "memory_mb": memory_mb,
+                   "cap_mib": round(cap / MiB, 1), "threads": threads,
+                   "peak_rss_mib": round(m.peak_rss_bytes / MiB, 1), "killed": m.killed,
+                   "passed": m.ok, "wall_s": m.wall_s}
+            rows.append(row)
+            say(f"verify {fmt} {largest / 1e6:g} MB under {row['cap_mib']} MiB: "
+                f"{'pass' if m.ok else 'FAIL (killed)'} at {row['peak_rss_mib']} MiB")
+    return rows
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the sweep ran: CPU, cores, Python and the engine's library versions."""
+    import pyarrow
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "cpu": model, "cores": cores,
+            "python": platform.python_version(), "pyarrow": pyarrow.__version__,
+            "platform": sys.platform, "date": time.strftime("%Y-%m-%d")}
+
+
+def _config_dict(cfg: SweepConfig) -> dict[str, Any]:
+    return {
+        "formats": list(cfg.formats), "sizes": list(cfg.sizes),
+        "block_sizes": list(cfg.block_sizes), "threads": list(cfg.threads),
+        "contract": cfg.contract, "seed": cfg.seed, "bands": [list(b) for b in cfg.bands],
+        "memory_settings": list(cfg.memory_settings), "params": vars(cfg.params),
+        "tail_min_bytes": cfg.tail_min_bytes,
+        "max_slope_mb_per_100mb": cfg.max_slope_mb_per_100mb,
+    }
+
+
+def write_outputs(result: SweepResult, cfg: SweepConfig) -> dict[str, Path]:
+    """``<name>.json``, ``<name>.md`` and ``<name>.png`` in ``cfg.out_dir``."""
+    from engine.sizing.report import sweep_markdown
+
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": cfg.out_dir / f"{cfg.name}.json", "md": cfg.out_dir / f"{cfg.name}.md",
+             "png": cfg.out_dir / f"{cfg.name}.png"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    paths["md"].write_text(sweep_markdown(result), encoding="utf-8")
+    from engine.sizing.plot import plot_sweep
+
+    plot_sweep(result, paths["png"])
+    return paths

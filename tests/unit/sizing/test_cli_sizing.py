@@ -1,0 +1,99 @@
+"""``chunkwise size`` and ``chunkwise profile`` end to end, on tiny generated files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def chunkwise(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def sized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("size")
+    shutil.copy(ROOT / "template.yaml", tmp / "template.yaml")
+    shutil.copy(ROOT / "samconfig.toml", tmp / "samconfig.toml")
+    done = chunkwise("size", "--formats", "csv,ndjson", "--sizes", "200KB,600KB",
+                     "--block-sizes", "256KiB,1MiB", "--threads", "1", "--data-dir",
+                     str(tmp / "data"), "--out-dir", str(tmp / "profiles"), "--verify",
+                     "--apply", "--template", str(tmp / "template.yaml"), "--samconfig",
+                     str(tmp / "samconfig.toml"), "--json")
+    assert done.returncode == 0, done.stderr
+    return tmp, json.loads(done.stdout)
+
+
+def test_size_writes_json_markdown_and_png(sized) -> None:
+    tmp, out = sized
+    for suffix in ("json", "md", "png"):
+        assert (tmp / "profiles" / f"sizing.{suffix}").stat().st_size > 0
+    data = json.loads((tmp / "profiles" / "sizing.json").read_text())
+    assert len(data["measurements"]) == 2 * 2 * 2  # formats x sizes x block sizes
+    assert all(m["exit_code"] == 0 and m["peak_rss_bytes"] > 0 for m in data["measurements"])
+    assert {m["report"]["rows_in"] > 0 for m in data["measurements"]} == {True}
+    assert data["prices"]["recorded"] and data["machine"]["cores"] >= 1
+    assert "| band | memory MB |" in (tmp / "profiles" / "sizing.md").read_text()
+
+
+def test_size_recommends_per_band_and_flags_extrapolation(sized) -> None:
+    _, out = sized
+    bands = [r["band"] for r in out["recommendations"]]
+    assert bands == ["<= 10 MB", "<= 100 MB", "<= 500 MB"]
+    assert out["chosen_memory_mb"] == out["recommendations"][-1]["memory_mb"]
+    assert all("extrapolated" in r["reason"] for r in out["recommendations"])
+    assert any("extrapolated" in f for f in out["flags"])
+
+
+def test_size_verify_and_apply(sized) -> None:
+    tmp, out = sized
+    assert [v["format"] for v in out["verify"]] == ["csv", "ndjson"]
+    assert all(v["passed"] and v["peak_rss_mib"] < v["cap_mib"] for v in out["verify"])
+    chosen = out["chosen_memory_mb"]
+    text = (tmp / "template.yaml").read_text()
+    assert f"Default: {chosen}\n" in text.split("TransformMemorySize:", 1)[1][:400]
+    assert (tmp / "samconfig.toml").read_text().count(f"TransformMemorySize={chosen} ") == 4
+
+
+def test_size_rejects_bad_options_without_a_traceback(tmp_path: Path) -> None:
+    done = chunkwise("size", "--formats", "xml", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    done = chunkwise("size", "--sizes", "lots", "--out-dir", str(tmp_path), "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    done = chunkwise("size", "--function-name", "fn", "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and "--payload" in done.stderr
+
+
+def test_profile_writes_a_timeline_and_stage_times(tmp_path: Path) -> None:
+    src = tmp_path / "orders.csv"
+    assert chunkwise("gen", "orders", "--size", "2MB", "-o", str(src)).returncode == 0
+    done = chunkwise("profile", str(src), "--out-dir", str(tmp_path / "p"), "--threads", "1",
+                     "--python-profile", "--profiler", "cprofile", "--json")
+    assert done.returncode == 0, done.stderr
+    p = json.loads(done.stdout)
+    assert p["format"] == "csv" and p["rows_in"] == p["rows_out"] > 0
+    assert set(p["stages"]) == {"infer", "read", "parse", "validate_transform",
+                                "encode_write", "upload"}
+    stage_cpu = sum(s["cpu_s"] for s in p["stages"].values())
+    assert 0 < stage_cpu <= p["cpu_s"]  # stages run inside the process the kernel measured
+    assert p["stages"]["parse"]["cpu_s"] > 0 and p["stages"]["encode_write"]["cpu_s"] > 0
+    assert p["peak_rss_mib"] > p["arrow_peak_mib"] > 0
+    assert p["fits_mb"] >= p["fits_needs_mb"]
+    saved = json.loads((tmp_path / "p" / "orders.json").read_text())
+    assert saved["timeline"] and saved["spans"]
+    assert (tmp_path / "p" / "orders.png").stat().st_size > 0
+    assert "cumulative" in (tmp_path / "p" / "orders.cprofile.txt").read_text()
+
+
+def test_profile_of_a_missing_file_is_a_typed_error(tmp_path: Path) -> None:
+    done = chunkwise("profile", str(tmp_path / "nope.csv"), "--out-dir", str(tmp_path))
+    assert done.returncode == 66
+    assert "InputNotFoundError" in done.stderr and "Traceback" not in done.stderr
