@@ -38,7 +38,10 @@ _NETWORK_SIGNS = re.compile(
     r"resolution|Name or service not known|nodename nor servname|Max retries exceeded|"
     r"ConnectTimeoutError|ReadTimeoutError|Network is unreachable|No route to host|"
     r"Connection refused|ProxyError|SSLError|RemoteDisconnected|ConnectionResetError")
-_NOT_FOUND = re.compile(r"No matching distribution found for ([^\s]+)")
+# pip names a package without a wheel for the target in one of two ways, by resolver path.
+_NOT_FOUND = re.compile(
+    r"No matching distribution found for ([^\s]+)"
+    r"|no matching distributions available for your environment:\s*\n\s*([^\s]+)")
 _WHEEL_NAME = re.compile(
     r"^(?P<name>[^-]+)-(?P<version>[^-]+)(?:-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
@@ -96,7 +99,7 @@ def download_wheels(pins: Mapping[str, Pin], target: Target, *, cache_dir: Path,
     log(f"downloading wheels for {target.key} with pip")
     result = _pip([*base, "--timeout", str(PIP_TIMEOUT_SECONDS), "--retries", "2"])
     if result.returncode != 0:
-        raise _failure(result.stderr or result.stdout, target)
+        raise _failure(f"{result.stdout}\n{result.stderr}", target)
     wheels = _collected(dest, pins, target)
     wheel_cache.mkdir(parents=True, exist_ok=True)
     for wheel in wheels.values():
@@ -131,10 +134,11 @@ def _failure(output: str, target: Target) -> Exception:
             hint = (f"; {target.runtime} runs on {target.os_name} (glibc 2.{target.glibc[1]}), "
                     "older than many current wheels need: target Python 3.12 or later")
         return WheelNotFoundError(
-            f"no wheel of {missing.group(1)} for {target} among the tags "
+            f"no wheel of {missing.group(1) or missing.group(2)} for {target} among the tags "
             f"{target.platform_tags()[0]} … {target.platform_tags()[-1]}: pick a version "
             f"with a wheel for it in layer/requirements.txt{hint}")
-    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-4:])
+    errors = [line.strip() for line in output.splitlines() if line.startswith("ERROR")]
+    tail = " | ".join(errors[-3:] or output.strip().splitlines()[-3:])
     return LayerError(f"pip download failed for {target.key}: {tail}")
 
 

@@ -58,10 +58,12 @@ TRIM_RULES: tuple[TrimRule, ...] = (
              "smart-open and boto3, and pyarrow.fs imports it only if present",
              ("pyarrow/libarrow_s3.so*", "pyarrow/_s3fs.*")),
     TrimRule("numpy tests and f2py", "numpy's test suites and the extension modules only they "
-             "import, f2py, and the C headers and static library for building extensions",
+             "import, f2py, and the C headers, Cython declarations, examples and static library "
+             "for building extensions",
              ("numpy/**/tests/**", "numpy/conftest.py", "numpy/_core/_*_tests.*",
               "numpy/_core/_simd.*", "numpy/f2py/**", "numpy/_core/include/**",
-              "numpy/_core/lib/**", "numpy/distutils/**", "numpy/_pyinstaller/**")),
+              "numpy/_core/lib/**", "numpy/distutils/**", "numpy/_pyinstaller/**",
+              "numpy/random/_examples/**", "numpy/**/*.pxd", "numpy/**/*.pyx")),
     TrimRule("zstandard cffi", "zstandard's CFFI backend: CPython loads its C backend",
              ("zstandard/_cffi.*", "zstandard/backend_cffi.py")),
     TrimRule("powertools swagger ui", "the Swagger UI assets of Powertools' REST event handler; "

@@ -1,0 +1,117 @@
+"""``chunkwise layer``: build the Lambda layer ``template.yaml`` deploys (``build/layer.zip``).
+
+``chunkwise layer build`` downloads the versions pinned in ``layer/requirements.txt`` as
+manylinux wheels for the target (python3.13 arm64 by default), adds the ``engine`` package, trims
+what the runtime never loads, strips pyarrow, checks every shared object and writes a
+deterministic zip, then prints a size table per package. Exit codes: 0 built within budget,
+2 bad usage or an unknown target, 69 a pin has no wheel for the target, 73 over budget (no zip
+written), 74 the package index was unreachable, 78 the pins are incomplete or malformed,
+70 anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Build the Lambda layer: the engine and its pinned dependencies, trimmed.",
+)
+
+PINS_FILE = Path("layer") / "requirements.txt"
+
+
+@app.callback()
+def layer() -> None:
+    """Build the Lambda layer: the engine and its pinned dependencies, trimmed."""
+
+
+def _limit(text: str, hint: str) -> int | None:
+    if text.strip().lower() in ("none", "0", "off"):
+        return None
+    from engine.config import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+
+
+def default_pins() -> Path:
+    """``layer/requirements.txt`` of the current directory, else of the engine's checkout."""
+    if PINS_FILE.is_file():
+        return PINS_FILE
+    from engine.layer.build import engine_source
+
+    return engine_source().parent / PINS_FILE
+
+
+@app.command()
+def build(
+    python: Annotated[str, typer.Option(help="Python version of the Lambda runtime.")] = "3.13",
+    arch: Annotated[str, typer.Option(help="Lambda architecture: arm64 or x86_64.")] = "arm64",
+    glibc: Annotated[str | None, typer.Option(
+        help="Newest glibc a wheel may need [default: the runtime's OS: 2.34 on Amazon Linux "
+             "2023, 2.26 on Amazon Linux 2].")] = None,
+    host: Annotated[bool, typer.Option(
+        "--host", help="Build for this machine instead (its Python, architecture and glibc): "
+                       "a layer to test locally, not to deploy.")] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip to write.")]
+    = Path("build/layer.zip"),
+    requirements: Annotated[Path | None, typer.Option(
+        help="The pins [default: layer/requirements.txt].")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(
+        help="Wheel cache [default: ~/.cache/chunkwise-layer].")] = None,
+    strip: Annotated[bool, typer.Option(
+        "--strip/--no-strip", help="Strip pyarrow's shared objects (needs binutils for the "
+                                   "target, e.g. aarch64-linux-gnu-strip).")] = True,
+    max_unzipped: Annotated[str, typer.Option(
+        help="Fail above this unzipped size ('none': no limit).")] = "150MiB",
+    max_zipped: Annotated[str, typer.Option(
+        help="Fail above this zipped size ('none': no limit).")] = "50MiB",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+    = False,
+) -> None:
+    """Build the layer zip and print its size per package."""
+    from engine.errors import EngineError
+    from engine.layer import LayerTooLargeError, Target, build_layer
+
+    unzipped_limit = _limit(max_unzipped, "--max-unzipped")
+    zipped_limit = _limit(max_zipped, "--max-zipped")
+    try:
+        target = Target.host() if host else Target.parse(python, arch, glibc)
+        print(f"building the layer for {target}", file=sys.stderr)
+        report = build_layer(
+            target, output, pins_path=requirements or default_pins(), cache_dir=cache_dir,
+            strip=strip, max_unzipped=unzipped_limit, max_zipped=zipped_limit,
+            log=lambda message: print(message, file=sys.stderr))
+    except LayerTooLargeError as exc:
+        report = getattr(exc, "report", None)
+        if report is not None and not as_json:
+            print(report.table())
+        _fail(exc, as_json, report.to_dict() if report is not None else None)
+    except EngineError as exc:
+        _fail(exc, as_json, None)
+    if as_json:
+        print(json.dumps({"status": "built", **report.to_dict()}))
+        return
+    print(report.table())
+    print(f"\n{report.output}: {report.unzipped / 2**20:.1f} MiB unzipped, "
+          f"{report.zipped / 2**20:.1f} MiB zipped, sha256 {report.sha256}")
+    if report.strip.tool is None:
+        print(f"note: {report.strip.note}")
+    if report.left_out:
+        print(f"left out (the Lambda runtime provides them): {', '.join(report.left_out)}")
+
+
+def _fail(exc: Any, as_json: bool, report: dict[str, Any] | None) -> NoReturn:
+    if as_json:
+        print(json.dumps({"status": "failed", "error": exc.to_dict(),
+                          **({"report": report} if report else {})}))
+    print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    raise typer.Exit(exc.exit_code)
