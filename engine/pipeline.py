@@ -8,16 +8,40 @@ chunks, whatever the input size. With ``threads=1`` nothing here is used.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Generic, TypeVar
 
-__all__ = ["Prefetch", "ReadAhead"]
+__all__ = ["Prefetch", "ReadAhead", "limit_malloc_arenas"]
 
 T = TypeVar("T")
 _DONE = object()
 _POLL_SECONDS = 0.1
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+_arenas_limited = False
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc malloc's arenas before the engine starts worker threads (once per process).
+
+    Each thread that allocates gets its own glibc arena (up to 8 per core), and buffers handed
+    between threads fragment them: with two threads, peak RSS on a JSON array grew ~10 MiB
+    from 100 MB to 500 MB of input; capped at 2 arenas it stays within ~5 MiB, at no measured
+    CPU cost (``chunkwise size``, profiles/). Arrow's buffers use mimalloc and are unaffected.
+    Does nothing off glibc, or when ``MALLOC_ARENA_MAX`` is set (glibc read it at start-up).
+    """
+    global _arenas_limited
+    if _arenas_limited or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    _arenas_limited = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to cap
+        pass
 
 
 class Prefetch(Generic[T]):
@@ -28,6 +52,7 @@ class Prefetch(Generic[T]):
     """
 
     def __init__(self, source: Iterable[T], *, depth: int = 1, name: str = "chunkwise") -> None:
+        limit_malloc_arenas()
         self._queue: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(source,), name=name,
