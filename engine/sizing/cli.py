@@ -131,6 +131,9 @@ def size(
     contract: Annotated[str | None, typer.Option(help="Dataset contract (YAML) every run "
                                                  "applies (its format is overridden)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated inputs")] = 0,
+    io: Annotated[str, typer.Option("--io", help="local files, or s3 on a loopback moto server "
+                                    "(the SDK and part buffers in the measurement, as on "
+                                    "Lambda)")] = "local",
     data_dir: Annotated[Path | None, typer.Option(help="Cache of generated inputs [default: "
                                                   "$CHUNKWISE_DATA or ~/.cache/chunkwise/data]")]
     = None,
@@ -182,6 +185,8 @@ def size(
                                       gb_second_price, request_price, prices_file, params,
                                       out_dir, name, as_json))
         return
+    if io not in ("local", "s3"):
+        raise typer.BadParameter("use local or s3", param_hint="--io")
     fmts = _csv(formats, str, "--formats")
     if bad := [f for f in fmts if f not in ("csv", "ndjson", "json")]:
         raise typer.BadParameter(f"unknown format(s) {bad}; use csv, ndjson, json",
@@ -197,7 +202,7 @@ def size(
             block_sizes=_csv(block_sizes, parse_size, "--block-sizes"),
             threads=_csv(threads, int, "--threads"), contract=contract, seed=seed,
             data_dir=data_dir or default_data_dir(), out_dir=out_dir, name=name,
-            memory_settings=memories or DEFAULT_MEMORY_SETTINGS, params=params,
+            memory_settings=memories or DEFAULT_MEMORY_SETTINGS, params=params, io=io,
         )
         prices = load_prices(arch, gb_second=gb_second_price, request=request_price,
                              path=prices_file)

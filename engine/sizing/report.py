@@ -31,7 +31,8 @@ def sweep_markdown(result: SweepResult) -> str:
         "# Lambda memory sizing (`chunkwise size`)\n",
         f"Measured {mach['date']} on {mach['machine']} ({mach['cpu'] or 'unknown CPU'}, "
         f"{mach['cores']} cores), Python {mach['python']}, pyarrow {mach['pyarrow']}; "
-        f"{len(result.measurements)} runs in {result.seconds:.0f} s. Contract: "
+        f"{len(result.measurements)} runs in {result.seconds:.0f} s, I/O "
+        f"{cfg.get('io', 'local')}. Contract: "
         f"`{cfg['contract'] or 'none'}`.\n",
         f"Prices: {p.architecture} {p.region}, ${p.gb_second}/GB-s + ${p.request}/request "
         f"(recorded {p.recorded}; {p.source}).\n",

@@ -68,6 +68,7 @@ class SweepConfig:
     tail_min_bytes: int = 50 * 10**6
     max_slope_mb_per_100mb: float = 2.0
     sample_interval: float = 0.05
+    io: str = "local"
 
 
 def default_data_dir() -> Path:
@@ -142,10 +143,10 @@ def run_sweep(cfg: SweepConfig, prices: Prices, progress: Progress | None = None
     cases = [(fmt, size, block, threads) for fmt in cfg.formats for size in sorted(cfg.sizes)
              for block in cfg.block_sizes for threads in cfg.threads]
     measurements: list[Measurement] = []
-    with tempfile.TemporaryDirectory(prefix="chunkwise-size-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chunkwise-size-") as tmp, _Storage(cfg.io) as store:
         for i, (fmt, size, block, threads) in enumerate(cases, 1):
             src = data_file(cfg.data_dir, fmt, size, cfg.seed)
-            m = _measure_case(src, Path(tmp), fmt, size, block, threads, cfg)
+            m = _measure_case(src, Path(tmp), fmt, size, block, threads, cfg, store=store)
             measurements.append(m)
             say(f"[{i}/{len(cases)}] {fmt} {size / 1e6:g} MB block {block // MiB} MiB "
                 f"threads {threads}: peak {m.peak_rss_bytes / MiB:.0f} MiB, "
@@ -166,16 +167,22 @@ def run_sweep(cfg: SweepConfig, prices: Prices, progress: Progress | None = None
 
 
 def _measure_case(src: Path, tmp: Path, fmt: str, size: int, block: int, threads: int,
-                  cfg: SweepConfig, cap_bytes: int | None = None) -> Measurement:
+                  cfg: SweepConfig, cap_bytes: int | None = None,
+                  store: _Storage | None = None) -> Measurement:
     out = tmp / "out"
     dst = str(out) + "/" if cfg.contract else str(out) + ".parquet"
+    uri, env = str(src), None
+    if store is not None and store.endpoint is not None:
+        uri, dst, env = store.put(src), store.output_uri(cfg.contract is not None), store.env
     try:
-        m = measure(str(src), dst, fmt=fmt, size_bytes=size, block_size=block, threads=threads,
+        m = measure(uri, dst, fmt=fmt, size_bytes=size, block_size=block, threads=threads,
                     contract=cfg.contract, sample_interval=cfg.sample_interval,
-                    cap_bytes=cap_bytes)
+                    cap_bytes=cap_bytes, options={"format": fmt}, env=env)
     finally:
         shutil.rmtree(out, ignore_errors=True)
         Path(str(out) + ".parquet").unlink(missing_ok=True)
+        if store is not None:
+            store.clear_output()
     if m.exit_code != 0 and not m.killed:
         from engine.errors import EngineError
 
@@ -183,6 +190,82 @@ def _measure_case(src: Path, tmp: Path, fmt: str, size: int, block: int, threads
         raise EngineError(f"the measured conversion of {src} failed (exit {m.exit_code}): "
                           f"{detail}", uri=str(src))
     return m
+
+
+class _Storage:
+    """Where inputs and outputs live: local files, or S3 on a loopback moto server.
+
+    With ``io="s3"`` the measured process reads and writes ``s3://`` through boto3 and
+    smart-open, as the Lambda does, so its RSS holds the AWS SDK and the multipart part buffers
+    and its CPU the HTTP and checksum work; the server runs in this process, on 127.0.0.1.
+    """
+
+    BUCKET = "chunkwise-sizing"
+
+    def __init__(self, io: str) -> None:
+        if io not in ("local", "s3"):
+            from engine.errors import PermanentError
+
+            raise PermanentError(f"unknown --io {io!r}: use local or s3")
+        self.io = io
+        self.endpoint: str | None = None
+        self.env: dict[str, str] | None = None
+        self._server: Any = None
+        self._client: Any = None
+        self._uploaded: dict[Path, str] = {}
+
+    def __enter__(self) -> _Storage:
+        if self.io != "s3":
+            return self
+        try:
+            import boto3
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            from engine.errors import PermanentError
+
+            raise PermanentError("--io s3 needs moto: pip install 'chunkwise[local]'") from None
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on stderr
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        fake = {"AWS_ACCESS_KEY_ID": "sizing", "AWS_SECRET_ACCESS_KEY": "sizing",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": self.endpoint}
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("AWS_PROFILE", "AWS_SESSION_TOKEN")} | fake
+        self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                                    aws_access_key_id="sizing", aws_secret_access_key="sizing")
+        self._client.create_bucket(Bucket=self.BUCKET)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def put(self, src: Path) -> str:
+        """The ``s3://`` URI of ``src``, uploaded on first use."""
+        if src not in self._uploaded:
+            key = f"in/{src.name}"
+            self._client.upload_file(str(src), self.BUCKET, key)
+            self._uploaded[src] = f"s3://{self.BUCKET}/{key}"
+        return self._uploaded[src]
+
+    def output_uri(self, directory: bool) -> str:
+        """Where a measured run writes."""
+        return f"s3://{self.BUCKET}/out/" + ("" if directory else "out.parquet")
+
+    def clear_output(self) -> None:
+        """Delete what the last run wrote (moto keeps objects in this process's memory)."""
+        if self._client is None:
+            return
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.BUCKET,
+                                                                       Prefix="out/")
+        for page in pages:
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                self._client.delete_objects(Bucket=self.BUCKET, Delete={"Objects": keys})
 
 
 def _default_block(measurements: Sequence[Measurement]) -> int:
@@ -273,11 +356,11 @@ def verify(result: SweepResult, cfg: SweepConfig, memory_mb: int,
     threads = lambda_threads(memory_mb)
     largest = max(cfg.sizes)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="chunkwise-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="chunkwise-verify-") as tmp, _Storage(cfg.io) as store:
         for fmt in cfg.formats:
             src = data_file(cfg.data_dir, fmt, largest, cfg.seed)
             m = _measure_case(src, Path(tmp), fmt, largest, _default_block(result.measurements),
-                              threads, cfg, cap_bytes=cap)
+                              threads, cfg, cap_bytes=cap, store=store)
             row = {"format": fmt, "size_bytes": largest, "memory_mb": memory_mb,
                    "cap_mib": round(cap / MiB, 1), "threads": threads,
                    "peak_rss_mib": round(m.peak_rss_bytes / MiB, 1), "killed": m.killed,
@@ -312,7 +395,8 @@ def _config_dict(cfg: SweepConfig) -> dict[str, Any]:
     return {
         "formats": list(cfg.formats), "sizes": list(cfg.sizes),
         "block_sizes": list(cfg.block_sizes), "threads": list(cfg.threads),
-        "contract": cfg.contract, "seed": cfg.seed, "bands": [list(b) for b in cfg.bands],
+        "contract": cfg.contract, "seed": cfg.seed, "io": cfg.io,
+        "bands": [list(b) for b in cfg.bands],
         "memory_settings": list(cfg.memory_settings), "params": vars(cfg.params),
         "tail_min_bytes": cfg.tail_min_bytes,
         "max_slope_mb_per_100mb": cfg.max_slope_mb_per_100mb,
