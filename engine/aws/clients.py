@@ -4,35 +4,52 @@ A warm Lambda reuses them across invocations (creating a boto3 client costs tens
 milliseconds). S3 goes through the engine's own client (:func:`engine.io.s3_client`, with its
 retry and timeout settings), so one ``AWS_ENDPOINT_URL`` redirects everything to moto or
 LocalStack. Tests and the local runner call :func:`reset_clients` when the environment changes.
+
+boto3 is imported with the first client, not with this module: importing a handler then costs
+engine + pyarrow + Powertools only (``benchmarks/cold_start.py``), and the first invocation
+pays for boto3 (~0.1 s, ~20 MiB), which every step needs.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import cached_property
-from typing import Any
-
-import boto3
-import botocore.config
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any
 
 from engine import io
 
-__all__ = ["CLIENT_CONFIG", "Clients", "default_clients", "reset_clients"]
+if TYPE_CHECKING:
+    import boto3
+    import botocore.config
 
-#: DynamoDB and SQS: botocore's standard retry mode backs off on throttling a few times before
-#: the error reaches the state machine's Retry.
-CLIENT_CONFIG = botocore.config.Config(
-    retries={"mode": "standard", "total_max_attempts": 3},
-    connect_timeout=5,
-    read_timeout=20,
-)
+__all__ = ["Clients", "client_config", "default_clients", "reset_clients"]
+
+
+@cache
+def client_config() -> botocore.config.Config:
+    """The botocore settings of the DynamoDB and SQS clients.
+
+    botocore's standard retry mode backs off on throttling a few times before the error reaches
+    the state machine's Retry.
+    """
+    import botocore.config
+
+    return botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=20,
+    )
 
 
 class Clients:
     """S3, DynamoDB and SQS clients, each created when first used."""
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
-        self._session = session or boto3.session.Session()
+        if session is None:
+            import boto3
+
+            session = boto3.session.Session()
+        self._session = session
 
     @property
     def s3(self) -> Any:
@@ -42,12 +59,12 @@ class Clients:
     @cached_property
     def dynamodb(self) -> Any:
         """A DynamoDB service resource."""
-        return self._session.resource("dynamodb", config=CLIENT_CONFIG)
+        return self._session.resource("dynamodb", config=client_config())
 
     @cached_property
     def sqs(self) -> Any:
         """An SQS client."""
-        return self._session.client("sqs", config=CLIENT_CONFIG)
+        return self._session.client("sqs", config=client_config())
 
     def table(self, name: str) -> Any:
         """The DynamoDB ``Table`` resource called ``name``."""

@@ -21,7 +21,7 @@ import hashlib
 import os
 import posixpath
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import engine
 from engine import io
@@ -29,10 +29,11 @@ from engine.aws import routing
 from engine.aws.deadline import Deadline
 from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions
-from engine.contract import Contract
 from engine.errors import EngineError, InputNotFoundError, TransientError
 from engine.run import RunReport, build_options
-from engine.s3 import s3_errors
+
+if TYPE_CHECKING:
+    from engine.contract import Contract
 
 __all__ = [
     "COPY_CHUNK_BYTES",
@@ -161,6 +162,8 @@ def hash_object(uri: str) -> str:
             for chunk in iter(lambda: fh.read(COPY_CHUNK_BYTES), b""):
                 digest.update(chunk)
         return digest.hexdigest()
+    from engine.s3 import s3_errors  # boto3 and smart-open load when S3 is first used
+
     bucket, key = io.split_s3(uri)
     with s3_errors(uri):
         body = io.s3_client().get_object(Bucket=bucket, Key=key)["Body"]

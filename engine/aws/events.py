@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent
-
 from engine.errors import InputFormatError
 
 __all__ = ["OBJECT_CREATED", "file_id", "initial_state", "parse_event"]
@@ -64,6 +62,10 @@ def parse_event(event: Any) -> dict[str, Any]:
     source, kind = event.get("source"), event.get("detail-type")
     if source != "aws.s3" or kind != OBJECT_CREATED:
         raise InputFormatError(f"{_NOT_AN_EVENT}: source {source!r}, detail-type {kind!r}")
+    # The data_classes package imports every event class Powertools knows (~3 MiB): only the
+    # ingest step parses an event, so it loads here.
+    from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent
+
     parsed = S3EventBridgeNotificationEvent(dict(event))
     try:
         bucket = parsed.detail.bucket.name

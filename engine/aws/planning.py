@@ -39,7 +39,6 @@ from engine.aws.deadline import Deadline
 from engine.config import MiB, ReadOptions
 from engine.errors import InputFormatError
 from engine.readers.base import UTF8_BOM
-from engine.readers.json_array import _elements, _locate, path_keys
 
 __all__ = [
     "SCAN_BLOCK_BYTES",
@@ -208,6 +207,9 @@ def _quoted_bounds(uri: str, size: int, target: int, read: ReadOptions,
 def _json_spans(uri: str, size: int, target: int, read: ReadOptions,
                 deadline: Deadline | None) -> list[tuple[int, int]]:
     """``(start, end)`` spans of whole elements between the array's brackets."""
+    # The JSON array reader (and ijson with it) loads only for the objects that need it.
+    from engine.readers.json_array import _locate, path_keys
+
     keys = path_keys(read.json_path)
     path = read.json_path or "item"
     block = SCAN_BLOCK_BYTES
@@ -261,6 +263,8 @@ def _split_elements(buf: bytes, base: int, cut: int, chosen: list[int], target: 
     each previous choice + ``target``. Returns the offset of the array's ``]`` if ``buf`` holds
     it, and the bytes after the last complete element (carried into the next read).
     """
+    from engine.readers.json_array import _elements
+
     if not buf:
         return None, buf
     try:

@@ -17,12 +17,13 @@ import os
 import posixpath
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import io
-from engine.contract import Contract, load_contract
 from engine.errors import InputNotFoundError
-from engine.s3 import s3_errors
+
+if TYPE_CHECKING:
+    from engine.contract import Contract
 
 __all__ = [
     "CACHE_SECONDS",
@@ -70,6 +71,8 @@ def list_contracts(contracts_uri: str) -> list[str]:
 
 
 def _list_s3(contracts_uri: str) -> list[str]:
+    from engine.s3 import s3_errors  # boto3 and smart-open: only for contracts kept on S3
+
     bucket, prefix = io.split_s3(contracts_uri, allow_empty_key=True)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -101,6 +104,10 @@ def get_contract(uri: str, *, max_age: float = CACHE_SECONDS) -> Contract:
     """
     contract = _cached(_contracts, uri, max_age)
     if contract is None:
+        # pydantic's contract models cost ~12 MiB and ~0.15 s to build: only files with a
+        # contract pay for them, and a warm Lambda pays once.
+        from engine.contract import load_contract
+
         contract = load_contract(uri)
         with _lock:
             _contracts[uri] = (time.monotonic(), contract)
