@@ -25,9 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAUNCHER", "Launched", "Measurement", "launch", "measure"]
+__all__ = ["LAMBDA_ABSENT", "LAUNCHER", "Launched", "Measurement", "launch", "measure"]
 
 MiB = 1024**2
+
+#: Modules the Lambda layer does not carry that pyarrow imports when they are installed.
+LAMBDA_ABSENT = ("pandas",)
 
 #: Forks the command in ``argv[3:]`` with stdout/stderr to ``argv[1]``/``argv[2]``; prints the
 #: child's pid, then ``exit_code ru_maxrss_bytes user_s sys_s`` when it ends.
@@ -179,11 +182,13 @@ def measure(src: str, dst: str, *, fmt: str, size_bytes: int, block_size: int, t
             contract: str | None = None, options: dict[str, Any] | None = None,
             trace: bool = False, sample_interval: float = 0.02, cap_bytes: int | None = None,
             python_profile: str | None = None, python_profile_out: str | None = None,
-            env: dict[str, str] | None = None) -> Measurement:
+            env: dict[str, str] | None = None,
+            hide_modules: tuple[str, ...] = LAMBDA_ABSENT) -> Measurement:
     """Convert ``src`` to ``dst`` in a measured child process (see :mod:`engine.sizing.child`).
 
     ``options`` are :func:`engine.transform` keywords; ``block_size`` and ``threads`` are
-    added to them. ``env`` defaults to this process's environment.
+    added to them. ``env`` defaults to this process's environment. ``hide_modules`` cannot be
+    imported in the child (default: what the Lambda layer leaves out but pyarrow would load).
     """
     with tempfile.TemporaryDirectory() as tmp:
         spec = {
@@ -191,6 +196,7 @@ def measure(src: str, dst: str, *, fmt: str, size_bytes: int, block_size: int, t
             "options": {**(options or {}), "block_size": block_size, "threads": threads},
             "result": str(Path(tmp, "result.json")),
             "python_profile": python_profile, "python_profile_out": python_profile_out,
+            "hide_modules": list(hide_modules),
         }
         spec_path = Path(tmp, "spec.json")
         spec_path.write_text(json.dumps(spec))

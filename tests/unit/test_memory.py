@@ -14,25 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from engine.sizing.measure import launch
+
 MiB = 1024**2
 BIG = 200 * 10**6
 SMALL = 50 * 10**6
 LIMIT = 200 * MiB
 FLATNESS = 16 * MiB
-
-
-# ru_maxrss survives execve, so a child forked from this (large) pytest process would report the
-# parent's RSS. A small launcher process forks the measured command and reports its rusage.
-LAUNCHER = """
-import os, sys
-pid = os.fork()
-if pid == 0:
-    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    os.dup2(fd, 1)
-    os.execv(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,15 +40,16 @@ def without_pandas(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def child_peak_rss(src: Path, dst: Path) -> tuple[int, dict]:
-    """Run the CLI in a child process; return its peak RSS (the kernel's ru_maxrss) and report."""
-    out_path = dst.with_suffix(".out")
+    """Run the CLI in a child process; return its peak RSS (the kernel's ru_maxrss) and report.
+
+    :func:`engine.sizing.measure.launch` forks it from a small launcher: ru_maxrss survives
+    execve, so a child forked from this (large) pytest process would report the parent's RSS.
+    """
     cmd = [sys.executable, "-m", "engine.cli", "transform", str(src), str(dst), "--json"]
-    launched = subprocess.run([sys.executable, "-c", LAUNCHER, str(out_path), *cmd],
-                              capture_output=True, text=True, check=True)
-    code, peak = map(int, launched.stdout.split())
-    report = json.loads(out_path.read_text())
-    assert code == 0, report
-    return peak, report
+    launched = launch(cmd, sample_interval=0)
+    report = json.loads(launched.stdout)
+    assert launched.exit_code == 0, report
+    return launched.peak_rss_bytes, report
 
 
 def generate_in_child(path: Path, size: int, fmt: str) -> None:
@@ -99,14 +88,11 @@ def test_contract_run_stays_within_the_core_budget(data_dir: Path) -> None:
     big = data_dir / "contract-big.csv"
     generate_in_child(big, BIG, "csv")
     out = data_dir / "contract-big.parquet"
-    launched = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, str(out.with_suffix(".out")), sys.executable, "-m",
-         "engine.cli", "transform", str(big), str(out), "--json", "--contract", str(contract)],
-        capture_output=True, text=True, check=True)
-    code, peak = map(int, launched.stdout.split())
-    report = json.loads(out.with_suffix(".out").read_text())
+    launched = launch([sys.executable, "-m", "engine.cli", "transform", str(big), str(out),
+                       "--json", "--contract", str(contract)], sample_interval=0)
+    peak, report = launched.peak_rss_bytes, json.loads(launched.stdout)
     big.unlink()
-    assert code == 0, report
+    assert launched.exit_code == 0, report
     assert report["rows_in"] == report["rows_out"] + report["rows_rejected"] + report[
         "rows_filtered"]
     assert peak <= LIMIT, f"contract run: peak RSS {peak / MiB:.0f} MiB"
