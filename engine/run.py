@@ -454,7 +454,7 @@ class _Stages:
         self.contract = contract
         self.validator = Validator(contract, src)
         self.reader_schema, self.strict = self.validator.reader_schema(schema)
-        self.transformer = Transformer.from_contract(contract, uri=src)
+        self.transformer = Transformer.from_contract(contract, uri=src, validated=True)
         self.aggregator = None
         if contract.aggregate is not None:
             from engine.aggregate import Aggregator

@@ -171,9 +171,33 @@ class Transformer:
         self._functions = [self._build(step) for step in self.steps]
 
     @classmethod
-    def from_contract(cls, contract: Contract, *, uri: str) -> Transformer:
-        """The transformer for ``contract``'s steps, resolving paths against the contract file."""
-        return cls(contract.transforms, uri=uri, resolve=contract.resolve)
+    def from_contract(cls, contract: Contract, *, uri: str, validated: bool = False,
+                      ) -> Transformer:
+        """The transformer for ``contract``'s steps, resolving paths against the contract file.
+
+        With ``validated`` (its batches have passed the contract's checks, as in a run), a
+        ``dedupe`` on one column that the contract declares ``unique`` and not nullable, with
+        only ``filter``, ``derive`` (of other columns), ``select`` and ``drop`` before it,
+        cannot drop anything: validation already rejected every repeat of that column, keeping
+        the first, as ``dedupe`` would. It keeps no keys of its own then, halving the state a
+        file's keys take (8 bytes per row instead of 16; 50 MiB less on 500 MB of orders).
+        """
+        transformer = cls(contract.transforms, uri=uri, resolve=contract.resolve)
+        if not validated:
+            return transformer
+        safe_before = {"filter", "select", "drop", "derive"}
+        for i, step in enumerate(transformer.steps):
+            if step.kind != "dedupe":
+                continue
+            keys = list(step.dedupe.keys)
+            column = contract.columns.get(keys[0]) if len(keys) == 1 else None
+            earlier = transformer.steps[:i]
+            if (column is not None and column.unique and not column.nullable
+                    and all(s.kind in safe_before for s in earlier)
+                    and not any(s.kind == "derive" and s.derive.name == keys[0]
+                                for s in earlier)):
+                transformer._functions[i] = _identity
+        return transformer
 
     def apply(self, table: pa.Table) -> tuple[pa.Table, int]:
         """Run every step on ``table``.
@@ -270,6 +294,10 @@ class Transformer:
 # ---------------------------------------------------------------------------------------------
 # Column steps
 # ---------------------------------------------------------------------------------------------
+
+
+def _identity(table: pa.Table) -> pa.Table:
+    return table
 
 
 def _need(table: pa.Table, names: Sequence[str]) -> None:

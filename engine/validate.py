@@ -75,9 +75,14 @@ class SeenValues:
         # Merge the newest runs while a run is not much larger than the one after it: few runs,
         # each value merged O(log n) times. Both runs are sorted, so timsort merges them in one
         # linear pass.
+        # The merge sorts in place, after dropping the two runs: the transient is the merged
+        # run plus the sort's half-size buffer, not three copies.
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
-            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
+            merged = np.concatenate([self._runs[-1], last])
+            self._runs[-1] = merged
+            del last
+            merged.sort(kind="stable")
 
 
 def _keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:

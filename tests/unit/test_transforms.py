@@ -460,3 +460,31 @@ def test_orders_contract_example() -> None:
     assert removed == 2
     again, removed = t.apply(orders())
     assert again.num_rows == 0 and removed == 4  # every order_id repeats the first batch
+
+
+def test_dedupe_of_a_validated_unique_column_keeps_no_keys() -> None:
+    """orders.yaml declares order_id unique and not nullable: after validation (which rejects
+    every repeat, keeping the first) its dedupe on order_id cannot drop a row, and holds no
+    keys. Unvalidated batches still get the real dedupe."""
+    contract = load_contract("contracts/orders.yaml")
+    validated = Transformer.from_contract(contract, uri=URI, validated=True)
+    validated.apply(orders())
+    assert validated.state_bytes == 0
+    plain = Transformer.from_contract(contract, uri=URI)
+    plain.apply(orders())
+    assert plain.state_bytes > 0
+
+
+def test_dedupe_is_kept_when_an_earlier_step_could_change_the_key() -> None:
+    contract = load_contract("contracts/orders.yaml")
+    steps = [{"derive": {"name": "order_id", "expr": {"literal": 1}, "type": "int64"}},
+             {"dedupe": {"keys": ["order_id"]}}]
+    from pydantic import TypeAdapter
+
+    from engine.contract.steps import Step
+
+    parsed = [TypeAdapter(Step).validate_python(s) for s in steps]
+    changed = contract.model_copy(update={"transforms": parsed})
+    t = Transformer.from_contract(changed, uri=URI, validated=True)
+    out, removed = t.apply(orders())
+    assert out.num_rows == 1 and t.state_bytes > 0
