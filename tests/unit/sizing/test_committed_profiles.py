@@ -1,0 +1,65 @@
+"""The committed sizing results hold the issue's bars, and the deployed memory is the measured one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.sizing.apply import read_memory
+
+ROOT = Path(__file__).resolve().parents[3]
+PROFILES = ROOT / "profiles"
+FORMATS = {"csv", "ndjson", "json"}
+
+
+def _load(name: str) -> dict:
+    path = PROFILES / f"{name}.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `chunkwise size` (see README, Sizing)")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("name", ["sizing", "sizing-orders"])
+def test_the_sweep_is_real_up_to_500_mb_for_every_format(name: str) -> None:
+    data = _load(name)
+    done = {(m["format"], m["size_bytes"]) for m in data["measurements"]
+            if m["exit_code"] == 0 and not m["killed"] and m["report"].get("rows_in")}
+    assert {(f, 500_000_000) for f in FORMATS} <= done
+    assert all((PROFILES / f"{name}.{ext}").stat().st_size > 0 for ext in ("md", "png"))
+
+
+@pytest.mark.parametrize("name", ["sizing", "sizing-orders"])
+def test_500_mb_fits_and_passes_verify_at_no_more_than_1024_mb(name: str) -> None:
+    data = _load(name)
+    top = data["recommendations"][-1]
+    assert top["band"] == "<= 500 MB" and top["memory_mb"] is not None
+    assert top["memory_mb"] <= 1024
+    verified = {v["format"]: v for v in data["verify"]}
+    assert set(verified) == FORMATS
+    assert all(v["passed"] and v["memory_mb"] == top["memory_mb"] and v["size_bytes"] ==
+               500_000_000 for v in verified.values())
+
+
+def test_the_engines_peak_rss_is_flat_in_file_size() -> None:
+    """Under 2 MB per 100 MB of input, for every format and thread count (no contract)."""
+    fits = _load("sizing")["fits"]
+    assert {f["format"] for f in fits} == FORMATS
+    for f in fits:
+        assert f["rss_slope_mb_per_100mb"] is not None, f
+        assert f["rss_slope_mb_per_100mb"] < 2.0, f
+
+
+def test_the_default_sweep_took_under_ten_minutes() -> None:
+    data = _load("sizing")
+    assert data["config"]["sizes"] == [10**6, 10**7, 10**8, 5 * 10**8]
+    assert data["seconds"] < 600
+
+
+def test_template_and_samconfig_deploy_the_measured_memory() -> None:
+    chosen = _load("sizing-orders")["chosen_memory_mb"]
+    values = read_memory(ROOT / "template.yaml", ROOT / "samconfig.toml")
+    assert values == dict.fromkeys(values, chosen), (
+        f"template/samconfig {values} != profiles/sizing-orders.json {chosen}: "
+        "run `chunkwise size ... --apply` (README, Sizing)")
