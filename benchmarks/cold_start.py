@@ -112,7 +112,8 @@ def measure(step: str, layer: Path | None, runtime: Path | None) -> dict[str, ob
     command = [sys.executable]
     extra: list[str] = []
     if layer is not None and runtime is not None:
-        command += ["-I", "-S"]
+        # -B: /opt is read-only in Lambda, so nothing compiled in one cold start helps the next.
+        command += ["-I", "-S", "-B"]
         extra = [str(layer), str(runtime)]
     wanted = ",".join(STEP_CLIENTS.get(step, DEFAULT_CLIENTS))
     command += ["-c", CHILD, str(ROOT / "lambda" / step), ",".join(LAZY), wanted, *extra]

@@ -70,6 +70,9 @@ def build(
     strip: Annotated[bool, typer.Option(
         "--strip/--no-strip", help="Strip pyarrow's shared objects (needs binutils for the "
                                    "target, e.g. aarch64-linux-gnu-strip).")] = True,
+    bytecode: Annotated[bool, typer.Option(
+        "--bytecode/--no-bytecode", help="Ship bytecode of the modules a cold start imports, "
+                                         "compiled by a Python of the target's version.")] = True,
     max_unzipped: Annotated[str, typer.Option(
         help="Fail above this unzipped size ('none': no limit).")] = "150MiB",
     max_zipped: Annotated[str, typer.Option(
@@ -88,7 +91,7 @@ def build(
         print(f"building the layer for {target}", file=sys.stderr)
         report = build_layer(
             target, output, pins_path=requirements or default_pins(), cache_dir=cache_dir,
-            strip=strip, max_unzipped=unzipped_limit, max_zipped=zipped_limit,
+            strip=strip, bytecode=bytecode, max_unzipped=unzipped_limit, max_zipped=zipped_limit,
             log=lambda message: print(message, file=sys.stderr))
     except LayerTooLargeError as exc:
         report = getattr(exc, "report", None)
@@ -105,6 +108,8 @@ def build(
           f"{report.zipped / 2**20:.1f} MiB zipped, sha256 {report.sha256}")
     if report.strip.tool is None:
         print(f"note: {report.strip.note}")
+    if report.bytecode.python is None:
+        print(f"note: {report.bytecode.note}")
     if report.left_out:
         print(f"left out (the Lambda runtime provides them): {', '.join(report.left_out)}")
 

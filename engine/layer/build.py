@@ -15,8 +15,9 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from engine.layer.bytecode import BytecodeResult, compile_hot_modules
 from engine.layer.check import check_layer
 from engine.layer.download import Wheel, default_cache_dir, download_wheels
 from engine.layer.errors import LayerCheckError, LayerError, LayerTooLargeError
@@ -51,6 +52,7 @@ class LayerReport:
         removed: bytes trimmed, deduplicated and stripped.
         trimmed: bytes removed by each trim rule (and ``duplicate shared objects``).
         strip: what stripping did.
+        bytecode: what compiling the hot modules did.
         left_out: runtime-provided distributions the resolver brought and the layer omits.
         max_unzipped: the unzipped budget, or None for none.
         max_zipped: the zipped budget, or None for none.
@@ -65,6 +67,7 @@ class LayerReport:
     removed: int
     trimmed: dict[str, int]
     strip: StripResult
+    bytecode: BytecodeResult = field(default_factory=lambda: BytecodeResult(python=None))
     left_out: list[str] = field(default_factory=list)
     max_unzipped: int | None = MAX_UNZIPPED
     max_zipped: int | None = MAX_ZIPPED
@@ -96,6 +99,8 @@ class LayerReport:
             "max_zipped": self.max_zipped, "over_budget": self.over_budget,
             "stripped": {"tool": self.strip.tool, "files": self.strip.files,
                          "saved": self.strip.saved, "note": self.strip.note},
+            "bytecode": {"python": self.bytecode.python, "files": len(self.bytecode.files),
+                         "note": self.bytecode.note},
             "trimmed": self.trimmed, "left_out": self.left_out,
             "packages": [vars(p) for p in sorted(self.packages, key=lambda p: -p.unzipped)],
         }
@@ -109,7 +114,7 @@ def engine_source() -> Path:
 
 
 def build_layer(target: Target, output: Path, *, pins_path: Path,
-                cache_dir: Path | None = None, strip: bool = True,
+                cache_dir: Path | None = None, strip: bool = True, bytecode: bool = True,
                 max_unzipped: int | None = MAX_UNZIPPED, max_zipped: int | None = MAX_ZIPPED,
                 engine_dir: Path | None = None, keep_tree: Path | None = None,
                 log: Callable[[str], None] = lambda _: None) -> LayerReport:
@@ -121,6 +126,7 @@ def build_layer(target: Target, output: Path, *, pins_path: Path,
         pins_path: ``layer/requirements.txt``.
         cache_dir: the wheel cache (default ``~/.cache/chunkwise-layer``).
         strip: strip pyarrow's shared objects when a tool for the target exists.
+        bytecode: compile the hot modules when an interpreter of the target's version exists.
         max_unzipped: fail above this many bytes unzipped (None: no limit).
         max_zipped: fail above this many bytes zipped (None: no limit).
         engine_dir: the ``engine`` package to ship (default: the running one).
@@ -164,6 +170,17 @@ def build_layer(target: Target, output: Path, *, pins_path: Path,
             log(f"stripped {stripped.files} pyarrow shared objects with {stripped.tool}: "
                 f"{stripped.saved / MiB:.1f} MiB saved")
 
+        compiled = (_compile(root, target) if bytecode
+                    else BytecodeResult(python=None, note="no bytecode (--no-bytecode)"))
+        if compiled.python is None:
+            log(compiled.note)
+        else:
+            log(f"compiled {len(compiled.files)} hot modules with {compiled.python}")
+        for relpath in compiled.files:  # a .pyc belongs to its source's distribution
+            cache = PurePosixPath(relpath)
+            source = cache.parent.parent / (cache.name.split(".", 1)[0] + ".py")
+            owners[relpath] = owners[source.as_posix()]
+
         problems = check_layer(root, target)
         if problems:
             shown = "; ".join(map(str, problems[:5]))
@@ -174,12 +191,13 @@ def build_layer(target: Target, output: Path, *, pins_path: Path,
         after = _sizes(root, owners)
         zip_path = work / "layer.zip"
         compressed = write_zip(root, zip_path)
-        packages = _rows(before, after, compressed, owners, versions)
+        packages = _rows(before, after, compressed, owners, versions, set(compiled.files))
         report = LayerReport(
             target=target, output=None, sha256=_sha256(zip_path), packages=packages,
             unzipped=sum(after.values()), zipped=zip_path.stat().st_size,
-            removed=sum(before.values()) - sum(after.values()), trimmed=trimmed,
-            strip=stripped, left_out=left_out, max_unzipped=max_unzipped, max_zipped=max_zipped)
+            removed=sum(p.removed for p in packages), trimmed=trimmed,
+            strip=stripped, bytecode=compiled, left_out=left_out, max_unzipped=max_unzipped,
+            max_zipped=max_zipped)
         if keep_tree is not None:
             shutil.rmtree(keep_tree, ignore_errors=True)
             shutil.copytree(root, keep_tree)
@@ -194,6 +212,13 @@ def build_layer(target: Target, output: Path, *, pins_path: Path,
         shutil.move(str(zip_path), str(output))
         report.output = output
     return report
+
+
+def _compile(root: Path, target: Target) -> BytecodeResult:
+    try:
+        return compile_hot_modules(root, target)
+    except RuntimeError as exc:
+        raise LayerError(str(exc)) from None
 
 
 def _unpack(wheel: Wheel, root: Path) -> list[Path]:
@@ -261,8 +286,10 @@ def _sizes(root: Path, owners: dict[str, str]) -> dict[str, int]:
 
 
 def _rows(before: dict[str, int], after: dict[str, int], compressed: dict[str, int],
-          owners: dict[str, str], versions: dict[str, str]) -> list[PackageSize]:
-    totals: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in versions}
+          owners: dict[str, str], versions: dict[str, str],
+          bytecode: set[str]) -> list[PackageSize]:
+    # name → [files, unzipped, zipped, unpacked from the wheel, bytecode added]
+    totals: dict[str, list[int]] = {name: [0, 0, 0, 0, 0] for name in versions}
     for relpath, size in before.items():
         totals[owners[relpath]][3] += size
     for relpath, size in after.items():
@@ -270,9 +297,11 @@ def _rows(before: dict[str, int], after: dict[str, int], compressed: dict[str, i
         row[0] += 1
         row[1] += size
         row[2] += compressed[relpath]
+        if relpath in bytecode:
+            row[4] += size
     return [PackageSize(name=name, version=versions[name], files=files, unzipped=unzipped,
-                        zipped=zipped, removed=original - unzipped)
-            for name, (files, unzipped, zipped, original) in totals.items()]
+                        zipped=zipped, removed=original - (unzipped - pyc), bytecode=pyc)
+            for name, (files, unzipped, zipped, original, pyc) in totals.items()]
 
 
 def _engine_version() -> str:

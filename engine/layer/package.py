@@ -61,6 +61,7 @@ class PackageSize:
         unzipped: their bytes.
         zipped: their compressed bytes in the zip.
         removed: bytes trimmed, deduplicated or stripped away from what its wheel unpacked to.
+        bytecode: bytes of compiled modules added (included in ``unzipped``).
     """
 
     name: str
@@ -69,17 +70,23 @@ class PackageSize:
     unzipped: int
     zipped: int
     removed: int
+    bytecode: int = 0
 
 
 def format_table(rows: list[PackageSize], totals: Mapping[str, int]) -> str:
-    """The size report as aligned text, largest package first, sizes in MiB."""
-    header = ("package", "version", "files", "unzipped MiB", "zipped MiB", "trimmed MiB")
+    """The size report as aligned text, largest package first, sizes in MiB.
+
+    ``trimmed`` is what left the wheel's files; ``pyc`` the compiled modules added to them.
+    """
+    header = ("package", "version", "files", "unzipped MiB", "zipped MiB", "trimmed MiB",
+              "of which pyc MiB")
     lines = [header]
     for row in sorted(rows, key=lambda r: (-r.unzipped, r.name)):
         lines.append((row.name, row.version, str(row.files), _mib(row.unzipped),
-                      _mib(row.zipped), _mib(row.removed)))
+                      _mib(row.zipped), _mib(row.removed), _mib(row.bytecode)))
     lines.append(("total", "", str(totals["files"]), _mib(totals["unzipped"]),
-                  _mib(totals["zipped"]), _mib(totals["removed"])))
+                  _mib(totals["zipped"]), _mib(totals["removed"]),
+                  _mib(sum(row.bytecode for row in rows))))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for number, line in enumerate(lines):

@@ -24,6 +24,7 @@ from engine.cli import app
 from engine.errors import EngineError, TransientError
 from engine.layer import LayerPinsError, LayerTargetError, Target
 from engine.layer.build import LayerReport
+from engine.layer.bytecode import HOT_MODULES, LAYER_MOUNT, compile_hot_modules, find_python
 from engine.layer.check import SYSTEM_LIBRARIES, check_layer
 from engine.layer.download import Wheel, _collected, _failure
 from engine.layer.elf import ElfError, is_elf, read_elf
@@ -437,9 +438,9 @@ def test_budget_and_table() -> None:
     assert over == ["150.0 MiB unzipped > 150.0", "51.0 MiB zipped > 50.0"]
     table = _report(3 * mib, mib).table().splitlines()
     assert table[0].split() == ["package", "version", "files", "unzipped", "MiB", "zipped", "MiB",
-                                "trimmed", "MiB"]
-    assert table[2].split() == ["pyarrow", "26.0.1", "2", "3.0", "1.0", "0.0"]
-    assert table[-1].split() == ["total", "2", "3.0", "1.0", "0.0"]
+                                "trimmed", "MiB", "of", "which", "pyc", "MiB"]
+    assert table[2].split() == ["pyarrow", "26.0.1", "2", "3.0", "1.0", "0.0", "0.0"]
+    assert table[-1].split() == ["total", "2", "3.0", "1.0", "0.0", "0.0"]
 
 
 # ------------------------------------------------------------------------------------ the CLI
@@ -472,3 +473,42 @@ def test_layer_errors_are_engine_errors() -> None:
     for error in (LayerTargetError("x"), LayerPinsError("x"), WheelNotFoundError("x")):
         assert isinstance(error, EngineError) and isinstance(error, LayerError)
     assert isinstance(LayerDownloadError("x"), TransientError)
+
+
+# ----------------------------------------------------------------------------------- bytecode
+def test_find_python_is_this_interpreter_for_the_host_and_none_when_absent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert find_python(Target.host()) == sys.executable
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    other = "3.12" if sys.version_info[:2] != (3, 12) else "3.13"
+    assert find_python(Target.parse(other, "arm64")) is None
+    result = compile_hot_modules(tmp_path, Target.parse(other, "arm64"))
+    assert result.python is None and result.files == ()
+    assert f"no Python {other} found" in result.note
+
+
+def test_hot_modules_compile_deterministically_with_the_lambda_path(tmp_path: Path) -> None:
+    import importlib.util
+    import marshal
+
+    for rel in ("engine/__init__.py", "engine/aws/steps.py", "numpy/_core/numeric.py",
+                "aws_lambda_powertools/event_handler/api.py", "numpy/ma/core.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f"NAME = {rel!r}\n")
+    assert HOT_MODULES.matches("engine/aws/steps.py")
+    assert not HOT_MODULES.matches("aws_lambda_powertools/event_handler/api.py")
+    result = compile_hot_modules(tmp_path, Target.host())
+    tag = sys.implementation.cache_tag
+    assert result.python == sys.executable
+    assert sorted(result.files) == sorted([
+        f"engine/__pycache__/__init__.{tag}.pyc", f"engine/aws/__pycache__/steps.{tag}.pyc",
+        f"numpy/_core/__pycache__/numeric.{tag}.pyc"])
+    pyc = tmp_path / f"engine/aws/__pycache__/steps.{tag}.pyc"
+    first = pyc.read_bytes()
+    assert first[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(first[4:8], "little") == 1, "hash-based, unchecked: no timestamps"
+    assert marshal.loads(first[16:]).co_filename == f"{LAYER_MOUNT}/engine/aws/steps.py"
+    pyc.unlink()
+    compile_hot_modules(tmp_path, Target.host())
+    assert pyc.read_bytes() == first
