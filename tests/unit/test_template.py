@@ -375,7 +375,8 @@ def test_adr003_adr008_functions_arm64_python313_with_the_one_layer(
             value = _fn_prop(template, name, key)
             assert set(value) == {"Ref"} and value["Ref"] in params, (name, key, value)
     assert _props(resources["TransformFunction"])["MemorySize"] == _ref("TransformMemorySize")
-    assert params["TransformMemorySize"]["Default"] == 1024
+    # the measured setting (profiles/sizing-orders.json; tests/unit/sizing checks they agree)
+    assert 128 <= params["TransformMemorySize"]["Default"] <= 1024
     # a Map range is copied to /tmp before it is converted (engine/aws/steps.py transform_range)
     storage = _props(resources["TransformFunction"])["EphemeralStorage"]["Size"]
     assert storage == _ref("TransformEphemeralStorage")
