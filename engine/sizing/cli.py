@@ -266,6 +266,9 @@ def _remote(function_name: str, memories: list[int], payload: Path, invocations:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-remote.json"
     path.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    from engine.sizing.report import remote_markdown
+
+    (out_dir / f"{name}-remote.md").write_text(remote_markdown(result), encoding="utf-8")
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -274,4 +277,5 @@ def _remote(function_name: str, memories: list[int], payload: Path, invocations:
                    f"max used {r.max_memory_used_mb} MB, ${r.cost:.7f}"
                    + ("" if r.fits else "  does not fit"))
     typer.echo(f"cheapest that fits: {result.memory_mb or 'none'} MB "
-               f"(restored {result.original_memory_mb} MB); wrote {path}")
+               f"(restored {result.original_memory_mb} MB); wrote {path} and "
+               f"{path.with_suffix('.md')}")

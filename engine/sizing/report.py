@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 from engine.sizing.measure import MiB
 
 if TYPE_CHECKING:
+    from engine.sizing.remote import RemoteResult
     from engine.sizing.sweep import SweepResult
 
-__all__ = ["sweep_markdown", "table"]
+__all__ = ["remote_markdown", "sweep_markdown", "table"]
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -94,3 +95,25 @@ def sweep_markdown(result: SweepResult) -> str:
     out.append("\nReproduce: `chunkwise size` with the options in `config` of the JSON file "
                "next to this one.\n")
     return "".join(out)
+
+
+def remote_markdown(result: RemoteResult) -> str:
+    """A deployed function measured at each memory (``chunkwise size --function-name``)."""
+    p, params = result.prices, result.params
+    rows = [[r.memory_mb, len(r.reports), r.kept, round(r.duration_ms, 1), round(r.billed_ms, 1),
+             r.max_memory_used_mb,
+             next((x.init_ms for x in r.reports if x.init_ms is not None), "-"), _usd(r.cost),
+             "yes" if r.fits else ("memory" if not r.fits_memory else "time")]
+            for r in result.runs]
+    return "".join([
+        f"# Lambda memory sizing on AWS: `{result.function_name}`\n\n",
+        f"Prices: {p.architecture} {p.region}, ${p.gb_second}/GB-s + ${p.request}/request "
+        f"(recorded {p.recorded}; {p.source}). Fits when Max Memory Used x "
+        f"{1 + params.headroom:.2f} <= memory and the mean duration <= {params.timeout_s:g} s x "
+        f"{1 - params.timeout_margin:.2f}. Durations are means of the kept invocations (the "
+        "fastest and slowest 20 % dropped).\n\n",
+        table(["memory MB", "invocations", "kept", "duration ms", "billed ms",
+               "max used MB", "init ms", "cost / invocation", "fits"], rows),
+        f"\nCheapest that fits: **{result.memory_mb or 'none'} MB**; the function was restored "
+        f"to {result.original_memory_mb} MB.\n",
+    ])

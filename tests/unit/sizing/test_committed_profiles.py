@@ -1,4 +1,4 @@
-"""The committed sizing results hold the issue's bars, and the deployed memory is the measured one."""
+"""The committed sizing results hold the issue's bars; the deployed memory is the measured one."""
 
 from __future__ import annotations
 

@@ -83,6 +83,10 @@ def test_run_remote_measures_each_setting_discards_outliers_and_restores() -> No
     assert big.kept == 3 and big.duration_ms == pytest.approx(4100)
     assert big.cost == pytest.approx(0.0000133334 * 0.5 * 4.1 + 0.0000002)
     assert result.memory_mb == 512 and result.original_memory_mb == 1024
+    from engine.sizing.report import remote_markdown
+
+    md = remote_markdown(result)
+    assert "| 512 | 5 | 3 | 4100.0 | 4100.0 | 231 |" in md and "**512 MB**" in md
 
 
 def test_a_function_error_stops_the_run_and_still_restores_the_memory() -> None:
@@ -103,3 +107,28 @@ def test_an_aws_error_is_typed_not_a_traceback() -> None:
                           "Function not found: fn")
     with stub, pytest.raises(PermanentError, match="ResourceNotFoundException"):
         run_remote(client, "fn", [512], b"{}", prices=load_prices(), params=ModelParams())
+
+
+def test_size_function_name_end_to_end(tmp_path, monkeypatch) -> None:
+    """The CLI's remote mode: Stubber in place of Lambda; JSON and markdown written."""
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    client, stub = _client()
+    stub.add_response("get_function_configuration", {"MemorySize": 640}, {"FunctionName": "fn"})
+    _update(stub, 768)
+    for d in (900, 800, 810):
+        _invoke(stub, _log(d, d, 768, 300))
+    _update(stub, 640)
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: client)
+    monkeypatch.setattr("engine.sizing.remote.time.sleep", lambda s: None)
+    payload = tmp_path / "event.json"
+    payload.write_text("{}")
+    with stub:
+        result = CliRunner().invoke(app, ["size", "--function-name", "fn", "--memory", "768",
+                                          "--payload", str(payload), "--invocations", "3",
+                                          "--out-dir", str(tmp_path), "--name", "t"])
+    assert result.exit_code == 0, result.output
+    assert "cheapest that fits: 768 MB (restored 640 MB)" in result.output
+    assert (tmp_path / "t-remote.md").read_text().count("| 768 |") == 1
