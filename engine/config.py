@@ -22,6 +22,18 @@ DEFAULT_BLOCK_SIZE = 4 * MiB
 #: input (a 200 MB line, an unbalanced quote) can make the engine hold.
 DEFAULT_MAX_RECORD_BYTES = 64 * MiB
 
+#: Deepest nesting of brackets in one JSON record (its own object is level 1); a deeper record is
+#: rejected before any parser sees it. Parquet readers (Arrow, DuckDB) refuse a schema nested
+#: more than 100 levels and a list takes two, so 48 nested arrays are the most that read back;
+#: pyarrow's JSON parser overflows its stack (a segfault) at about 20,000 levels.
+MAX_JSON_DEPTH = 48
+
+#: Most columns (leaf fields, nested ones included) an input may have. Each costs pyarrow's CSV
+#: parser and the Parquet writer ~19 KiB of buffers whatever the rows (measured, one 50-row
+#: chunk: 2,000 columns 133 MiB peak, 5,000 188 MiB, 10,000 282 MiB, 100,000 over 1 GiB), and
+#: inferring JSON keys costs a builder per key per row. More columns are a SchemaError.
+MAX_COLUMNS = 5_000
+
 #: Arrow bytes buffered before a row group is written. ``ParquetWriter.write_batch`` closes a
 #: row group per call, so batches are held until this target and written as one group. 16 MiB
 #: (~200k rows of the orders data) compresses within 0.2 % of 32 or 64 MiB groups and costs

@@ -17,9 +17,10 @@ from typing import BinaryIO, ClassVar, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from engine.config import MAX_REJECT_RAW_CHARS, ReadOptions
-from engine.errors import InputFormatError
+from engine.config import MAX_COLUMNS, MAX_REJECT_RAW_CHARS, ReadOptions
+from engine.errors import InputFormatError, SchemaError
 
 __all__ = [
     "Chunk",
@@ -29,6 +30,9 @@ __all__ = [
     "SchemaWidening",
     "Widening",
     "aligned_pieces",
+    "check_width",
+    "column_count",
+    "nonfinite_rows",
     "record_aligned",
     "unify_schemas",
     "unify_types",
@@ -237,6 +241,78 @@ def unify_schemas(
                       else f for f in unified])
 
 
+def column_count(schema: pa.Schema) -> int:
+    """Leaf columns of ``schema``: each struct field counts, each list its values."""
+    count = 0
+    todo = [f.type for f in schema]
+    while todo:
+        typ = todo.pop()
+        if pa.types.is_struct(typ):
+            todo.extend(typ.field(i).type for i in range(typ.num_fields))
+        elif pa.types.is_list(typ) or pa.types.is_large_list(typ):
+            todo.append(typ.value_type)
+        else:
+            count += 1
+    return count
+
+
+def check_width(schema: pa.Schema, uri: str, record: int | None = None) -> pa.Schema:
+    """``schema``, unless it has more than ``MAX_COLUMNS`` columns: then a SchemaError."""
+    count = column_count(schema)
+    if count > MAX_COLUMNS:
+        raise SchemaError(f"the input has {count} columns, more than MAX_COLUMNS "
+                          f"({MAX_COLUMNS}) that fit the memory budget", uri=uri, record=record)
+    return schema
+
+
+def nonfinite_rows(table: pa.Table) -> np.ndarray | None:
+    """Rows holding ±infinity in a floating-point column (nested ones too), or ``None``."""
+    bad: np.ndarray | None = None
+    for column in table.columns:
+        if not _may_hold_floats(column.type):
+            continue
+        offset = 0
+        for chunk in column.chunks:
+            rows = _inf_rows(chunk)
+            if rows is not None and rows.size:
+                if bad is None:
+                    bad = np.zeros(table.num_rows, np.bool_)
+                bad[offset + rows] = True
+            offset += len(chunk)
+    return bad
+
+
+def _may_hold_floats(typ: pa.DataType) -> bool:
+    if pa.types.is_floating(typ):
+        return True
+    if pa.types.is_struct(typ):
+        return any(_may_hold_floats(typ.field(i).type) for i in range(typ.num_fields))
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return _may_hold_floats(typ.value_type)
+    return False
+
+
+def _inf_rows(array: pa.Array) -> np.ndarray | None:
+    """Indices of the elements of ``array`` holding an infinity somewhere inside."""
+    typ = array.type
+    if pa.types.is_floating(typ):
+        if not pc.any(pc.is_inf(array)).as_py():
+            return None
+        return np.flatnonzero(pc.fill_null(pc.is_inf(array), False).to_numpy(
+            zero_copy_only=False))
+    if pa.types.is_struct(typ):
+        found = [r for i in range(typ.num_fields) if _may_hold_floats(typ.field(i).type)
+                 and (r := _inf_rows(array.field(i))) is not None]
+        return np.unique(np.concatenate(found)) if found else None
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        inner = _inf_rows(array.flatten())
+        if inner is None:
+            return None
+        parents = pc.list_parent_indices(array).to_numpy()
+        return np.unique(parents[inner])
+    return None
+
+
 def widenings(old: pa.Schema, new: pa.Schema, record: int) -> list[Widening]:
     """The columns whose type differs between ``old`` and ``new`` (new columns included)."""
     changes = []
@@ -387,10 +463,12 @@ def aligned_pieces(
                     "an unbalanced quote or a missing line break?",
                     uri=uri, record=first_record(), offset=offset,
                 )
-            # A new buffer, not extend(): the consumer may still hold a view of the old one.
-            grown = bytearray(filled + block_size)
-            grown[:filled] = buf[:filled]
-            buf = grown
+            try:  # in place: realloc moves the pages of a large buffer, it does not copy them
+                buf.extend(bytes(filled + block_size - len(buf)))
+            except BufferError:  # the consumer still holds a view of it: copy, view to view
+                grown = bytearray(filled + block_size)
+                grown[:filled] = memoryview(buf)[:filled]
+                buf = grown
         if readinto is not None:
             n = readinto(memoryview(buf)[filled:filled + block_size]) or 0
         else:

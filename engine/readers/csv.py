@@ -9,14 +9,16 @@ at memory speed without a Python loop over the bytes.
 from __future__ import annotations
 
 import csv as pycsv
+import math
 import re
 from collections.abc import Iterator
 from typing import BinaryIO, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from engine.config import ReadOptions
+from engine.config import MAX_COLUMNS, ReadOptions
 from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import (
     Chunk,
@@ -26,6 +28,7 @@ from engine.readers.base import (
     Widening,
     aligned_pieces,
     first_invalid_utf8,
+    nonfinite_rows,
     unify_schemas,
     widenings,
 )
@@ -89,15 +92,39 @@ class CsvReader:
     def _cut(self, buf: bytes | bytearray, end: int | None = None) -> int:
         return quote_aware_cut(buf, self._quote, end)
 
-    def split_header(self, head: bytes) -> tuple[list[str], int]:
-        """Column names and the byte length of the header record (0 without a header)."""
+    def split_header(self, head: bytes, *, complete: bool = True) -> tuple[list[str], int]:
+        """Column names and the byte length of the header record (0 without a header).
+
+        ``complete`` says whether ``head`` holds at least the whole first record (or the whole
+        input); a first record cut short by the end of ``head`` is an error otherwise.
+
+        Raises:
+            InputFormatError: the first record is not UTF-8, holds NUL bytes (UTF-16 read as
+                UTF-8, or binary data), or does not end within ``head``.
+            SchemaError: an empty header, or more than ``MAX_COLUMNS`` columns.
+        """
+        end = self._first_record_end(head)
+        if not complete and end == len(head):
+            raise InputFormatError(f"the first CSV record is longer than the {len(head)} bytes "
+                                   "sampled for inference", uri=self.uri, record=1, offset=0)
+        if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise InputFormatError("the input is UTF-16 (it starts with a UTF-16 byte-order "
+                                   "mark): pass --encoding utf-16", uri=self.uri, record=1,
+                                   offset=0)
+        if b"\x00" in head[:end]:
+            raise InputFormatError(
+                "NUL bytes in the first CSV record: binary data, or UTF-16 without a byte-order "
+                "mark (pass --encoding utf-16-le or utf-16-be)", uri=self.uri, record=1,
+                offset=head.index(b"\x00"))
+        fields = self._fields(head[:end])
+        if len(fields) > MAX_COLUMNS:
+            raise SchemaError(f"the CSV has {len(fields)} columns, more than MAX_COLUMNS "
+                              f"({MAX_COLUMNS}) that fit the memory budget", uri=self.uri,
+                              record=1, offset=0)
         if not self.options.header:
             if self.options.column_names:
                 return list(self.options.column_names), 0
-            width = len(self._fields(head[: self._first_record_end(head)]))
-            return [f"column_{i + 1}" for i in range(width)], 0
-        end = self._first_record_end(head)
-        fields = self._fields(head[:end])
+            return [f"column_{i + 1}" for i in range(len(fields))], 0
         if not fields or fields == [""]:
             raise SchemaError("the CSV header is empty", uri=self.uri, offset=0)
         names = list(self.options.column_names) if self.options.column_names else fields
@@ -117,7 +144,12 @@ class CsvReader:
                 return pos + 1
 
     def _fields(self, record: bytes) -> list[str]:
-        text = record.decode("utf-8", "replace").rstrip("\r\n")
+        try:
+            text = record.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputFormatError(
+                f"bytes are not valid UTF-8 ({exc.reason}); use --encoding for other encodings",
+                uri=self.uri, record=1, offset=exc.start) from None
         try:
             rows = list(pycsv.reader([text], delimiter=self.options.delimiter,
                                      quotechar=self.options.quote_char or None,
@@ -184,7 +216,7 @@ class CsvReader:
         head = next((s for s in samples if s.at_start), None)
         if head is None or not head.data:
             raise InputFormatError("the input is empty", uri=self.uri, offset=0)
-        names, header_len = self.split_header(head.data)
+        names, header_len = self.split_header(head.data, complete=head.at_end)
         schema: pa.Schema | None = None
         for sample in samples:
             # A mid-object sample may start inside a quoted field: its rows then misparse, and
@@ -227,7 +259,10 @@ class CsvReader:
                                 first_record=lambda: next_record)
         for offset, piece, last in pieces:
             if names is None:
-                names, header_len = self.split_header(bytes(piece[: 1 << 20]))
+                head = bytes(piece[: 1 << 20])
+                if len(piece) > len(head) and b"\n" not in head:  # a header over 1 MiB
+                    head = bytes(piece)
+                names, header_len = self.split_header(head)
                 self._check_header(names, schema)
                 piece = piece[header_len:]
                 offset += header_len
@@ -239,6 +274,8 @@ class CsvReader:
             table, rejects, schema = self._parse_chunk(piece, names, schema, offset,
                                                        next_record, widen, strict)
             records = table.num_rows + len(rejects)
+            table, rejects = self._drop_overflow(table, rejects, piece, names, schema, offset,
+                                                 next_record, records)
             yield Chunk(table, next_record, records, offset, rejects)
             next_record += records
 
@@ -311,6 +348,39 @@ class CsvReader:
             bad.clear()
             table = self._parse(piece, names, schema, bad)
         return table, self._rejects(piece, bad, offset, first), schema
+
+    def _drop_overflow(
+        self, table: pa.Table, rejects: list[Reject], piece: memoryview, names: list[str],
+        schema: pa.Schema, offset: int, first: int, records: int,
+    ) -> tuple[pa.Table, list[Reject]]:
+        """Reject the records whose number overflows float64 (``1e400`` parses as infinity).
+
+        A value spelled ``inf`` or ``infinity`` (any case, any sign) is an infinity and kept.
+        """
+        bad = nonfinite_rows(table)
+        if bad is None:
+            return table, rejects
+        floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+        text = self._parse(piece, names, pa.schema(
+            [pa.field(f.name, pa.string()) if f.name in floats else f for f in schema]), [])
+        numbers = Chunk(table, first, records, offset, rejects).row_records()
+        keep = np.ones(table.num_rows, np.bool_)
+        for row in np.flatnonzero(bad).tolist():
+            for name in floats:
+                value = text.column(name)[row].as_py()
+                if value is None or not math.isinf(table.column(name)[row].as_py() or 0.0):
+                    continue
+                if value.strip().lstrip("+-").lower() in ("inf", "infinity"):
+                    continue
+                keep[row] = False
+                rejects.append(Reject.make(int(numbers[row]), offset, f"{name}: {value!r} is "
+                                           "beyond the range of float64", value, column=name,
+                                           check="type"))
+                break
+        if keep.all():
+            return table, rejects
+        rejects.sort(key=lambda r: r.record)
+        return table.filter(pa.array(keep)), rejects
 
     @staticmethod
     def _rejects(piece: memoryview, bad: list[pacsv.InvalidRow], offset: int,

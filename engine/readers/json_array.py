@@ -23,6 +23,7 @@ the rest.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.config import ReadOptions
+from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
 from engine.errors import InputFormatError
 from engine.readers.base import (
     Chunk,
@@ -41,12 +42,18 @@ from engine.readers.base import (
     Sample,
     SchemaWidening,
     Widening,
+    check_width,
     first_invalid_utf8,
+    nonfinite_rows,
     unify_schemas,
     unify_types,
     widenings,
 )
 from engine.readers.ndjson import json_failure, parse_json_objects, python_parse, sort_out
+from engine.readers.scan import SCAN_SLICE, Nesting, deep_records
+from engine.readers.scan import STEP as _STEP
+from engine.readers.scan import Scratch as _Scratch
+from engine.readers.scan import structure as _structure
 
 __all__ = ["JsonArrayReader", "VALUE_COLUMN", "path_keys"]
 
@@ -63,10 +70,6 @@ _COLON = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")
 _QUOTE, _BACKSLASH, _COMMA = ord('"'), ord("\\"), ord(",")
 _LBRACKET, _RBRACKET, _LBRACE, _RBRACE = ord("["), ord("]"), ord("{"), ord("}")
 
-#: Depth change per byte: +1 for ``[ {``, -1 for ``] }``.
-_STEP = np.zeros(256, np.int8)
-_STEP[[_LBRACKET, _LBRACE]] = 1
-_STEP[[_RBRACKET, _RBRACE]] = -1
 
 
 def path_keys(json_path: str | None) -> list[str]:
@@ -85,85 +88,7 @@ def path_keys(json_path: str | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The vectorised scanner
-
-
-class _Scratch:
-    """Byte-sized work arrays reused from block to block.
-
-    Fresh multi-MiB arrays come from ``mmap`` and cost a page fault per 4 KiB on first touch, as
-    much again as the arithmetic on them. Three arrays of the largest buffer scanned are kept.
-    """
-
-    def __init__(self) -> None:
-        self._u8 = np.empty(0, np.uint8)
-        self._mask = np.empty(0, np.bool_)
-        self._tmp = np.empty(0, np.bool_)
-
-    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A byte array and two boolean arrays of ``size`` elements (contents undefined)."""
-        if self._u8.size < size:
-            self._u8 = np.empty(size, np.uint8)
-            self._mask = np.empty(size, np.bool_)
-            self._tmp = np.empty(size, np.bool_)
-        return self._u8[:size], self._mask[:size], self._tmp[:size]
-
-
-def _structure(
-    a: np.ndarray, *, in_string: bool = False, quotes: bool = False, scratch: _Scratch | None = None
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Positions and bytes of the brackets, braces and commas of ``a`` that lie outside strings.
-
-    ``a`` must not start right after an unpaired backslash. ``in_string`` says whether it starts
-    inside a string. With ``quotes``, the unescaped quotes are returned too (they open and close
-    strings alternately). Also returns whether ``a`` ends inside a string. Stray bytes outside
-    strings (a backslash, ``|``, control bytes: never valid JSON there) come back as well, so that
-    the caller sees the element they are in as malformed.
-    """
-    # ``byte & 0xDF`` folds { | } onto [ \ ] and " , onto 0x02 0x0C: three compares find every
-    # interesting byte in a few passes over the block, and np.flatnonzero keeps ~1 in 5 bytes.
-    folded, mask, tmp = (scratch or _Scratch()).arrays(a.size)
-    np.bitwise_and(a, 0xDF, out=folded)
-    np.equal(folded, 0x02, out=mask)
-    mask |= np.equal(folded, 0x0C, out=tmp)
-    folded -= 0x5B
-    mask |= np.less_equal(folded, 2, out=tmp)
-    idx = np.flatnonzero(mask)
-    ch = a.take(idx)
-    quote = ch == _QUOTE
-    backslashes = np.flatnonzero(ch == _BACKSLASH)
-    if backslashes.size:
-        _unescape(idx, backslashes, quote)
-    flips = quote.view(np.uint8)
-    inside = np.bitwise_xor.accumulate(flips)  # 1 from an opening quote to its closing one
-    if in_string:
-        inside ^= 1
-    ends_inside = bool(inside[-1]) if inside.size else in_string
-    if quotes:
-        keep = np.flatnonzero((inside == 0) | quote)
-    else:
-        inside |= flips  # closing quotes too
-        keep = np.flatnonzero(inside == 0)
-    return idx.take(keep), ch.take(keep), ends_inside
-
-
-def _unescape(idx: np.ndarray, backslashes: np.ndarray, quote: np.ndarray) -> None:
-    """Clear ``quote`` where a quote follows an odd run of backslashes.
-
-    ``idx`` holds the positions of the interesting bytes, ``backslashes`` the indices into it of
-    the backslashes, ``quote`` flags the quotes among them.
-    """
-    pos = idx.take(backslashes)
-    ends = np.flatnonzero(np.diff(pos) != 1)  # last backslash of each run but the final one
-    ends = np.append(ends, pos.size - 1)
-    starts = np.empty_like(ends)
-    starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    odd = backslashes.take(ends[(ends - starts) % 2 == 0])  # last backslash of each odd run
-    following = odd + 1
-    following = following[following < idx.size]
-    following = following[idx.take(following) == idx.take(following - 1) + 1]
-    quote[following] = False
+# Splitting the array into elements (the scanner is engine.readers.scan)
 
 
 @dataclass
@@ -304,9 +229,21 @@ class _Guesses:
 # Locating the array
 
 
-def _locate(buf: bytes, keys: list[str], uri: str, path: str, eof: bool) -> int | None:
-    """Index of the ``[`` that opens the array in ``buf``; ``None`` if more bytes are needed."""
-    first = len(buf) - len(buf.lstrip(_WS))
+_LEADING_WS = re.compile(rb"[ \t\r\n]*")
+
+#: Events of the document outside strings: positions, bytes, depth after each.
+_Events = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _locate(buf: bytes | bytearray, keys: list[str], uri: str, path: str, eof: bool,
+            events: _Events | None = None) -> int | None:
+    """Index of the ``[`` that opens the array in ``buf``; ``None`` if more bytes are needed.
+
+    ``events``: the document's quotes, brackets and commas outside strings down to the array's
+    depth, if the caller scanned them already (:meth:`JsonArrayReader._open_array` does, a
+    slice at a time, rather than rescanning a growing buffer).
+    """
+    first = _LEADING_WS.match(buf).end()  # type: ignore[union-attr]
     if first == len(buf):
         if eof:
             raise InputFormatError("the input is empty", uri=uri, offset=0)
@@ -324,8 +261,11 @@ def _locate(buf: bytes, keys: list[str], uri: str, path: str, eof: bool) -> int 
     if opener != _LBRACE:
         raise InputFormatError(f"json_path {path!r} needs a JSON object at the top level",
                                uri=uri, offset=first)
-    pos, ch, _ = _structure(np.frombuffer(buf, np.uint8), quotes=True)
-    depth = np.cumsum(_STEP.take(ch), dtype=np.int32)
+    if events is None:
+        pos, ch, _ = _structure(np.frombuffer(buf, np.uint8), quotes=True)
+        depth = np.cumsum(_STEP.take(ch), dtype=np.int32)
+    else:
+        pos, ch, depth = events
     opened = 0  # event index of the "{" of the object searched at this level
     for level, key in enumerate(keys, 1):
         value = _member(buf, pos, ch, depth, opened, level, key)
@@ -390,6 +330,44 @@ _LEAF_ELEMENTS = 64
 def _reason(exc: Exception) -> str:
     text = str(exc).removeprefix("JSON parse error: ").split(" in row ")[0]
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Keys(dict):  # type: ignore[type-arg]
+    """The ``map_type`` given to ijson: it notes a key set twice.
+
+    ijson's C backend cannot take an exception raised here (a SystemError), so the check is
+    made on the result, by :func:`_check_value`.
+    """
+
+    duplicate: Any = None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key in self:
+            self.duplicate = key
+        super().__setitem__(key, value)
+
+
+def _check_value(value: Any) -> None:
+    """Raise ``ValueError`` for a duplicate key, or a float beyond float64 (ijson reads inf)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, float) and math.isinf(item):
+            raise ValueError("a number is beyond the range of float64")
+        if isinstance(item, dict):
+            if getattr(item, "duplicate", None) is not None:
+                raise ValueError(f"duplicate key {item.duplicate!r}")
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+
+
+def _items(text: bytes, prefix: str) -> list[Any]:
+    """The values ijson finds at ``prefix``: no duplicate keys, no number beyond float64."""
+    values = list(_IJSON.items(text, prefix, use_float=True, map_type=_Keys))
+    for value in values:
+        _check_value(value)
+    return values
 
 
 def _python_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -489,33 +467,67 @@ class JsonArrayReader:
         schema = pa.schema([])
         if found.seps.size and not (found.closed and found.seps.size == 1
                                     and not buf[: found.seps[0]].strip(_WS)):
-            for seen in self._infer(buf, found):
+            for seen in self._infer(buf, found, start + 1):
                 schema = unify_schemas(schema, seen)
-        return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
-                          for f in schema])
+        return check_width(pa.schema([
+            pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
+            for f in schema]), self.uri)
 
-    def _infer(self, buf: bytes, found: _Elements) -> list[pa.Schema]:
-        if found.objects:
+    def _infer(self, buf: bytes, found: _Elements, base: int) -> list[pa.Schema]:
+        """Schemas of the complete elements of ``buf``; too deep or bad elements are skipped.
+
+        Objects are parsed in groups of at most ``MAX_COLUMNS`` keys, other values with ijson.
+        """
+        end = int(found.seps[-1]) + 1
+        bad = first_invalid_utf8(memoryview(buf)[:end])
+        if bad is not None:  # pyarrow would take the bytes into a field name
+            raise InputFormatError(
+                f"bytes are not valid UTF-8 ({bad[1]}); use --encoding for other encodings",
+                uri=self.uri, record=1 + int(np.searchsorted(found.seps, bad[0])),
+                offset=base + bad[0])
+        deep = set(deep_records(np.frombuffer(buf, np.uint8), found.seps, MAX_JSON_DEPTH))
+        if found.objects and not deep and buf.count(b":", 0, end) <= MAX_COLUMNS:
             try:
-                table = parse_json_objects(_one_line(buf, found.seps), None, multiline=True)
+                table = parse_json_objects(_one_line(buf, found.seps), None, multiline=True,
+                                           records=int(found.seps.size))
                 if table.num_rows == found.seps.size:
                     return [table.schema]
             except pa.ArrowInvalid:
                 pass
-        out, values = [], []
-        for _, text in _segments(buf, found.seps):  # a bad element must not spoil inference
+        out, values, group, keys = [], [], [], 0
+        texts = [text for i, (_, text) in enumerate(_segments(buf, found.seps)) if i not in deep]
+        for text in texts + [b""]:
+            count = text.count(b":")
+            if group and (not text or keys + count > MAX_COLUMNS):
+                out += self._infer_objects(group)
+                group, keys = [], 0
             if text[:1] == b"{":
+                group.append(text)
+                keys += count
+            elif text:
                 try:
-                    out.append(parse_json_objects(text, None, multiline=True).schema)
-                except pa.ArrowInvalid:
-                    continue
-            else:
-                try:
-                    values.extend(_IJSON.items(text, "", use_float=True))
-                except ijson.JSONError:
+                    values.extend(_items(text, ""))
+                except (ijson.JSONError, ValueError):
                     continue
         if values:
             out.append(_value_schema(values))
+        return out
+
+    @staticmethod
+    def _infer_objects(texts: list[bytes]) -> list[pa.Schema]:
+        try:
+            table = parse_json_objects(b"\n".join(texts), None, multiline=True,
+                                       records=len(texts))
+            if table.num_rows == len(texts):
+                return [table.schema]
+        except pa.ArrowInvalid:
+            pass
+        out = []
+        for text in texts:  # a bad element must not spoil inference
+            try:
+                out.append(parse_json_objects(text, None, multiline=True, records=1).schema)
+            except pa.ArrowInvalid:
+                continue
         return out
 
     # -- reading ----------------------------------------------------------------------------
@@ -547,10 +559,23 @@ class JsonArrayReader:
                 if guessed:
                     continue  # the rest may hold the array's end: split it exactly first
                 size = self.options.block_size
-            elif len(buf) > self.options.max_record_bytes:
-                self._too_long(record, base)
-            else:  # one element spans the buffer: read as much again so rescans stay linear
-                size = max(self.options.block_size, len(buf))
+            elif len(buf) < self.options.block_size // 2:
+                size = self.options.block_size  # the tail of a piece: read the next block
+            else:  # an element of half a block or more: scan on from where the split stopped
+                found, buf, deep = self._span(stream, buf, base, record)
+                result = self._parse_chunk(buf, found, schema, base, record, widen, deep=deep)
+                assert result is not None  # only a guessed split is refused
+                table, rejects, schema = result
+                result = None
+                yield Chunk(table, record, 1, base, rejects)
+                del table, rejects
+                record += 1
+                cut = int(found.seps[-1]) + 1
+                if found.closed:
+                    self._check_tail(stream, buf[cut:], base + cut)
+                    return
+                buf, base = buf[cut:], base + cut
+                continue
             data = stream.read(size)
             if not data:
                 raise InputFormatError(
@@ -595,19 +620,79 @@ class JsonArrayReader:
             return found, None, False  # "[ ]"
         return found, self._parse_chunk(buf, found, schema, base, record, widen), False
 
-    def _open_array(self, stream: BinaryIO) -> tuple[bytes, int]:
-        """Read up to the array's ``[``: the bytes after it, and their offset in the stream."""
-        buf = b""
+    def _span(self, stream: BinaryIO, buf: bytes, base: int,
+              record: int) -> tuple[_Elements, bytes, list[int]]:
+        """Read on until the element that starts ``buf`` ends; its separator and the bytes.
+
+        The new bytes are scanned as they arrive, a slice at a time, carrying the string state
+        and depth between slices (:class:`Nesting`); nothing is rescanned, and memory is the
+        element's bytes plus a slice's work arrays, up to ``max_record_bytes``. Also returns
+        ``[0]`` when the element is nested deeper than ``MAX_JSON_DEPTH``.
+        """
+        nesting = Nesting()
+        held = bytearray(buf)
+        data = buf
         while True:
-            data = stream.read(max(self.options.block_size, len(buf)))
-            buf += data
-            start = _locate(buf, self._keys, self.uri, self._path, not data)
+            a = np.frombuffer(data, np.uint8)
+            done = len(held) - len(data)
+            for at in range(0, a.size, SCAN_SLICE):
+                pos, ch, levels = nesting.feed(a[at:at + SCAN_SLICE])
+                ends = np.flatnonzero(((ch == _COMMA) & (levels == 0)) | (levels < 0))
+                if not ends.size:
+                    continue
+                k = int(ends[0])
+                end = done + at + int(pos[k])
+                if levels[k] < 0 and ch[k] != _RBRACKET:
+                    raise InputFormatError(f"malformed JSON document: '}}' at byte {base + end} "
+                                           "closes the array", uri=self.uri, record=record,
+                                           offset=base)
+                del a
+                whole = bytes(held)
+                del held
+                objects = whole[:end].strip(_WS)[:1] == b"{"
+                found = _Elements(np.array([end], np.int64), bool(levels[k] < 0), objects)
+                self._check_sizes(found.seps, base, record)
+                return found, whole, [0] if nesting.deepest > MAX_JSON_DEPTH else []
+            del a
+            if len(held) > self.options.max_record_bytes:
+                self._too_long(record, base)
+            data = stream.read(self.options.block_size)
+            if not data:
+                raise InputFormatError(
+                    f"unterminated JSON document: {self._where} has no closing ']'",
+                    uri=self.uri, record=record, offset=base,
+                )
+            held += data
+
+    def _open_array(self, stream: BinaryIO) -> tuple[bytes, int]:
+        """Read up to the array's ``[``: the bytes after it, and their offset in the stream.
+
+        With a ``json_path``, each block read is scanned once, a slice at a time, keeping only
+        the events down to the array's depth: memory is the bytes held (at most
+        ``max_record_bytes``), not a multiple of them.
+        """
+        held = bytearray()
+        nesting, limit = Nesting(), len(self._keys) + 1
+        kept: list[_Events] = []
+        while True:
+            data = stream.read(self.options.block_size)
+            events = None
+            if self._keys:
+                a = np.frombuffer(data, np.uint8)
+                for at in range(0, a.size, SCAN_SLICE):
+                    pos, ch, levels = nesting.feed(a[at:at + SCAN_SLICE], quotes=True)
+                    keep = levels <= limit
+                    kept.append((pos[keep] + (len(held) + at), ch[keep], levels[keep]))
+                kept = [tuple(np.concatenate(part) for part in zip(*kept, strict=True))]
+                events = kept[0]
+            held += data
+            start = _locate(held, self._keys, self.uri, self._path, not data, events)
             if start is not None:
-                return buf[start + 1:], start + 1
+                return bytes(held[start + 1:]), start + 1
             if not data:
                 raise InputFormatError(f"json_path {self._path!r} not found in the document",
                                        uri=self.uri)
-            if len(buf) > self.options.max_record_bytes:
+            if len(held) > self.options.max_record_bytes:
                 raise InputFormatError(
                     f"json_path {self._path!r} not found in the first "
                     f"{self.options.max_record_bytes} bytes (max_record_bytes)", uri=self.uri,
@@ -683,6 +768,7 @@ class JsonArrayReader:
         widen: str,
         *,
         guessed: bool = False,
+        deep: list[int] | None = None,
     ) -> _Result | None:
         """Parse the elements before ``found.seps``: rows, rejects and the schema now in force.
 
@@ -696,46 +782,79 @@ class JsonArrayReader:
                 uri=self.uri, record=first + int(np.searchsorted(found.seps, bad[0])),
                 offset=offset + bad[0])
         count = int(found.seps.size)
-        parsed = None
-        if found.objects:
-            try:
-                table = parse_json_objects(_one_line(buf, found.seps), schema, multiline=True)
-            except pa.ArrowInvalid:
-                table = None
-            if table is not None and table.num_rows == count:
-                if table.schema.equals(schema):
-                    return table, [], schema
-                parsed = _Parsed([], [], _new_fields(table, schema, first))  # no bisecting
-            elif guessed:
+        if deep is None:
+            deep = deep_records(np.frombuffer(buf, np.uint8), found.seps, MAX_JSON_DEPTH)
+        if deep and guessed:
+            return None  # only the exact split can tell where the deep elements are
+        if found.objects and not deep:
+            table = None
+            if schema.names:  # fields="error": no new column can appear, so none too many
+                try:
+                    table = parse_json_objects(_one_line(buf, found.seps), schema,
+                                               multiline=True, fields="error")
+                except pa.ArrowInvalid:
+                    pass
+            if table is not None and table.num_rows == count and table.schema.equals(schema):
+                return self._drop_nonfinite(table, [], schema, buf, found, offset, first)
+            if guessed:
                 return None
-        if parsed is None:
-            parsed = self._parse_runs(_segments(buf, found.seps), schema, offset, first)
+        parsed = self._parse_runs(_segments(buf, found.seps), schema, offset, first,
+                                  frozenset(deep))
         wider, changes = schema, []
         for seen, record in sorted(parsed.seen, key=lambda s: s[1]):
             step = unify_schemas(wider, seen, self._strict)
             changes += widenings(wider, step, record)
             wider = step
         if changes:
+            check_width(wider, self.uri, record=changes[0].record)
             if widen == "restart":
                 raise SchemaWidening(wider, changes)
             self.widened.extend(changes)
-            result = self._parse_chunk(buf, found, wider, offset, first, widen)
+            result = self._parse_chunk(buf, found, wider, offset, first, widen, deep=deep)
             assert result is not None
             return result
         parts = [t.select(schema.names) for t in parsed.tables if t.num_rows]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
-        return table, parsed.rejects, schema
+        return self._drop_nonfinite(table, parsed.rejects, schema, buf, found, offset, first)
+
+    def _drop_nonfinite(self, table: pa.Table, rejects: list[Reject], schema: pa.Schema,
+                        buf: bytes, found: _Elements, offset: int, first: int) -> _Result:
+        """Reject the elements holding a number beyond float64: pyarrow reads 1e400 as inf."""
+        bad = nonfinite_rows(table)
+        if bad is None:
+            return table, rejects, schema
+        chunk = Chunk(table, first, int(found.seps.size), offset, rejects)
+        segments = _segments(buf, found.seps)
+        for record in chunk.row_records()[bad].tolist():
+            start, text = segments[record - first]
+            rejects.append(Reject.make(record, offset + start, "a number is beyond the range "
+                                       "of float64", text, check="json"))
+        rejects.sort(key=lambda r: r.record)
+        return table.filter(pa.array(~bad)), rejects, schema
 
     def _parse_runs(
-        self, segments: list[tuple[int, bytes]], schema: pa.Schema, offset: int, first: int
+        self, segments: list[tuple[int, bytes]], schema: pa.Schema, offset: int, first: int,
+        deep: frozenset[int] = frozenset(),
     ) -> _Parsed:
-        """Parse elements in runs of objects (pyarrow) and of other values (ijson), in order."""
+        """Parse elements in runs of objects (pyarrow) and of other values (ijson), in order.
+
+        The elements at the indices in ``deep`` are nested too deep to parse: rejected.
+        """
         parsed = _Parsed([], [], [])
         i = 0
         while i < len(segments):
+            if i in deep:
+                start, text = segments[i]
+                parsed.rejects.append(Reject.make(
+                    first + i, offset + start,
+                    f"JSON nested deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH)", text,
+                    check="json"))
+                i += 1
+                continue
             is_object = segments[i][1][:1] == b"{"
             j = i + 1
-            while j < len(segments) and (segments[j][1][:1] == b"{") == is_object:
+            while j < len(segments) and (segments[j][1][:1] == b"{") == is_object \
+                    and j not in deep:
                 j += 1
             run = [(offset + start, text) for start, text in segments[i:j]]
             if is_object:
@@ -751,7 +870,7 @@ class JsonArrayReader:
             return self._sort_out(run, schema, first)
         try:
             table = parse_json_objects(b"\n".join(t for _, t in run), schema,
-                                       multiline=True)
+                                       multiline=True, records=len(run))
         except pa.ArrowInvalid as exc:
             table, error = None, exc
         else:
@@ -772,7 +891,7 @@ class JsonArrayReader:
                     error: Exception) -> _Parsed:
         """One element pyarrow would not parse with ``schema``: widen, keep as text, or reject."""
         try:
-            inferred = parse_json_objects(text, None, multiline=True)
+            inferred = parse_json_objects(text, None, multiline=True, records=1)
         except pa.ArrowInvalid as inner:
             error = inner
         else:
@@ -811,9 +930,8 @@ class JsonArrayReader:
         """Parse elements that are not objects with ijson, as rows ``{"value": item}``."""
         rejects: list[Reject] = []
         try:
-            values = list(_IJSON.items(b"[" + b",".join(t for _, t in run) + b"]", "item",
-                                       use_float=True))
-        except ijson.JSONError:
+            values = _items(b"[" + b",".join(t for _, t in run) + b"]", "item")
+        except (ijson.JSONError, ValueError):
             values = []
         if len(values) != len(run):  # find the bad ones, one element at a time
             values, rejects = [], []
@@ -822,8 +940,8 @@ class JsonArrayReader:
                     reason = "empty array element (two commas in a row, or a trailing comma?)"
                 else:
                     try:
-                        value = list(_IJSON.items(text, "", use_float=True))
-                    except ijson.JSONError as exc:
+                        value = _items(text, "")
+                    except (ijson.JSONError, ValueError) as exc:
                         reason = f"invalid JSON: {_reason(exc)}"
                     else:
                         values += value  # exactly one: a text is a single value between commas

@@ -9,13 +9,16 @@ good ones.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from engine.config import ReadOptions
+from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
 from engine.errors import InputFormatError
 from engine.readers.base import (
     Chunk,
@@ -24,30 +27,95 @@ from engine.readers.base import (
     SchemaWidening,
     Widening,
     aligned_pieces,
+    check_width,
     first_invalid_utf8,
+    nonfinite_rows,
     unify_schemas,
     unify_types,
     widenings,
 )
+from engine.readers.scan import deep_lines, keys_outside_strings
 
-__all__ = ["NdjsonReader", "parse_json_objects", "python_parse", "sort_out"]
+__all__ = ["NdjsonReader", "TooManyKeys", "loads", "parse_json_objects", "python_parse",
+           "sort_out"]
+
+
+class TooManyKeys(pa.ArrowInvalid):
+    """More keys than ``MAX_COLUMNS`` in one parse that may add columns.
+
+    pyarrow's inference holds a builder per column for every row: 20,000 distinct keys over
+    2,000 short records took 650 MiB. Callers that bisect on ``ArrowInvalid`` split the data
+    until each part is small enough; a single record with that many keys is rejected.
+    """
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return obj
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is beyond the range of float64")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(text: bytes | str) -> Any:
+    """``json.loads`` as strict as pyarrow's parser: no duplicate keys, NaN or overflow to inf.
+
+    Python's parser keeps the last of two equal keys, accepts ``NaN``/``Infinity`` and reads
+    ``1e400`` as ``inf``; letting those through the slow paths would keep records the fast path
+    rejects, or change their values silently. Raises ``ValueError`` (``RecursionError`` is not
+    reached: records nested deeper than ``MAX_JSON_DEPTH`` are rejected before parsing).
+    """
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite,
+                      parse_constant=_no_constant)
 
 
 def parse_json_objects(
-    data: bytes | memoryview, schema: pa.Schema | None, *, multiline: bool = False
+    data: bytes | memoryview | bytearray, schema: pa.Schema | None, *, multiline: bool = False,
+    fields: str = "infer", records: int | None = None,
 ) -> pa.Table:
     """Parse whitespace-separated JSON objects with pyarrow, as one block on one thread.
 
-    With ``schema``, its fields are read with those types and fields outside it are inferred and
-    appended (the caller widens on them). Raises ``pyarrow.ArrowInvalid`` on bad input.
+    With ``schema``, its fields are read with those types. With ``fields="infer"`` fields outside
+    it are inferred and appended (the caller widens on them); with ``"error"`` they make the
+    parse fail, so it cannot grow a column per key. Raises ``pyarrow.ArrowInvalid`` on bad
+    input, and :class:`TooManyKeys` (one) when inferring over more than ``MAX_COLUMNS`` keys:
+    ``records`` (how many objects ``data`` holds, if known) saves counting keys in strings.
     """
+    if fields == "infer":
+        _check_keys(data, multiline, records)
+    if schema is not None and not schema.names:
+        schema = None
     if not len(data) or data[-1] != 10:  # pyarrow wants the last object terminated
         data = bytes(data) + b"\n"
     parse = pajson.ParseOptions(
-        explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=multiline
+        explicit_schema=schema, unexpected_field_behavior=fields, newlines_in_values=multiline
     )
     read = pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
     return pajson.read_json(pa.py_buffer(data), read_options=read, parse_options=parse)
+
+
+def _check_keys(data: bytes | memoryview | bytearray, multiline: bool,
+                records: int | None) -> None:
+    """Raise :class:`TooManyKeys` if ``data`` may hold more than ``MAX_COLUMNS`` keys."""
+    a = np.frombuffer(data, np.uint8)
+    if np.count_nonzero(a == 58) <= MAX_COLUMNS:  # every key is followed by a colon
+        return
+    several = records > 1 if records is not None else (
+        not multiline and a[: a.size - 1].__contains__(10))
+    if several or keys_outside_strings(a) > MAX_COLUMNS:
+        raise TooManyKeys(f"more than {MAX_COLUMNS} keys (MAX_COLUMNS) in one parse")
 
 
 def python_parse(texts: list[bytes], schema: pa.Schema) -> pa.Table:
@@ -61,7 +129,7 @@ def python_parse(texts: list[bytes], schema: pa.Schema) -> pa.Table:
     other_cols = [(f.name, f.type) for f in schema if f.name not in string_cols]
     rows = []
     for text in texts:
-        obj = json.loads(text)
+        obj = loads(text)
         if not isinstance(obj, dict):
             raise ValueError(f"expected a JSON object, found {type(obj).__name__}")
         for key in string_cols & obj.keys():
@@ -123,7 +191,7 @@ def sort_out(
     checks = [(name, schema.field(name).type) for name in strict if name in schema.names]
     for i, text in enumerate(texts):
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except ValueError as exc:
             rejects.append(Reject.make(records[i], starts[i], f"invalid JSON: {exc}", text,
                                        check="json"))
@@ -145,7 +213,7 @@ def sort_out(
         return [], rejects, []
     try:
         table = parse_json_objects(b"\n".join(texts[i] for i in good), schema,
-                                   multiline=multiline)
+                                   multiline=multiline, records=len(good))
     except pa.ArrowInvalid as exc:
         if not strict:
             try:
@@ -158,7 +226,7 @@ def sort_out(
             # A value the group could not take (1.234 in a decimal(p, 2)) must not reject
             # the other records of the group: each that parses alone with the schema is kept.
             try:
-                alone = parse_json_objects(texts[i], schema, multiline=multiline)
+                alone = parse_json_objects(texts[i], schema, multiline=multiline, records=1)
             except pa.ArrowInvalid:
                 alone = None
             if alone is not None and alone.num_rows == 1 and alone.schema.equals(schema):
@@ -174,7 +242,21 @@ def sort_out(
         raise ValueError("pyarrow found a different number of objects than json.loads")
     if table.schema.equals(schema):
         return [table], rejects, []
-    return [], rejects, [(table.schema, records[good[0]])]
+    return [], rejects, new_fields(table, schema, [records[i] for i in good])
+
+
+def new_fields(table: pa.Table, schema: pa.Schema,
+               records: list[int]) -> list[tuple[pa.Schema, int]]:
+    """Fields of ``table`` not in ``schema``, with the first record holding a value for each.
+
+    ``records`` has the record number of each row of ``table``.
+    """
+    out = []
+    for f in table.schema:
+        if schema.get_field_index(f.name) < 0:
+            at = pc.index(table.column(f.name).is_valid(), True).as_py()
+            out.append((pa.schema([f]), records[max(at, 0)]))
+    return out or [(table.schema, records[0])]
 
 
 def json_failure(text: bytes, exc: Exception) -> str:
@@ -183,7 +265,7 @@ def json_failure(text: bytes, exc: Exception) -> str:
     Either invalid JSON, or valid JSON that Arrow cannot type (a list mixing numbers and strings).
     """
     try:
-        json.loads(text)
+        loads(text)
     except ValueError:
         return f"invalid JSON: {_reason(exc)}"
     return f"JSON that Arrow cannot type: {_reason(exc)}"
@@ -208,49 +290,87 @@ class NdjsonReader:
         return buf.rfind(b"\n", 0, len(buf) if end is None else end) + 1
 
     def infer_schema(self, samples: list[Sample]) -> pa.Schema:
-        """Infer one schema from the head and ranged samples (whole lines only)."""
+        """Infer one schema from the head and ranged samples (whole lines only).
+
+        Lines nested deeper than ``MAX_JSON_DEPTH`` are left out (``read`` rejects them). A head
+        that holds no complete line (a first record longer than the sample) gives an empty
+        schema: ``read`` then widens from its first chunk.
+        """
         schema: pa.Schema | None = None
         for sample in samples:
             data = sample.whole_records(self._cut)
+            if sample.at_start:
+                if not data and sample.data.strip() and not sample.at_end:
+                    schema = schema or pa.schema([])
+                    continue
+                self._check_utf8(data, 0, 1)
+            elif first_invalid_utf8(data) is not None:
+                continue  # read() reports it, with its record number
+            deep = deep_lines(np.frombuffer(data, np.uint8), MAX_JSON_DEPTH)
+            if deep:
+                data = _without(data, deep)
             if not data.strip():
                 continue
+            for seen in self._infer(data):
+                schema = seen if schema is None else unify_schemas(schema, seen)
+        if schema is None or (not schema.names and not samples[0].data.strip()):
+            hint = " (NUL bytes: UTF-16? pass --encoding)" if any(
+                b"\x00" in s.data for s in samples) else ""
+            raise InputFormatError(f"no JSON object found in the input{hint}", uri=self.uri,
+                                   offset=0)
+        return check_width(_nulls_as_string(schema), self.uri)
+
+    @staticmethod
+    def _infer(data: bytes) -> list[pa.Schema]:
+        """Schemas of the objects in ``data``, parsed in groups of at most ``MAX_COLUMNS`` keys."""
+        found = []
+        for group in _key_groups(data):
             try:
-                found = [parse_json_objects(data, None).schema]
+                found.append(parse_json_objects(group, None).schema)
             except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
-                found = []
-                for line in data.split(b"\n"):
+                for line in group.split(b"\n"):
                     if not line.strip():
                         continue
                     try:
-                        found.append(parse_json_objects(line, None).schema)
+                        found.append(parse_json_objects(line, None, records=1).schema)
                     except pa.ArrowInvalid:
                         continue
-            for seen in found:
-                schema = seen if schema is None else unify_schemas(schema, seen)
-        if schema is None or not schema.names:
-            raise InputFormatError("no JSON object found in the input", uri=self.uri, offset=0)
-        return _nulls_as_string(schema)
+        return found
 
     def read(
         self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart",
         strict: frozenset[str] = frozenset(),
     ) -> Iterator[Chunk]:
-        """Parse the stream in chunks; see :class:`engine.readers.base.Reader`."""
+        """Parse the stream in chunks; see :class:`engine.readers.base.Reader`.
+
+        A line nested deeper than ``MAX_JSON_DEPTH`` is rejected before any parser sees it; a
+        number beyond float64 (``1e400``, which pyarrow reads as infinity) rejects its record.
+        """
         next_record = 1
         pieces = aligned_pieces(stream, self._cut, block_size=self.options.block_size,
                                 max_record_bytes=self.options.max_record_bytes, uri=self.uri,
                                 first_record=lambda: next_record)
         for offset, piece, _last in pieces:
-            table, rejects, records, schema = self._parse_chunk(piece, schema, offset,
-                                                                next_record, widen, strict)
-            if records:
-                yield Chunk(table, next_record, records, offset, rejects)
-            next_record += records
+            self._check_utf8(piece, offset, next_record)
+            deep = deep_lines(np.frombuffer(piece, np.uint8), MAX_JSON_DEPTH)
+            for start, end, too_deep in _segments(len(piece), deep):
+                part = piece[start:end]
+                if too_deep:
+                    reject = Reject.make(next_record, offset + start,
+                                         f"JSON nested deeper than {MAX_JSON_DEPTH} levels "
+                                         "(MAX_JSON_DEPTH)", part, check="json")
+                    yield Chunk(schema.empty_table(), next_record, 1, offset + start, [reject])
+                    next_record += 1
+                    continue
+                table, rejects, records, schema = self._parse_chunk(
+                    part, schema, offset + start, next_record, widen, strict)
+                if records:
+                    table, rejects = self._drop_nonfinite(table, rejects, part, offset + start,
+                                                          next_record, records)
+                    yield Chunk(table, next_record, records, offset + start, rejects)
+                next_record += records
 
-    def _parse_chunk(
-        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str,
-        strict: frozenset[str] = frozenset(),
-    ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
+    def _check_utf8(self, piece: memoryview | bytes, offset: int, first: int) -> None:
         bad = first_invalid_utf8(piece)  # pyarrow's JSON parser copies invalid UTF-8 as is
         if bad is not None:
             before = bytes(piece[: bad[0]])
@@ -259,11 +379,36 @@ class NdjsonReader:
             raise InputFormatError(
                 f"bytes are not valid UTF-8 ({bad[1]}); use --encoding for other encodings",
                 uri=self.uri, record=first + records, offset=offset + bad[0])
-        try:
-            table = parse_json_objects(piece, schema)
-            error = ""
-        except pa.ArrowInvalid as exc:
-            table, error = None, str(exc)
+
+    @staticmethod
+    def _drop_nonfinite(table: pa.Table, rejects: list[Reject], piece: memoryview | bytes,
+                        offset: int, first: int,
+                        records: int) -> tuple[pa.Table, list[Reject]]:
+        """Reject the records holding a number beyond float64: pyarrow reads 1e400 as inf."""
+        bad = nonfinite_rows(table)
+        if bad is None:
+            return table, rejects
+        numbers = Chunk(table, first, records, offset, rejects).row_records()[bad]
+        text = bytes(piece)
+        lines = [ln for ln in text.split(b"\n") if ln.strip()]
+        starts = _line_offsets(text, offset)
+        for record in numbers.tolist():
+            rejects.append(Reject.make(record, starts[record - first], "a number is beyond the "
+                                       "range of float64", lines[record - first], check="json"))
+        rejects.sort(key=lambda r: r.record)
+        return table.filter(pa.array(~bad)), rejects
+
+    def _parse_chunk(
+        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str,
+        strict: frozenset[str] = frozenset(),
+    ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
+        error = ""
+        table = None
+        if schema.names:  # the fast path: no new column can appear, so none can be too many
+            try:
+                table = parse_json_objects(piece, schema, fields="error")
+            except pa.ArrowInvalid as exc:
+                error = str(exc)
         if table is not None and table.schema.equals(schema):
             records = table.num_rows
             return table, [], records, schema
@@ -281,6 +426,7 @@ class NdjsonReader:
         for s in seen:
             wider = unify_schemas(wider, s, strict)
         if not wider.equals(schema):
+            check_width(wider, self.uri, record=first)
             changes = widenings(schema, wider, first)
             if widen == "restart":
                 raise SchemaWidening(wider, changes)
@@ -301,7 +447,7 @@ class NdjsonReader:
         if len(lines) <= _LEAF_LINES:
             return self._leaf(lines, starts, base, schema, first, strict)
         try:
-            table = parse_json_objects(b"\n".join(lines), schema)
+            table = parse_json_objects(b"\n".join(lines), schema, records=len(lines))
             if table.schema.equals(schema):
                 return [table], [], []
             return [], [], [table.schema]
@@ -332,7 +478,7 @@ class NdjsonReader:
         strict: frozenset[str] = frozenset(),
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
         try:
-            inferred = parse_json_objects(line, None).schema
+            inferred = parse_json_objects(line, None, records=1).schema
         except pa.ArrowInvalid as inner:
             return [], [Reject.make(record, start, json_failure(line, inner), line,
                                     check="json")], []
@@ -350,6 +496,47 @@ class NdjsonReader:
         except (ValueError, TypeError, pa.ArrowException):
             return [], [Reject.make(record, start, json_failure(line, exc), line,
                                     check="json")], []
+
+
+def _segments(size: int, deep: list[tuple[int, int]]) -> Iterator[tuple[int, int, bool]]:
+    """``(start, end, too_deep)``: a piece of ``size`` bytes cut around its ``deep`` lines."""
+    pos = 0
+    for start, end in deep:
+        if start > pos:
+            yield pos, start, False
+        yield start, end, True
+        pos = end
+    if pos < size:
+        yield pos, size, False
+
+
+def _without(data: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """``data`` without the lines at ``spans``."""
+    keep, pos = [], 0
+    for start, end in spans:
+        keep.append(data[pos:start])
+        pos = end
+    keep.append(data[pos:])
+    return b"".join(keep)
+
+
+def _key_groups(data: bytes) -> list[bytes]:
+    """``data`` cut at line breaks into groups of at most ``MAX_COLUMNS`` colons (or one line)."""
+    if data.count(b":") <= MAX_COLUMNS:
+        return [data]
+    groups: list[bytes] = []
+    lines: list[bytes] = []
+    keys = 0
+    for line in data.split(b"\n"):
+        count = line.count(b":")
+        if lines and keys + count > MAX_COLUMNS:
+            groups.append(b"\n".join(lines))
+            lines, keys = [], 0
+        lines.append(line)
+        keys += count
+    if lines:
+        groups.append(b"\n".join(lines))
+    return groups
 
 
 def _line_offsets(piece: bytes, offset: int) -> list[int]:

@@ -1,0 +1,242 @@
+r"""Vectorised scanning of JSON text: structure outside strings, and nesting depth.
+
+:func:`structure` finds the bytes that shape a JSON text (``"`` ``\`` ``[`` ``]`` ``{`` ``}``
+``,``) with a few numpy passes; :mod:`engine.readers.json_array` splits arrays with it.
+:func:`deep_records` and :func:`deep_lines` find the records nested deeper than
+:data:`engine.config.MAX_JSON_DEPTH` *before* any parser sees them: pyarrow's JSON parser recurses
+once per level and overflows its stack (a segfault, not an exception) at about 20,000 levels,
+Parquet writing at about 10,000, ``json.loads`` raises ``RecursionError`` at about 1,000, and
+Parquet readers refuse a schema nested more than 100 levels (a list takes two).
+
+The depth check costs one comparison pass over the bytes in the common case: a record can only
+be that deep if it holds more than ``limit`` opening brackets, which few records do; only those
+are scanned exactly (strings skipped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "SCAN_SLICE", "STEP", "Nesting", "Scratch", "deep_lines", "deep_records",
+    "keys_outside_strings", "nesting_depth", "structure",
+]
+
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_LBRACKET, _RBRACKET, _LBRACE, _RBRACE = ord("["), ord("]"), ord("{"), ord("}")
+
+#: Depth change per byte: +1 for ``[ {``, -1 for ``] }``.
+STEP = np.zeros(256, np.int8)
+STEP[[_LBRACKET, _LBRACE]] = 1
+STEP[[_RBRACKET, _RBRACE]] = -1
+
+
+class Scratch:
+    """Byte-sized work arrays reused from block to block.
+
+    Fresh multi-MiB arrays come from ``mmap`` and cost a page fault per 4 KiB on first touch, as
+    much again as the arithmetic on them. Three arrays of the largest buffer scanned are kept.
+    """
+
+    def __init__(self) -> None:
+        self._u8 = np.empty(0, np.uint8)
+        self._mask = np.empty(0, np.bool_)
+        self._tmp = np.empty(0, np.bool_)
+
+    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A byte array and two boolean arrays of ``size`` elements (contents undefined)."""
+        if self._u8.size < size:
+            self._u8 = np.empty(size, np.uint8)
+            self._mask = np.empty(size, np.bool_)
+            self._tmp = np.empty(size, np.bool_)
+        return self._u8[:size], self._mask[:size], self._tmp[:size]
+
+
+def structure(
+    a: np.ndarray, *, in_string: bool = False, quotes: bool = False, scratch: Scratch | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Positions and bytes of the brackets, braces and commas of ``a`` that lie outside strings.
+
+    ``a`` must not start right after an unpaired backslash. ``in_string`` says whether it starts
+    inside a string. With ``quotes``, the unescaped quotes are returned too (they open and close
+    strings alternately). Also returns whether ``a`` ends inside a string. Stray bytes outside
+    strings (a backslash, ``|``, control bytes: never valid JSON there) come back as well, so that
+    the caller sees the element they are in as malformed.
+    """
+    # ``byte & 0xDF`` folds { | } onto [ \ ] and " , onto 0x02 0x0C: three compares find every
+    # interesting byte in a few passes over the block, and np.flatnonzero keeps ~1 in 5 bytes.
+    folded, mask, tmp = (scratch or Scratch()).arrays(a.size)
+    np.bitwise_and(a, 0xDF, out=folded)
+    np.equal(folded, 0x02, out=mask)
+    mask |= np.equal(folded, 0x0C, out=tmp)
+    folded -= 0x5B
+    mask |= np.less_equal(folded, 2, out=tmp)
+    idx = np.flatnonzero(mask)
+    ch = a.take(idx)
+    quote = ch == _QUOTE
+    backslashes = np.flatnonzero(ch == _BACKSLASH)
+    if backslashes.size:
+        _unescape(idx, backslashes, quote)
+    flips = quote.view(np.uint8)
+    inside = np.bitwise_xor.accumulate(flips)  # 1 from an opening quote to its closing one
+    if in_string:
+        inside ^= 1
+    ends_inside = bool(inside[-1]) if inside.size else in_string
+    if quotes:
+        keep = np.flatnonzero((inside == 0) | quote)
+    else:
+        inside |= flips  # closing quotes too
+        keep = np.flatnonzero(inside == 0)
+    return idx.take(keep), ch.take(keep), ends_inside
+
+
+def _unescape(idx: np.ndarray, backslashes: np.ndarray, quote: np.ndarray) -> None:
+    """Clear ``quote`` where a quote follows an odd run of backslashes.
+
+    ``idx`` holds the positions of the interesting bytes, ``backslashes`` the indices into it of
+    the backslashes, ``quote`` flags the quotes among them.
+    """
+    pos = idx.take(backslashes)
+    ends = np.flatnonzero(np.diff(pos) != 1)  # last backslash of each run but the final one
+    ends = np.append(ends, pos.size - 1)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    odd = backslashes.take(ends[(ends - starts) % 2 == 0])  # last backslash of each odd run
+    following = odd + 1
+    following = following[following < idx.size]
+    following = following[idx.take(following) == idx.take(following - 1) + 1]
+    quote[following] = False
+
+
+#: Bytes scanned per step by :class:`Nesting`: its work arrays are ~12 bytes per byte scanned.
+SCAN_SLICE = 1 << 20
+
+
+class Nesting:
+    """Bracket depth through a JSON text fed in pieces of any size, strings skipped.
+
+    The state between pieces is the depth, whether a string is open and whether the next byte
+    is escaped, so a text of any length is scanned in :data:`SCAN_SLICE` steps with bounded
+    work arrays (:func:`structure` allocates ~12 bytes per byte it scans).
+
+    Attributes:
+        depth: the depth after the bytes fed so far.
+        deepest: the greatest depth reached.
+    """
+
+    def __init__(self, depth: int = 0) -> None:
+        self.depth = depth
+        self.deepest = depth
+        self._in_string = False
+        self._escaped = False
+
+    def feed(self, a: np.ndarray, *,
+             quotes: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scan the next bytes of the text.
+
+        Returns the positions in ``a``, the bytes, and the depth after each event outside
+        strings (brackets, commas and stray bytes; with ``quotes``, the quotes that open and
+        close strings too; see :func:`structure`).
+        """
+        # An odd run of backslashes escapes a quote (or a backslash) right after it, whatever
+        # the string state: the rule structure() applies within one piece.
+        skip = 1 if self._escaped and a.size and a[0] in (_QUOTE, _BACKSLASH) else 0
+        pos, ch, self._in_string = structure(a[skip:], in_string=self._in_string,
+                                             quotes=quotes)
+        if skip:
+            pos += skip
+        levels = self.depth + np.cumsum(STEP.take(ch), dtype=np.int64)
+        if levels.size:
+            self.depth = int(levels[-1])
+            self.deepest = max(self.deepest, int(levels.max()))
+        rest = a[skip:]
+        run = 0
+        while run < rest.size and rest[rest.size - 1 - run] == _BACKSLASH:
+            run += 1
+        self._escaped = run % 2 == 1  # an escape carried in was spent on a[0] (skipped)
+        return pos, ch, levels
+
+
+def nesting_depth(a: np.ndarray, limit: int | None = None) -> int:
+    """Deepest bracket nesting in ``a`` (which starts outside strings); strings are skipped.
+
+    Scanned in :data:`SCAN_SLICE` steps; with ``limit``, stops once the depth passes it.
+    """
+    nesting = Nesting()
+    for at in range(0, a.size, SCAN_SLICE):
+        nesting.feed(a[at:at + SCAN_SLICE])
+        if limit is not None and nesting.deepest > limit:
+            break
+    return nesting.deepest
+
+
+def _openers(a: np.ndarray) -> np.ndarray:
+    """Whether each byte is ``[`` or ``{`` (``0x5B | 0x20 == 0x7B``; no other byte maps there)."""
+    return np.equal(a | 0x20, _LBRACE)
+
+
+def _suspects(mask: np.ndarray, ends: np.ndarray, limit: int) -> list[int]:
+    """Records (ending at ``ends``) holding more than ``limit`` of the bytes set in ``mask``."""
+    total = np.count_nonzero(mask)
+    if total <= limit:
+        return []
+    if total * 8 > mask.size:  # dense: per-record counts, not a position per bracket
+        starts = np.empty(ends.size, np.int64)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        inside = starts < mask.size
+        counts = np.zeros(ends.size, np.int64)
+        counts[inside] = np.add.reduceat(mask, starts[inside], dtype=np.int64)
+        counts[inside & (starts >= ends)] = 0  # an empty record: reduceat gives one byte
+        return np.flatnonzero(counts > limit).tolist()
+    record = np.searchsorted(ends, np.flatnonzero(mask), side="left")
+    return np.unique(record[limit:][record[limit:] == record[:-limit]]).tolist()
+
+
+def deep_records(a: np.ndarray, ends: np.ndarray, limit: int) -> list[int]:
+    """Indices of the records of ``a`` nested deeper than ``limit``, in order.
+
+    Record ``i`` is the bytes after ``ends[i - 1]`` (or from 0) up to ``ends[i]``, exclusive:
+    ``ends`` are the positions of the separators (``a.size`` may end the last record). Bytes
+    after the last end are not examined. Each record must start outside strings.
+    """
+    if not ends.size:
+        return []
+    suspects = _suspects(_openers(a[: int(ends[-1])]), ends, limit)
+    return [i for i in suspects
+            if nesting_depth(a[int(ends[i - 1]) + 1 if i else 0:int(ends[i])], limit) > limit]
+
+
+def deep_lines(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    r"""``(start, end)`` of each line of ``a`` nested deeper than ``limit``, in order.
+
+    Lines end at ``\n`` (excluded from the span); the last line need not end with one. The
+    common case costs two comparisons over the bytes and a position per bracket and line break.
+    """
+    mask = _openers(a)
+    total = np.count_nonzero(mask)
+    if total <= limit:
+        return []
+    ends = np.flatnonzero(np.equal(a, 10))
+    if not ends.size or ends[-1] != a.size - 1:
+        ends = np.append(ends, a.size)
+    if total * 8 > a.size:
+        suspects = _suspects(mask, ends, limit)
+    else:  # one pass over the brackets and line breaks together, in position order
+        mask |= np.equal(a, 10)
+        at = np.flatnonzero(mask)
+        newline = np.equal(a.take(at), 10)
+        line = np.cumsum(newline)[~newline]  # the line (line breaks before it) of each bracket
+        suspects = np.unique(line[limit:][line[limit:] == line[:-limit]]).tolist()
+    spans = [(int(ends[i - 1]) + 1 if i else 0, int(ends[i])) for i in suspects]
+    return [(start, end) for start, end in spans if nesting_depth(a[start:end], limit) > limit]
+
+
+def keys_outside_strings(a: np.ndarray) -> int:
+    """How many colons of ``a`` (which starts outside strings) lie outside strings: its keys."""
+    pos, ch, _ = structure(a, quotes=True)
+    quotes = pos[ch == _QUOTE]
+    colons = np.flatnonzero(a == ord(":"))
+    inside = np.searchsorted(quotes, colons) & 1  # an odd number of quotes before: in a string
+    return int(colons.size - np.count_nonzero(inside))
