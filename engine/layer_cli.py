@@ -73,10 +73,12 @@ def build(
     bytecode: Annotated[bool, typer.Option(
         "--bytecode/--no-bytecode", help="Ship bytecode of the modules a cold start imports, "
                                          "compiled by a Python of the target's version.")] = True,
-    max_unzipped: Annotated[str, typer.Option(
-        help="Fail above this unzipped size ('none': no limit).")] = "150MiB",
-    max_zipped: Annotated[str, typer.Option(
-        help="Fail above this zipped size ('none': no limit).")] = "50MiB",
+    max_unzipped: Annotated[str | None, typer.Option(
+        help="Fail above this unzipped size ('none': no limit) [default: 150MiB; none with "
+             "--host, whose layer is for tests, not Lambda].")] = None,
+    max_zipped: Annotated[str | None, typer.Option(
+        help="Fail above this zipped size ('none': no limit) [default: 50MiB; none with "
+             "--host].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
     = False,
 ) -> None:
@@ -84,8 +86,8 @@ def build(
     from engine.errors import EngineError
     from engine.layer import LayerTooLargeError, Target, build_layer
 
-    unzipped_limit = _limit(max_unzipped, "--max-unzipped")
-    zipped_limit = _limit(max_zipped, "--max-zipped")
+    unzipped_limit = _limit(max_unzipped or ("none" if host else "150MiB"), "--max-unzipped")
+    zipped_limit = _limit(max_zipped or ("none" if host else "50MiB"), "--max-zipped")
     try:
         target = Target.host() if host else Target.parse(python, arch, glibc)
         print(f"building the layer for {target}", file=sys.stderr)
