@@ -30,10 +30,12 @@ __all__ = [
     "SchemaWidening",
     "Widening",
     "aligned_pieces",
+    "check_rows_have_columns",
     "check_width",
     "column_count",
     "nonfinite_rows",
     "record_aligned",
+    "storable",
     "unify_schemas",
     "unify_types",
     "utf8_stream",
@@ -234,11 +236,61 @@ def unify_schemas(
 
     Columns in ``strict`` (typed by a contract) keep their type: their misfits are rejects.
     """
-    unified = pa.schema(_unify_fields(list(current), list(seen)))
+    unified = storable(pa.schema(_unify_fields(list(current), list(seen))))
     if not strict:
         return unified
     return pa.schema([current.field(f.name) if f.name in strict and f.name in current.names
                       else f for f in unified])
+
+
+def _storable_type(typ: pa.DataType, top: bool = True) -> pa.DataType | None:
+    """``typ`` as Parquet can hold it; ``None`` when only text can (a struct without fields)."""
+    if pa.types.is_null(typ):
+        return typ if top else pa.string()
+    if pa.types.is_struct(typ):
+        if typ.num_fields == 0:
+            return None
+        fields = []
+        for i in range(typ.num_fields):
+            child = typ.field(i)
+            inner = _storable_type(child.type, False)
+            if inner is None:
+                return None
+            fields.append(child.with_type(inner))
+        return pa.struct(fields)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        inner = _storable_type(typ.value_type, False)
+        return None if inner is None else pa.list_(inner)
+    return typ
+
+
+def storable(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the types Parquet (or pyarrow's JSON reader) cannot hold replaced.
+
+    Parquet has no struct without fields: a column holding ``{}`` anywhere (``{"a": {}}``,
+    ``{"a": [{}]}``) is read as text, as a column mixing JSON types is. A null nested in a list
+    or struct (``{"a": [null]}``) becomes a string: pyarrow's JSON reader builds invalid
+    ``list<null>`` arrays that the Parquet writer refuses. (A top-level null column stays null
+    until a value widens it.)
+    """
+    out = []
+    changed = False
+    for f in schema:
+        typ = _storable_type(f.type)
+        typ = pa.string() if typ is None else typ
+        changed |= not typ.equals(f.type)
+        out.append(f.with_type(typ))
+    return pa.schema(out) if changed else schema
+
+
+def check_rows_have_columns(tables: list[pa.Table], uri: str, record: int) -> None:
+    """Raise SchemaError for rows without a column: no Parquet file can hold them.
+
+    (Nor can ``pa.concat_tables``: it makes zero rows of tables without columns.)
+    """
+    if any(t.num_rows and not t.num_columns for t in tables):
+        raise SchemaError("the records have no fields (every object is {}): a Parquet file "
+                          "needs at least one column", uri=uri, record=record)
 
 
 def column_count(schema: pa.Schema) -> int:

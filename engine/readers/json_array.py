@@ -42,6 +42,7 @@ from engine.readers.base import (
     Sample,
     SchemaWidening,
     Widening,
+    check_rows_have_columns,
     check_width,
     first_invalid_utf8,
     nonfinite_rows,
@@ -813,6 +814,7 @@ class JsonArrayReader:
             result = self._parse_chunk(buf, found, wider, offset, first, widen, deep=deep)
             assert result is not None
             return result
+        check_rows_have_columns(parsed.tables, self.uri, first)
         parts = [t.select(schema.names) for t in parsed.tables if t.num_rows]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         return self._drop_nonfinite(table, parsed.rejects, schema, buf, found, offset, first)

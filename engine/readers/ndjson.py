@@ -27,9 +27,11 @@ from engine.readers.base import (
     SchemaWidening,
     Widening,
     aligned_pieces,
+    check_rows_have_columns,
     check_width,
     first_invalid_utf8,
     nonfinite_rows,
+    storable,
     unify_schemas,
     unify_types,
     widenings,
@@ -297,11 +299,12 @@ class NdjsonReader:
         schema: ``read`` then widens from its first chunk.
         """
         schema: pa.Schema | None = None
+        truncated = False
         for sample in samples:
             data = sample.whole_records(self._cut)
             if sample.at_start:
                 if not data and sample.data.strip() and not sample.at_end:
-                    schema = schema or pa.schema([])
+                    truncated = True  # the first record is longer than the sample
                     continue
                 self._check_utf8(data, 0, 1)
             elif first_invalid_utf8(data) is not None:
@@ -313,7 +316,9 @@ class NdjsonReader:
                 continue
             for seen in self._infer(data):
                 schema = seen if schema is None else unify_schemas(schema, seen)
-        if schema is None or (not schema.names and not samples[0].data.strip()):
+        if truncated and (schema is None or not schema.names):
+            return pa.schema([])
+        if schema is None or not schema.names:
             hint = " (NUL bytes: UTF-16? pass --encoding)" if any(
                 b"\x00" in s.data for s in samples) else ""
             raise InputFormatError(f"no JSON object found in the input{hint}", uri=self.uri,
@@ -432,6 +437,7 @@ class NdjsonReader:
                 raise SchemaWidening(wider, changes)
             self.widened.extend(changes)
             return self._parse_chunk(piece, wider, offset, first, widen, strict)[:3] + (wider,)
+        check_rows_have_columns(tables, self.uri, first)
         parts = [t.select(schema.names) for t in tables if t.num_rows]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         return table, rejects, len(lines), schema
@@ -551,5 +557,6 @@ def _line_offsets(piece: bytes, offset: int) -> list[int]:
 
 
 def _nulls_as_string(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
-                      for f in schema])
+    return storable(pa.schema([
+        pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
+        for f in schema]))

@@ -305,3 +305,38 @@ def test_json_element_past_max_record_bytes_is_scanned_once(json_path: str | Non
     with pytest.raises(InputFormatError, match="max_record_bytes"):
         run()
     assert peak_python_bytes(run) < 2.5 * limit
+
+
+# ---------------------------------------------------------------------------------------------
+# Found by tests/fuzz: records Parquet cannot hold as parsed.
+
+
+@pytest.mark.parametrize("name,data", [("empty.ndjson", b"{}\n{}\n"), ("empty.json", b"[{},{}]")])
+def test_records_without_fields_are_a_schema_error_not_lost(tmp_path: Path, name: str,
+                                                            data: bytes):
+    """pa.concat_tables made zero rows of them: the run's own accounting check tripped."""
+    with pytest.raises((SchemaError, InputFormatError)):
+        convert(tmp_path, name, data)
+    assert not (tmp_path / f"{name}.parquet").exists()
+
+
+@pytest.mark.parametrize("name,data", [
+    ("struct.ndjson", b'{"a":{},"b":1}\n{"a":{},"b":2}\n'),
+    ("struct.json", b'[{"a":[{}],"b":1},{"a":[],"b":2}]'),
+])
+def test_empty_objects_are_kept_as_json_text(tmp_path: Path, name: str, data: bytes):
+    """Parquet has no struct without fields: the writer raised ArrowNotImplementedError."""
+    report, _ = convert(tmp_path, name, data)
+    assert report.rows_out == 2
+    assert [r["b"] for r in rows(tmp_path, name)] == [1, 2]
+    assert rows(tmp_path, name)[0]["a"] in ("{}", "[{}]")
+
+
+@pytest.mark.parametrize("name,data", [("nulls.ndjson", b'{"a":[null,null]}\n'),
+                                       ("nulls.json", b'[{"a":{"b":[null]}}]')])
+def test_nulls_nested_in_lists_are_written(tmp_path: Path, name: str, data: bytes):
+    """pyarrow's JSON reader built an invalid list<null> array the Parquet writer refused."""
+    report, _ = convert(tmp_path, name, data)
+    assert report.rows_out == 1
+    assert rows(tmp_path, name) == [json.loads(data.strip().strip(b"[]") if name.endswith(
+        ".json") else data)]
