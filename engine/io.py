@@ -375,7 +375,7 @@ class _Window(io.RawIOBase):
         self._source = source
         self._left = max(0, end - start)
         if start:
-            source.seek(start)  # smart-open's reader defers the GET: it starts at ``start``
+X
 
     def readable(self) -> bool:
         return True
@@ -400,9 +400,10 @@ def open_input(uri: str, compression: str | None = None, *,
     """Open a local path or ``s3://`` URI for streaming, decompressed reading.
 
     On S3 a ``HeadObject`` checks the object and gives its size; the bytes then come through
-    smart-open's ranged reader, which re-opens the stream at the current offset after a
-    connection reset. Every ``GetObject`` carries ``If-Match: <ETag>``, so an object replaced
-    mid-read fails (as a :class:`~engine.errors.TransientError`) instead of splicing two versions.
+    :class:`engine.s3.RangedReader`, which resumes with a ranged GET from the first byte not yet
+    read when a response body breaks (bounded retries with backoff, then a
+    :class:`~engine.errors.TransientError`). Every ``GetObject`` carries ``If-Match: <ETag>``, so
+    an object replaced mid-read fails (transient) instead of splicing two versions.
 
     Args:
         uri: local path (or ``file://``) or ``s3://bucket/key``.

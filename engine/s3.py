@@ -10,11 +10,14 @@ All S3 calls go through one cached client (:func:`s3_client`); ``AWS_ENDPOINT_UR
 
 from __future__ import annotations
 
+import http.client
+import io
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import botocore.config
@@ -27,7 +30,11 @@ from engine.io import _one_line, split_s3
 
 __all__ = [
     "CLIENT_CONFIG",
+    "READ_ATTEMPTS",
+    "READ_BACKOFF_SECONDS",
+    "READ_MAX_RESUMES",
     "GuardedMultipartWriter",
+    "RangedReader",
     "S3Output",
     "map_s3_error",
     "object_size",
@@ -43,21 +50,52 @@ log = logging.getLogger(__name__)
 # of botocore's retries, by default 6 times 10 s apart: a minute of sleep per failing call inside
 # a Lambda with a 15-minute budget and Step Functions retries around it. botocore's standard mode
 # already backs off on throttling and connection errors, so keep smart-open's loop short.
-# (Its ranged reader also backs off 1+2+4+8+16 s on a broken body; that has no public setting.)
 smart_open.s3.RETRY.attempts = 3
 smart_open.s3.RETRY.sleep_seconds = 1
 
-#: smart-open's S3 reader buffer: one ranged GET streams through a buffer this big.
-READ_BUFFER = 256 * 1024
+#: Reads: how many times in a row a broken response body (a reset, a stall past the read
+#: timeout, a short body) is met before the read fails with TransientError. Each retry is a
+#: ranged GET from the first byte not yet read, so nothing is read twice or skipped. The count
+#: starts again once bytes arrive: a long object on a flaky network still gets through.
+READ_ATTEMPTS = 5
+
+#: Most broken bodies one read of an object survives in all, progress or not: a connection that
+#: breaks every few bytes fails the read instead of crawling through it.
+READ_MAX_RESUMES = 100
+
+#: Sleep before the n-th retry of a read: this times 2**(n-1) (0.25 + 0.5 + 1 + 2 s at most).
+#: (smart-open's own reader sleeps 1+2+4+8+16 s with no setting, which is why the engine has
+#: its own.)
+READ_BACKOFF_SECONDS = 0.25
+
+#: What breaks a response body in flight; anything else (an S3 error code) is not retried here
+#: (botocore's standard mode already retried the request itself).
+_BROKEN_BODY: tuple[type[BaseException], ...] = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,  # ResponseStreamingError, ReadTimeoutError...
+    botocore.exceptions.IncompleteReadError,
+    urllib3.exceptions.HTTPError,  # ProtocolError, ReadTimeoutError
+    http.client.HTTPException,  # IncompleteRead
+    ConnectionError,
+    TimeoutError,
+)
+
+#: Bytes asked of a response body at a time: what arrived before a break is kept.
+READ_CHUNK = 256 * 1024
+
+#: Sleeps between read retries (a module attribute so that tests can record the backoff).
+_sleep: Callable[[float], None] = time.sleep
 
 #: boto3 client settings: botocore's "standard" retry mode backs off on throttling (SlowDown,
-#: 503) and connection errors; the state machine retries what still fails (TransientError).
-#: ``total_max_attempts`` counts the first try: 5 attempts in all. (botocore's ``max_attempts``
-#: key counts *retries*: ``max_attempts=5`` would mean 6 attempts.)
+#: 503), 500s and connection errors, so a failing GetObject or UploadPart is sent again (the part
+#: from the buffer smart-open holds); the state machine retries what still fails
+#: (TransientError). ``total_max_attempts`` counts the first try: 5 attempts in all. (botocore's
+#: ``max_attempts`` key counts *retries*: ``max_attempts=5`` would mean 6 attempts.)
+#: ``read_timeout`` bounds a stalled read: the body is then resumed by :class:`RangedReader`.
 CLIENT_CONFIG = botocore.config.Config(
     retries={"mode": "standard", "total_max_attempts": 5},
     connect_timeout=10,
-    read_timeout=60,
+    read_timeout=30,
     tcp_keepalive=True,
     max_pool_connections=16,
 )
@@ -254,51 +292,147 @@ def read_range(uri: str, start: int, length: int) -> bytes:
     bucket, key = split_s3(uri)
     client = s3_client()
     with s3_errors(uri):
-        try:
-            if length == 0:
-                client.head_object(Bucket=bucket, Key=key)
-                return b""
-            response = client.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
-            )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                return b""  # start is at or past the end of the object
-            raise
-        body = response["Body"]
-        try:
-            data = cast(bytes, body.read())
-        finally:
-            body.close()
-    # A server that ignores Range answers 200 with the whole object.
-    if response["ResponseMetadata"]["HTTPStatusCode"] == 200 and len(data) > length:
-        data = data[start : start + length]
-    return data
+        head = client.head_object(Bucket=bucket, Key=key)
+    size = int(head["ContentLength"])
+    if length == 0 or start >= size:
+        return b""
+    with RangedReader(client, uri, size, head.get("ETag"), start=start,
+                      end=min(size, start + length)) as reader:
+        return reader.read()
 
 
-def open_object(uri: str) -> tuple[smart_open.s3.Reader, int]:
+def open_object(uri: str) -> tuple[RangedReader, int]:
     """Open an object for streaming: its stored bytes and its size.
 
     A ``HeadObject`` checks the object and gives its size and ETag; the bytes then come through
-    smart-open's ranged reader, which re-opens the stream at the current offset after a
-    connection reset. Every ``GetObject`` carries ``If-Match: <ETag>``, so an object replaced
-    mid-read fails (``PreconditionFailed``, a :class:`~engine.errors.TransientError`) instead of
-    splicing two versions.
+    a :class:`RangedReader`, which resumes from the first byte not yet read after a broken body.
     """
     bucket, key = split_s3(uri)
     client = s3_client()
     with s3_errors(uri):
         head = client.head_object(Bucket=bucket, Key=key)
-    etag = head.get("ETag")
-    reader = smart_open.s3.Reader(
-        bucket,
-        key,
-        buffer_size=READ_BUFFER,
-        defer_seek=True,
-        client=client,
-        client_kwargs={"S3.Client.get_object": {"IfMatch": etag}} if etag else None,
-    )
-    return reader, int(head["ContentLength"])
+    size = int(head["ContentLength"])
+    return RangedReader(client, uri, size, head.get("ETag")), size
+
+
+class RangedReader(io.RawIOBase):
+    """The bytes ``[start, end)`` of an object, streamed by ranged GETs that resume on failure.
+
+    One ``GetObject`` with ``Range: bytes=<position>-<end - 1>`` streams the bytes; when its body
+    breaks (a connection reset, a read stalled past ``read_timeout``, a body shorter than
+    announced) the reader closes it, sleeps (:data:`READ_BACKOFF_SECONDS`, doubling) and asks
+    again from the first byte not yet returned. After :data:`READ_ATTEMPTS` failures in a row
+    without a byte read it raises :class:`~engine.errors.TransientError`. An error S3 answers
+    with (a 500 or SlowDown botocore retried already, a 404, access denied) is mapped and raised
+    at once. Every GET carries ``If-Match: <ETag>``, so an object replaced mid-read fails
+    (``PreconditionFailed``, transient) instead of splicing two versions. No request is made
+    before the first read: seeking first (a byte range of the object) costs nothing.
+    """
+
+    def __init__(self, client: Any, uri: str, size: int, etag: str | None, *, start: int = 0,
+                 end: int | None = None, attempts: int | None = None) -> None:
+        super().__init__()
+        self._client = client
+        self._uri = uri
+        self._bucket, self._key = split_s3(uri)
+        self._etag = etag
+        self._end = size if end is None else min(end, size)
+        self._position = start
+        self._attempts = READ_ATTEMPTS if attempts is None else attempts
+        self._body: Any = None
+        #: GETs made so far, and the failures they met (for tests and logs).
+        self.requests = 0
+        self.failures = 0
+
+    def readable(self) -> bool:
+        """Return True."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return True: seeking only moves the next GET's start."""
+        return True
+
+    def tell(self) -> int:
+        """The offset of the next byte read, from the start of the object."""
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset``: the body in flight is dropped, the next read GETs from there."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._end}[whence]
+        position = max(0, base + offset)
+        if position != self._position:
+            self._drop_body()
+            self._position = position
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with the next bytes (fewer at the end of the range); 0 at the end.
+
+        The body is read :data:`READ_CHUNK` bytes at a time: when it breaks, what arrived is
+        kept (and returned; the next call resumes after it), never read again.
+        """
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._end - self._position)
+        got = failed = 0
+        while got < want:
+            try:
+                if self._body is None:
+                    self._body = self._open()
+                data = self._body.read(min(READ_CHUNK, want - got))
+                if not data:  # the body ended before the range did
+                    raise http.client.IncompleteRead(b"", self._end - self._position)
+            except _BROKEN_BODY as exc:
+                self._drop_body()
+                self.failures += 1
+                if self.failures > READ_MAX_RESUMES:
+                    raise TransientError(
+                        _one_line(f"S3 read broke {self.failures} times (READ_MAX_RESUMES): "
+                                  f"{exc!r}"), uri=self._uri, offset=self._position) from exc
+                if got:
+                    break
+                failed += 1
+                if failed >= self._attempts:
+                    raise TransientError(
+                        _one_line(f"S3 read failed {failed} times in a row at byte "
+                                  f"{self._position}: {exc!r}"),
+                        uri=self._uri, offset=self._position) from exc
+                log.warning("%s: %r at byte %d; resuming with a ranged GET (retry %d of %d)",
+                            self._uri, exc, self._position, failed, self._attempts - 1)
+                _sleep(READ_BACKOFF_SECONDS * 2 ** (failed - 1))
+                continue
+            view[got:got + len(data)] = data
+            got += len(data)
+            self._position += len(data)
+        if self._position >= self._end:
+            self._drop_body()
+        return got
+
+    def _open(self) -> Any:
+        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key,
+                                  "Range": f"bytes={self._position}-{self._end - 1}"}
+        if self._etag:
+            kwargs["IfMatch"] = self._etag
+        self.requests += 1
+        with s3_errors(self._uri):
+            response = self._client.get_object(**kwargs)
+        if response["ResponseMetadata"]["HTTPStatusCode"] != 206 and self._position:
+            response["Body"].close()  # a server that ignores Range: refuse rather than splice
+            raise TransientError("S3 answered a ranged GET with the whole object",
+                                 uri=self._uri, offset=self._position)
+        return response["Body"]
+
+    def _drop_body(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            try:
+                body.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                pass
+
+    def close(self) -> None:
+        """Release the HTTP connection."""
+        self._drop_body()
+        super().close()
 
 
 # ---------------------------------------------------------------------------------------------

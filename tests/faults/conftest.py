@@ -1,0 +1,51 @@
+"""Fixtures: the fault proxy in front of the session's moto server, and recorded backoff."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fault_proxy import FaultProxy
+
+import engine.io
+
+
+@pytest.fixture
+def proxy(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A fault proxy in front of moto; the engine's S3 client goes through it."""
+    proxy = FaultProxy(moto_server)
+    url = proxy.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    engine.io.reset_s3_client()
+    yield proxy
+    proxy.stop()
+    engine.io.reset_s3_client()
+
+
+class _RecordedTime:
+    """``time`` as botocore's endpoint sees it, with ``sleep`` recorded instead of slept."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self._sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self._sleeps.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
+    """Backoff sleeps, recorded and skipped: botocore's request retries and the engine's
+    read resumes. The tests check that they happened and grew, without waiting for them."""
+    import botocore.endpoint
+
+    import engine.s3
+
+    recorded: dict[str, list[float]] = {"botocore": [], "engine": []}
+    monkeypatch.setattr(botocore.endpoint, "time", _RecordedTime(recorded["botocore"]))
+    monkeypatch.setattr(engine.s3, "_sleep", recorded["engine"].append)
+    return recorded
