@@ -375,7 +375,7 @@ class _Window(io.RawIOBase):
         self._source = source
         self._left = max(0, end - start)
         if start:
-X
+            source.seek(start)  # the S3 reader defers the GET: it starts at ``start``
 
     def readable(self) -> bool:
         return True
