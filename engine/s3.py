@@ -426,8 +426,8 @@ class RangedReader(io.RawIOBase):
         if body is not None:
             try:
                 body.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing a broken connection may fail too
+                log.debug("%s: closing a response body: %r", self._uri, exc)
 
     def close(self) -> None:
         """Release the HTTP connection."""
