@@ -3,8 +3,8 @@
 The record (``docs/pipeline.md``): partition key ``file_id``; ``bucket``, ``key``, ``version``,
 ``etag``, ``size``, ``contract``, ``status`` (``RECEIVED`` → ``VALIDATED`` → ``TRANSFORMED`` →
 ``SUCCEEDED``, or ``FAILED``), ``received_at``, ``updated_at``, counts, bytes, duration, peak
-memory, ``manifest``, ``error_type``, ``error_message`` and ``expires_at`` (the TTL attribute:
-epoch seconds, received + 180 days, ADR-006).
+memory, ``manifest``, ``error_type``, ``error_message``, ``expires_at`` (the TTL attribute:
+epoch seconds, received + 180 days, ADR-006) and ``claim_token`` (see :func:`claim`).
 
 ``table`` arguments are boto3 ``Table`` resources (``boto3.resource("dynamodb").Table(name)``).
 DynamoDB throttling becomes :class:`~engine.errors.TransientError`, which the state machine
@@ -15,6 +15,7 @@ error handler).
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,11 @@ def claim(table: Any, state: Mapping[str, Any], *, now: datetime | None = None) 
     same file (EventBridge delivers at least once), exactly one claims it. A replay
     (``state["replay"]``) may also re-claim a file whose record is FAILED.
 
+    The put carries a token of its own (``claim_token``). When the put was applied but its
+    response was lost (a timeout, a 500), botocore sends it again and the condition fails on
+    this call's own record: the token tells that apart from another execution's claim, which
+    would otherwise make the file look like a duplicate and no execution would convert it.
+
     Args:
         table: the metadata table.
         state: the state after ingest: ``file_id`` and the keys copied into the record
@@ -137,6 +143,7 @@ def claim(table: Any, state: Mapping[str, Any], *, now: datetime | None = None) 
     """
     received = now or (parse_iso(state["received_at"]) if state.get("received_at")
                        else now_utc())
+    token = uuid.uuid4().hex
     item = {name: state.get(name) for name in _CLAIMED}
     item.update(
         file_id=state["file_id"],
@@ -144,6 +151,7 @@ def claim(table: Any, state: Mapping[str, Any], *, now: datetime | None = None) 
         received_at=iso(received),
         updated_at=iso(received),
         expires_at=int((received + timedelta(days=TTL_DAYS)).timestamp()),
+        claim_token=token,
     )
     condition = "attribute_not_exists(file_id)"
     names: dict[str, str] = {}
@@ -152,16 +160,23 @@ def claim(table: Any, state: Mapping[str, Any], *, now: datetime | None = None) 
         condition += " OR #status = :failed"
         names["#status"] = "status"
         values[":failed"] = FAILED
-    kwargs: dict[str, Any] = {"Item": _to_dynamodb(item), "ConditionExpression": condition}
+    kwargs: dict[str, Any] = {"Item": _to_dynamodb(item), "ConditionExpression": condition,
+                              "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
     if names:
         kwargs.update(ExpressionAttributeNames=names, ExpressionAttributeValues=values)
     try:
         with _dynamodb_errors(state["file_id"]):
             table.put_item(**kwargs)
     except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        existing = exc.response.get("Item")
+        if existing is None:  # a DynamoDB that does not return it: read it
+            return record(table, state["file_id"]).get("claim_token") == token
+        found = existing.get("claim_token")
+        if isinstance(found, Mapping):  # the low-level shape, {"S": "..."}
+            found = found.get("S")
+        return found == token  # our own put, applied before its response was lost
     return True
 
 
