@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COPY_CHUNK_BYTES",
+    "check_locations",
     "FULL_VCPU_MB",
     "RemainingMs",
     "contract_of",
@@ -154,6 +155,34 @@ def part_name(key: str, index: int) -> str:
     return f"{stem(key)}-part-{index:05d}"
 
 
+def check_locations(state: Mapping[str, Any], contract: Contract | None, dst: str,
+                    settings: Settings, stem_name: str) -> None:
+    """Refuse a contract that reads or writes outside the configured buckets, before any data.
+
+    The outputs (data, ``rejects.path``, ``aggregate.path``, resolved as the engine will) must be
+    in the processed bucket; ``enrich`` reference tables in the processed bucket, the contracts'
+    bucket or the event's bucket (:meth:`Settings.check_source`).
+
+    Raises:
+        ContractError: naming the offending key and URI (routed to the DLQ).
+    """
+    from engine.run import _Plan  # the engine's own resolution of the output paths
+
+    source = contract.source_path if contract is not None else None
+    plan = _Plan.load(contract, object_uri(state), dst, stem_name)
+    for uri, where in ((dst, "output"), (plan.data_uri, "output"),
+                       (plan.rejects_uri, "rejects.path"),
+                       (plan.aggregate_uri, "aggregate.path")):
+        if uri:
+            settings.check_output(uri, where, contract=source)
+    for index, step in enumerate(contract.transforms if contract is not None else []):
+        if step.kind == "enrich":
+            assert contract is not None
+            settings.check_source(contract.resolve(step.enrich.path),
+                                  f"transforms[{index}].enrich.path", extra=[state["bucket"]],
+                                  contract=source)
+
+
 def hash_object(uri: str) -> str:
     """SHA-256 of a written output, streamed back from S3 (or the local file)."""
     digest = hashlib.sha256()
@@ -214,6 +243,7 @@ def convert_object(state: Mapping[str, Any], settings: Settings,
     deadline.check_budget(int(state.get("size") or 0), f"convert {uri}", compressed=compressed)
     require_current(state)
     dst = destination(output_base(state, contract, settings), contract, name)
+    check_locations(state, contract, dst, settings, name)
     kwargs: dict[str, Any] = {"format": read.format} if read.format else {}
     report = engine.transform(uri, dst, contract=contract, progress=deadline.progress,
                               **kwargs, **lambda_threads())
@@ -255,6 +285,7 @@ def convert_range(state: Mapping[str, Any], rng: Mapping[str, int], settings: Se
     if fmt == "csv" and start > 0:
         options.update(header=False, column_names=tuple(schema.names))
     dst = destination(output_base(state, contract, settings), contract, name)
+    check_locations(state, contract, dst, settings, name)
     report = engine.transform(uri, dst, contract=contract, progress=deadline.progress, **options)
     return part_entry(index, report)
 

@@ -13,11 +13,12 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from engine.config import parse_size
+from engine.errors import ContractError
 
 __all__ = [
     "CONTRACTS_URI",
@@ -147,6 +148,54 @@ class Settings:
             values[name] = value
         return cls(**values)
 
+    def source_buckets(self, extra: Iterable[str] = ()) -> frozenset[str]:
+        """Buckets a contract may read reference tables from.
+
+        The processed bucket, the bucket holding the contracts (the raw bucket, in the template)
+        and ``extra`` (the event's bucket).
+        """
+        buckets = {self.processed_bucket, *extra}
+        if self.contracts_uri and self.contracts_uri[:5].lower() == "s3://":
+            buckets.add(self.contracts_uri[5:].partition("/")[0])
+        return frozenset(b for b in buckets if b)
+
+    def check_source(self, uri: str, where: str, *, extra: Iterable[str] = (),
+                     contract: str | None = None) -> None:
+        """Refuse a reference table outside :meth:`source_buckets`.
+
+        With contracts in a local directory, files under that directory are allowed too. A
+        contract is data its authors upload; without this it could join any object the
+        function may read, or a local file such as ``/proc/self/environ`` (the Lambda's
+        credentials), into its output.
+
+        Raises:
+            ContractError: naming ``where`` (e.g. ``transforms[2].enrich.path``) and the URI.
+        """
+        allowed = self.source_buckets(extra)
+        if _bucket(uri) in allowed or self._in_contracts_dir(uri):
+            return
+        raise ContractError(f"{where}: {uri} is outside the configured buckets "
+                            f"({', '.join(sorted(allowed)) or 'none'}): refused", uri=contract)
+
+    def check_output(self, uri: str, where: str, *, contract: str | None = None) -> None:
+        """Refuse an output (data, rejects, aggregate) outside the processed bucket.
+
+        Raises:
+            ContractError: naming ``where`` (e.g. ``rejects.path``) and the URI.
+        """
+        if self.processed_bucket and _bucket(uri) == self.processed_bucket:
+            return
+        raise ContractError(f"{where}: {uri} is outside the processed bucket "
+                            f"({self.processed_bucket or PROCESSED_BUCKET + ' is not set'}): "
+                            "refused", uri=contract)
+
+    def _in_contracts_dir(self, uri: str) -> bool:
+        if not self.contracts_uri or _bucket(self.contracts_uri) is not None:
+            return False
+        root = os.path.realpath(_local(self.contracts_uri))
+        path = os.path.realpath(_local(uri))
+        return _bucket(uri) is None and os.path.commonpath([root, path]) == root
+
     def require(self, name: str) -> str:
         """The value of the string setting ``name``, which must be set.
 
@@ -157,3 +206,14 @@ class Settings:
         if not value:
             raise SettingsError(f"{_ENV.get(name, name)} is not set")
         return str(value)
+
+
+def _bucket(uri: str) -> str | None:
+    """The bucket of an ``s3://`` URI; ``None`` for anything else (a local path)."""
+    if uri[:5].lower() != "s3://":
+        return None
+    return uri[5:].partition("/")[0]
+
+
+def _local(uri: str) -> str:
+    return uri[7:] if uri.startswith("file://") else uri
