@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,10 @@ from engine.aws.conversion import (
     contract_of,
     convert_object,
     convert_range,
+    destination,
     object_uri,
     output_base,
+    part_name,
     read_options,
     require_current,
     stem,
@@ -56,13 +59,18 @@ __all__ = [
     "HEAD_BYTES",
     "handle_error",
     "ingest",
+    "manifest_uri",
     "output",
     "plan",
+    "published",
     "route_to_dlq",
     "transform",
     "transform_range",
+    "unpublish",
     "validate_head",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Bytes of the (decompressed) head that validate reads: the header and the first records.
 HEAD_BYTES = 1 * MiB
@@ -256,10 +264,16 @@ def transform(event: Mapping[str, Any], settings: Settings | None = None,
     clients = clients or default_clients()
     state = dict(event)
     entry = convert_object(state, settings, remaining_ms, index=0, name=stem(state["key"]))
-    metadata.update_status(
-        _table(settings, clients), state["file_id"], metadata.TRANSFORMED,
-        **{k: entry[k] for k in ("rows_in", "rows_out", "rows_rejected", "rows_filtered",
-                                 "bytes_out", "peak_rss_bytes")})
+    try:
+        metadata.update_status(
+            _table(settings, clients), state["file_id"], metadata.TRANSFORMED,
+            **{k: entry[k] for k in ("rows_in", "rows_out", "rows_rejected", "rows_filtered",
+                                     "bytes_out", "peak_rss_bytes")})
+    except BaseException:
+        # the step fails, so what it published must go: a retry writes it again, and a file
+        # whose retries run out leaves nothing behind (its record says FAILED)
+        _unpublish_quietly(published(state, settings, [entry], manifest=False))
+        raise
     state["parts"] = [entry]
     return state
 
@@ -306,7 +320,7 @@ def output(state: Mapping[str, Any], settings: Settings | None = None,
             raise SchemaError(f"part {part['index']} has another schema than part 0: "
                               f"{part.get('schema')} != {schema}", uri=object_uri(state))
     contract = contract_of(state)
-    manifest_uri = f"{output_base(state, contract, settings)}{stem(state['key'])}.manifest.json"
+    manifest = manifest_uri(state, settings)
     moment = now or metadata.now_utc()
     received = state.get("received_at")
     duration = (moment - metadata.parse_iso(received)).total_seconds() if received else None
@@ -314,7 +328,7 @@ def output(state: Mapping[str, Any], settings: Settings | None = None,
               for key in ("rows_in", "rows_out", "rows_rejected", "rows_filtered", "bytes_out")}
     peak = max(int(p.get("peak_rss_bytes") or 0) for p in parts)
     files = [f for p in parts for f in p.get("files") or []]
-    manifest = {
+    document = {
         "manifest_version": 1,
         "file_id": state["file_id"],
         "source": {"uri": object_uri(state), **{k: state.get(k) for k in
@@ -335,12 +349,16 @@ def output(state: Mapping[str, Any], settings: Settings | None = None,
                   for p in parts],
         "checksums": {f["uri"]: {"sha256": f["sha256"]} for f in files},
     }
-    with io.AtomicOutput(manifest_uri) as out:
-        out.write(json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    metadata.update_status(_table(settings, clients), state["file_id"], metadata.SUCCEEDED,
-                           now=moment, duration_seconds=duration, peak_rss_bytes=peak,
-                           manifest=manifest_uri, **totals)
-    return {**state, "output": {"manifest": manifest_uri, **totals,
+    with io.AtomicOutput(manifest) as out:
+        out.write(json.dumps(document, indent=2, ensure_ascii=False).encode())
+    try:
+        metadata.update_status(_table(settings, clients), state["file_id"], metadata.SUCCEEDED,
+                               now=moment, duration_seconds=duration, peak_rss_bytes=peak,
+                               manifest=manifest, **totals)
+    except BaseException:
+        _unpublish_quietly([manifest])  # no manifest unless the record says SUCCEEDED
+        raise
+    return {**state, "output": {"manifest": manifest, **totals,
                                 "files": [f["uri"] for f in files]}}
 
 
@@ -353,7 +371,9 @@ def handle_error(state: Mapping[str, Any], settings: Settings | None = None,
     """Record FAILED with the caught error's type and message; return the state + ``failure``."""
     settings = settings or Settings.from_env()
     clients = clients or default_clients()
-    return {**state, "failure": failures.record_failure(state, _table(settings, clients))}
+    failure = failures.record_failure(state, _table(settings, clients))
+    unpublish(published(state, settings))
+    return {**state, "failure": failure}
 
 
 def route_to_dlq(state: Mapping[str, Any], settings: Settings | None = None,
@@ -369,6 +389,7 @@ def route_to_dlq(state: Mapping[str, Any], settings: Settings | None = None,
     settings = settings or Settings.from_env()
     clients = clients or default_clients()
     failure = failures.record_failure(state, _table(settings, clients))
+    unpublish(published(state, settings))
     body = failures.dlq_message(state, failure)
     try:
         response = clients.sqs.send_message(
@@ -383,3 +404,76 @@ def route_to_dlq(state: Mapping[str, Any], settings: Settings | None = None,
             raise TransientError(f"SQS {code}", uri=settings.dlq_url) from exc
         raise
     return {**state, "failure": failure, "dlq": {"message_id": response.get("MessageId")}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Taking back what a failed file published
+
+
+def manifest_uri(state: Mapping[str, Any], settings: Settings) -> str:
+    """Where the output step writes the file's manifest: ``<output folder><stem>.manifest.json``."""
+    return f"{output_base(state, contract_of(state), settings)}{stem(state['key'])}.manifest.json"
+
+
+def published(state: Mapping[str, Any], settings: Settings,
+              parts: Sequence[Mapping[str, Any]] | None = None, *,
+              manifest: bool = True) -> list[str]:
+    """What converting the file published, as far as ``parts`` (default the state's) tell.
+
+    Each part's data files and rejects file; for a contract, the rejects file and the aggregate
+    the engine writes beside the output even when the part names neither (no rejected row, the
+    aggregate is not a part file); and the manifest (``manifest=True``). Without parts the file
+    was never converted by this execution: nothing (an older manifest at the same key describes
+    another version's outputs, which this execution did not touch).
+    """
+    parts = list(state.get("parts") or [] if parts is None else parts)
+    if not parts or not state.get("key") or not state.get("bucket"):
+        return []
+    contract = contract_of(state)
+    uris: set[str] = set()
+    names = {stem(state["key"])}  # the engine's stem for a whole object, whatever the route
+    for part in parts:
+        uris.update(f["uri"] for f in part.get("files") or [] if isinstance(f, Mapping))
+        if part.get("rejects_uri"):
+            uris.add(part["rejects_uri"])
+        if state.get("ranges"):
+            names.add(part_name(state["key"], int(part["index"])))
+    if contract is not None:
+        from engine.run import _Plan  # the engine's own naming of rejects and aggregate files
+
+        base, src = output_base(state, contract, settings), object_uri(state)
+        for name in names:
+            plan = _Plan.load(contract, src, destination(base, contract, name), name)
+            uris.update(u for u in (plan.rejects_uri, plan.aggregate_uri) if u)
+    if manifest:
+        uris.add(manifest_uri(state, settings))
+    return sorted(uris)
+
+
+def unpublish(uris: Iterable[str]) -> None:
+    """Delete these outputs (a missing one is not an error).
+
+    Raises:
+        TransientError: S3 throttling or a network failure (the failure step is retried).
+    """
+    for uri in uris:
+        if io.is_s3(uri):
+            from engine.s3 import s3_errors
+
+            bucket, key = io.split_s3(uri)
+            with s3_errors(uri, output=True):
+                io.s3_client().delete_object(Bucket=bucket, Key=key)
+        else:
+            import contextlib
+            import os
+
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(uri[7:] if uri.startswith("file://") else uri)
+
+
+def _unpublish_quietly(uris: Iterable[str]) -> None:
+    """:func:`unpublish` on an error path: a failure is logged, never raised over the error."""
+    try:
+        unpublish(uris)
+    except Exception as exc:  # noqa: BLE001 - the step's own error is the one to report
+        log.warning("could not remove the outputs of a failed step: %r", exc)
