@@ -9,8 +9,9 @@ task states reach the real handlers in ``lambda/<step>/handler.py`` in-process: 
 "stackTrace"}`` with ``FunctionError: Unhandled``, which is what the ASL's ``ErrorEquals``
 matches). Nothing leaves the process: moto intercepts every AWS call, with fake credentials set
 for the duration of the run; a retry waits its interval (``IntervalSeconds × BackoffRate^n``)
-times ``time_scale`` (0 by default), and the intervals asked for are reported. Map iterations
-run on moto's worker threads; the handlers' bodies run one at a time (on AWS each concurrent
+times ``time_scale`` (0 by default), and the intervals asked for are reported. Executions (see
+:meth:`LocalPipeline.run_many`) and Map iterations run on moto's worker threads, so they overlap
+and their states interleave; the handlers' bodies run one at a time (on AWS each concurrent
 invocation has a sandbox of its own, here they share one process), with one environment.
 
 The definition is a template: every ``${Name}`` is a CloudFormation ``DefinitionSubstitutions``
@@ -502,8 +503,11 @@ def _history(sfn: Any, execution_arn: str) -> _History:
             with contextlib.suppress(TypeError, ValueError):
                 output = json.loads(details.get("output") or "null")
                 out.outputs[current] = output
-                if out.file_id is None and isinstance(output, dict) and output.get("file_id"):
-                    out.file_id = output["file_id"]
+                if out.file_id is None and isinstance(output, dict):
+                    # a state's file_id, or (ingest failed) the one the error tasks recorded
+                    failure = output.get("failure")
+                    out.file_id = output.get("file_id") or (
+                        failure.get("file_id") if isinstance(failure, dict) else None)
     return out
 
 
@@ -702,6 +706,8 @@ class LocalPipeline:
         self._stack: contextlib.ExitStack | None = None
         self.state_machine_arn = ""
         self.queue_url = ""
+        #: DLQ messages the last :meth:`run_many` could not match to one of its executions.
+        self.unmatched_dlq: list[Any] = []
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -894,6 +900,82 @@ class LocalPipeline:
         return _result(desc, hist, record=record, outputs=outputs, dlq=self._drain_dlq(),
                        waits=self.waits[waits_before:])
 
+    def start(self, event: Mapping[str, Any]) -> str:
+        """Start an execution with ``event`` as input and return its ARN without waiting.
+
+        moto runs every execution on a thread of its own, so executions started one after the
+        other run at the same time (see :meth:`run_many`).
+        """
+        if self._stack is None:
+            raise RuntimeError("use LocalPipeline as a context manager")
+        return self.client("stepfunctions").start_execution(  # type: ignore[no-any-return]
+            stateMachineArn=self.state_machine_arn, name=str(uuid.uuid4()),
+            input=json.dumps(event))["executionArn"]
+
+    def run_many(self, objects: list[Mapping[str, Any]], *, concurrency: int = 8,
+                 timeout: float | None = 600, poll: float = 0.05) -> list[dict[str, Any]]:
+        """Run one execution per uploaded object, ``concurrency`` of them in flight at a time.
+
+        Each object (``upload``'s result) gets a new event, as :meth:`run_object` gives it; the
+        next execution starts as soon as one finishes. Executions really overlap: moto runs each
+        on its own thread, and their states interleave (one execution's Transform between
+        another's Ingest and Validate). The handlers' *bodies* still run one at a time (see
+        :class:`_Dispatcher`): on AWS each invocation has a sandbox of its own, here they share
+        one process, so this tests the pipeline's shared state (claims, records, keys, the DLQ)
+        under concurrency, not the engine's parallel throughput.
+
+        Returns:
+            One result per object, in order, shaped as :meth:`execute`'s, except that
+            ``outputs`` are the objects the execution's final state names (manifest, data files,
+            rejects), not a listing of what changed in the bucket (other executions write there
+            at the same time), there are no ``retry_waits`` (not attributable), and ``seconds``
+            is the execution's duration (start to stop, as Step Functions reports it). DLQ
+            messages are matched to executions by ``file_id``; any that match none are left in
+            :attr:`unmatched_dlq`.
+
+        Raises:
+            ValueError: ``concurrency`` below 1.
+            TimeoutError: an execution did not finish within ``timeout`` seconds of its start.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        sfn = self.client("stepfunctions")
+        pending = list(enumerate(objects))
+        pending.reverse()
+        running: dict[str, tuple[int, float]] = {}  # ARN → (index, monotonic start)
+        done: dict[int, tuple[str, dict[str, Any]]] = {}
+        while pending or running:
+            while pending and len(running) < concurrency:
+                index, obj = pending.pop()
+                event = object_created_event(obj["bucket"], obj["key"], size=obj["size"],
+                                             etag=obj["etag"], version=obj.get("version"))
+                running[self.start(event)] = (index, time.monotonic())
+            for arn, (index, started) in list(running.items()):
+                desc = sfn.describe_execution(executionArn=arn)
+                if desc["status"] in _TERMINAL:
+                    done[index] = (arn, desc)
+                    del running[arn]
+                elif timeout is not None and time.monotonic() - started > timeout:
+                    raise TimeoutError(f"execution {arn} still {desc['status']} after "
+                                       f"{timeout:.0f} s")
+            if running:
+                time.sleep(poll)
+        ddb = self.client("dynamodb")
+        results: list[dict[str, Any]] = []
+        for index in range(len(objects)):
+            arn, desc = done[index]
+            hist = _history(sfn, arn)
+            record = _record(ddb, self.names["table"], hist.file_id)
+            output = None
+            with contextlib.suppress(TypeError, ValueError):
+                output = json.loads(desc.get("output") or "null")
+            result = _result(desc, hist, record=record, outputs=_published(output), dlq=[])
+            result["file_id"] = hist.file_id
+            result["seconds"] = _duration(desc)
+            results.append(result)
+        self.unmatched_dlq = _assign_dlq(results, self._drain_dlq())
+        return results
+
     def _drain_dlq(self) -> list[Any]:
         sqs = self.client("sqs")
         messages: list[Any] = []
@@ -908,6 +990,57 @@ class LocalPipeline:
                     body = json.loads(body)
                 messages.append(body)
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"])
+
+
+def _published(output: Any) -> list[str]:
+    """What a succeeded execution's final state says it published: manifest, files, rejects."""
+    if not isinstance(output, dict):
+        return []
+    uris: list[str] = []
+    for part in output.get("parts") or []:
+        if not isinstance(part, dict):
+            continue
+        uris += [f["uri"] for f in part.get("files") or []
+                 if isinstance(f, dict) and isinstance(f.get("uri"), str)]
+        if isinstance(part.get("rejects_uri"), str):
+            uris.append(part["rejects_uri"])
+    final = output.get("output")
+    if isinstance(final, dict) and isinstance(final.get("manifest"), str):
+        uris.append(final["manifest"])
+    return sorted(set(uris))
+
+
+def _duration(desc: Mapping[str, Any]) -> float | None:
+    """Seconds from an execution's start to its stop, as ``DescribeExecution`` reports them."""
+    start, stop = desc.get("startDate"), desc.get("stopDate")
+    if isinstance(start, datetime) and isinstance(stop, datetime):
+        return round((stop - start).total_seconds(), 3)
+    return None
+
+
+def _assign_dlq(results: list[dict[str, Any]], messages: list[Any]) -> list[Any]:
+    """Give each DLQ message to the execution of its ``file_id``; return those left over.
+
+    A failed execution of the file is preferred (duplicates share a ``file_id``). A message
+    without a ``file_id`` (an event that was not understood) goes to a failed execution that
+    has none, in order.
+    """
+    by_file: dict[str, dict[str, Any]] = {}
+    for r in results:
+        if r["file_id"] and (r["file_id"] not in by_file or r["status"] != "SUCCEEDED"):
+            by_file[r["file_id"]] = r
+    unknown = [r for r in results if not r["file_id"] and r["status"] != "SUCCEEDED"]
+    left: list[Any] = []
+    for message in messages:
+        file_id = message.get("file_id") if isinstance(message, dict) else None
+        target = by_file.get(file_id) if file_id else None
+        if target is None and not file_id and unknown:
+            target = unknown.pop(0)
+        if target is None:
+            left.append(message)
+        else:
+            target["dlq"].append(message)
+    return left
 
 
 def _keys(s3: Any, bucket: str) -> list[str]:
