@@ -15,6 +15,7 @@ import csv
 import hashlib
 import importlib.util
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -99,9 +100,16 @@ def check(row: dict[str, str], src: Path, out: Path) -> dict[str, Any]:
                                      + report["rows_filtered"])
         assert left == ["out.parquet", "rejects.ndjson"], left  # no temp file next to them
         assert pq.read_metadata(dst).num_rows == report["rows_out"]
-        assert len(rejects.read_text().splitlines()) == report["rows_rejected"]
-    return {"file": row["file"], "exit": code, "peak_mib": round(peak / MiB),
-            "error": (report.get("error") or {}).get("type")}
+        assert rejects.read_bytes().count(b"\n") == report["rows_rejected"]
+    result = {"file": row["file"], "exit": code, "peak_mib": round(peak / MiB),
+              "error": (report.get("error") or {}).get("type"),
+              "rows": None if code else [report["rows_in"], report["rows_out"],
+                                         report["rows_rejected"]]}
+    log = os.environ.get("CHUNKWISE_RELIABILITY_LOG")  # figures for docs/RELIABILITY.md
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"suite": "corpus", **result}) + "\n")
+    return result
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r["file"] in make_corpus.SMALL],

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
+# hypothesis's pytest plugin imports hypothesis in the terminal summary if no test did, and
+# pytest then rewrites it: after these tests (botocore retries, resets, finalizers), CPython
+# 3.11.7's ast.parse there failed with "SystemError: AST constructor recursion depth mismatch"
+# in runs of tests/faults plus other non-hypothesis tests. Importing it here, at collection, as
+# the full suite does anyway, keeps such partial runs green.
+import hypothesis  # noqa: F401
 import pytest
 from fault_proxy import FaultProxy
 
@@ -13,7 +21,8 @@ import engine.io
 
 
 @pytest.fixture
-def proxy(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+def proxy(moto_server: str, monkeypatch: pytest.MonkeyPatch,
+          request: pytest.FixtureRequest) -> Iterator[FaultProxy]:
     """A fault proxy in front of moto; the engine's S3 client goes through it."""
     proxy = FaultProxy(moto_server)
     url = proxy.start()
@@ -22,6 +31,17 @@ def proxy(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultPr
     yield proxy
     proxy.stop()
     engine.io.reset_s3_client()
+    log = os.environ.get("CHUNKWISE_RELIABILITY_LOG")  # figures for docs/RELIABILITY.md
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({
+                "suite": "faults", "test": request.node.name,
+                "faults": [[f.operation, f.kind, f.status if f.kind == "status" else None,
+                            f.hits] for f in proxy.faults],
+                "requests": {op: sum(e["operation"] == op for e in proxy.log)
+                             for op in ("GetObject", "UploadPart", "AbortMultipartUpload",
+                                        "CompleteMultipartUpload")},
+            }) + "\n")
 
 
 class _RecordedTime:

@@ -87,6 +87,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._stop = threading.Event()
+        self._open: dict[threading.Thread, socket.socket] = {}
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -103,8 +104,7 @@ class FaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True,
                          name="fault-proxy").start()
         host, port = self._server.server_address[:2]
@@ -112,10 +112,26 @@ class FaultProxy:
         return self.url
 
     def stop(self) -> None:
+        """Stop serving, close the connections the client keeps alive, join their threads.
+
+        A handler thread left blocked on a kept-alive connection wakes when the client's pool
+        is collected, possibly while pytest parses a module: CPython 3.11's AST state is shared
+        between threads, and that interleaving fails with "AST constructor recursion depth
+        mismatch".
+        """
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        with self._lock:
+            handlers = list(self._open.items())
+        for _, sock in handlers:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread, _ in handlers:
+            thread.join(timeout=5)
 
     def _match(self, op: str) -> Fault | None:
         with self._lock:
@@ -125,12 +141,41 @@ class FaultProxy:
         return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Prints no traceback for a dropped client.
+
+    A client that gave up on a stalled or reset response closes its end; the handler's write
+    then fails. socketserver would print that traceback, and formatting a traceback in 3.11
+    parses source with ``ast`` in this thread while pytest may be parsing in the main one:
+    CPython 3.11's AST state is shared, and the two then fail with "AST constructor recursion
+    depth mismatch".
+    """
+
+    daemon_threads = True  # a kept-alive connection would block a join forever
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and "Expect: 100-continue" answered for us
     owner: FaultProxy
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         return
+
+    def setup(self) -> None:
+        super().setup()
+        with self.owner._lock:
+            self.owner._open[threading.current_thread()] = self.connection
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._open.pop(threading.current_thread(), None)
+        try:
+            super().finish()
+        except OSError:
+            pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._relay()
