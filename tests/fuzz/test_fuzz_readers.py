@@ -11,7 +11,7 @@ The properties, whatever the bytes:
   ``read_batches`` yields the same ``rows_out`` rows;
 - a run that fails leaves nothing in the output directory.
 
-The budget is ``CHUNKWISE_FUZZ_EXAMPLES`` examples per target (default 120: about a minute for
+The budget is ``CHUNKWISE_FUZZ_EXAMPLES`` examples per target (default 300: under a minute for
 the whole module on one core); every corpus input of ``tests/corpus`` is an explicit example
 of the target it belongs to, so known hostile inputs run on every CI run whatever is drawn.
 Failures hypothesis finds are kept in its example database (``.hypothesis/``) and replayed first.
@@ -41,7 +41,7 @@ from engine.errors import EngineError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpus"))
 import make_corpus  # noqa: E402
 
-EXAMPLES = int(os.environ.get("CHUNKWISE_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("CHUNKWISE_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.large_base_example])

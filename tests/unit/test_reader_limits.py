@@ -97,6 +97,7 @@ def test_scan_depth_matches_a_byte_by_byte_reference(monkeypatch: pytest.MonkeyP
         assert scan.deep_records(a, ends, 3) == [
             i for i, r in enumerate(records) if reference_depth(r) > 3], data
         monkeypatch.setattr(scan, "SCAN_SLICE", rng.randrange(1, 16))  # state across slices
+        assert scan.deep_lines(a, 3) == spans, (data, scan.SCAN_SLICE)
         for line in lines:
             assert scan.nesting_depth(np.frombuffer(line, np.uint8)) == reference_depth(line)
         monkeypatch.undo()
