@@ -7,7 +7,9 @@ botocore event hook on the steps' own client); no production code knows about it
   engine's read loop (``engine.run._chunks``), or at the *j*-th output commit
   (``engine.output.AtomicOutput.commit``: data files, rejects, aggregate). With ``hard=True`` the
   attempt dies as a killed Lambda would: the engine's cleanup does not reach S3 (no multipart
-  abort, no delete of files it already published).
+  abort, no delete of files it already published). A commit fails inside
+  ``AtomicOutput.commit`` (in the S3 backend's ``publish``), as a failing
+  ``CompleteMultipartUpload`` would.
 - :class:`DynamoFaults` answers DynamoDB ``PutItem``/``UpdateItem`` requests with throttling
   errors, or applies one and then loses its response (a fault in moto's backend, so botocore's
   own retries run as they would on AWS).
@@ -71,7 +73,7 @@ def fault_type(name: str) -> type[Exception]:
 
 
 class TransformFault:
-    """Stop the first ``attempts`` transform attempts at ``position``.
+    """Stop the first ``attempts`` transform attempts at ``position`` (outputs on S3 only).
 
     Positions ``0 .. batches - 1`` are "before that batch of the read loop"; positions
     ``batches .. batches + commits - 1`` are "at that output commit". With ``position=None`` it
@@ -93,7 +95,6 @@ class TransformFault:
         import engine.run
         import engine.s3
         from engine.aws import steps
-        from engine.output import AtomicOutput
 
         self.position = position
         self.batch_count = batches
@@ -127,14 +128,14 @@ class TransformFault:
             with real_chunks(*args, **kwargs) as (raw, it):
                 yield raw, self._count(it)
 
-        real_commit = AtomicOutput.commit
+        real_publish = engine.s3.S3Output.publish
 
-        def commit(output: AtomicOutput) -> None:
-            if self._active and not output.committed:
+        def publish(backend: Any) -> None:  # inside AtomicOutput.commit, as a real failure is
+            if self._active:
                 if self._armed:
                     self._check(self.batch_count + self.commits, f"commit {self.commits + 1}")
                 self.commits += 1
-            real_commit(output)
+            real_publish(backend)
 
         real_discard, real_delete = engine.s3.S3Output.discard, engine.s3.S3Output.delete
 
@@ -152,7 +153,7 @@ class TransformFault:
 
         monkeypatch.setattr(steps, "transform", transform)
         monkeypatch.setattr(engine.run, "_chunks", chunks)
-        monkeypatch.setattr(AtomicOutput, "commit", commit)
+        monkeypatch.setattr(engine.s3.S3Output, "publish", publish)
         monkeypatch.setattr(engine.s3.S3Output, "discard", discard)
         monkeypatch.setattr(engine.s3.S3Output, "delete", delete)
 
