@@ -98,6 +98,7 @@ TRANSIENT_ERRORS = frozenset(
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
+        "Lambda.Unknown",
         "DynamoDB.ProvisionedThroughputExceededException",
         "TransientError",
     }

@@ -49,6 +49,7 @@ TRANSIENT_ERRORS = {
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",
     "DynamoDB.ProvisionedThroughputExceededException",
     "TransientError",
 }

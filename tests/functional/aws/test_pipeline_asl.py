@@ -20,6 +20,7 @@ TRANSIENT = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.Unknown",
     "DynamoDB.ProvisionedThroughputExceededException",
     "TransientError",
 ]
