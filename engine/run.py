@@ -529,6 +529,7 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
     rejects = _RejectsFile(opts.rejects_uri if plan.dst is not None else None)
     rows_in = 0
     sink = _sink(plan, out_schema, opts)
+    published: list[ParquetSink] = []
     failed: ValidationError | None = None
     try:
         with _chunks(src, reader, read_schema, opts, "restart", strict, clock) as (raw, chunks):
@@ -550,7 +551,7 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
             bytes_in = raw.raw_bytes_read
         if stages is not None:
             _check_thresholds(plan.contract, rows_in, rejects.count, src, final=True)
-        aggregate = _write_aggregate(plan, stages, opts)
+        aggregate = _write_aggregate(plan, stages, opts, published)
         if sink is not None:
             with clock.measure("encode_write"):
                 sink.commit()
@@ -560,6 +561,8 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
     except BaseException as exc:
         if sink is not None:
             sink.abort()
+        for done in published:  # the aggregate, published before the data failed to commit
+            done.abort()
         rejects.abort()
         if isinstance(exc, EngineError) and exc.uri is None:
             exc.uri = src
@@ -603,7 +606,9 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
     return report
 
 
-def _write_aggregate(plan: _Plan, stages: _Stages | None, opts: RunOptions) -> dict | None:
+def _write_aggregate(plan: _Plan, stages: _Stages | None, opts: RunOptions,
+                     published: list[ParquetSink]) -> dict | None:
+    """Write the aggregate; its sink joins ``published``, to be aborted if the run fails later."""
     if stages is None or stages.aggregator is None:
         return None
     table = stages.aggregator.result()
@@ -613,6 +618,7 @@ def _write_aggregate(plan: _Plan, stages: _Stages | None, opts: RunOptions) -> d
         write = replace(opts.write, max_rows_per_file=None, max_bytes_per_file=None)
         with ParquetSink(plan.aggregate_uri, table.schema, write) as sink:
             sink.write(table)
+        published.append(sink)
         info["bytes"] = sink.files[0].bytes if sink.files else 0
     return info
 

@@ -1009,3 +1009,21 @@ def test_infer_writes_a_contract_that_loads_and_converts_its_input(
     assert table.column_names == list(ORDERS_COLUMNS)
     assert "NA" in table.column("country").to_pylist()
     assert os.path.getsize(tmp_path / "o.parquet") == report.bytes_out
+
+
+def test_a_data_commit_failing_after_the_aggregate_leaves_nothing(
+        clean_orders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The aggregate is published before the data files commit; if they fail, it goes too."""
+    from engine.errors import TransientError
+    from engine.writer import PartitionedSink
+
+    def failing_commit(self: PartitionedSink) -> None:
+        raise TransientError("injected: the data files did not commit")
+
+    monkeypatch.setattr(PartitionedSink, "commit", failing_commit)
+    contract = orders_contract(tmp_path / "c.yaml", "csv")
+    out = tmp_path / "out"
+    with pytest.raises(TransientError, match="injected"):
+        transform(str(clean_orders["csv"]), f"{out}/", contract=str(contract))
+    assert parquet_files(tmp_path) == []
+    assert [p for p in files_under(tmp_path) if p != "c.yaml"] == []
