@@ -144,11 +144,16 @@ def test_stalled_read_times_out_and_resumes(proxy: FaultProxy, s3: Any, clean: p
 
 def test_read_making_no_progress_is_transient_and_publishes_nothing(
         proxy: FaultProxy, s3: Any, sleeps: dict[str, list[float]]):
-    proxy.add(Fault("GetObject", "reset", times=-1, after_bytes=0, skip=2))
+    # The main read (after the inference samples) breaks at 20 MiB, once a part is uploaded;
+    # every ranged GET resuming it then breaks before its first byte.
+    proxy.add(Fault("GetObject", "reset", times=1, after_bytes=20 * MiB, skip=5))
+    proxy.add(Fault("GetObject", "reset", times=-1, after_bytes=0, skip=5))
     with pytest.raises(TransientError) as info:
         engine.transform(SRC, DST, **WRITE)
     assert info.value.uri == SRC and "5 times in a row" in info.value.message
     assert sleeps["engine"] == [0.25, 0.5, 1.0, 2.0]  # bounded: READ_ATTEMPTS - 1 sleeps
+    assert len(proxy.requests("UploadPart")) >= 1  # the upload had begun: it is aborted
+    assert len(proxy.requests("AbortMultipartUpload")) == 1
     assert_nothing_published(s3, proxy)
 
 
