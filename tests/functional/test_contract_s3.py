@@ -89,7 +89,7 @@ def test_contract_transform_from_s3_to_s3(buckets: Any, dirty_orders: Any, tmp_p
     stored = keys(buckets, "processed")
     data = [k for k in stored if k.startswith("orders/country=")]
     assert set(stored) - set(data) == {"orders/rejects/2025-03-01.rejects.ndjson",
-                                       "orders/_aggregates/orders.parquet"}
+                                       "orders/_aggregates/2025-03-01.parquet"}
     assert all(k.endswith(".parquet") and k.split("/")[2].startswith("2025-03-01-")
                for k in data)
     assert sorted(f["uri"] for f in report.files) == [f"s3://processed/{k}" for k in data]
@@ -102,7 +102,7 @@ def test_contract_transform_from_s3_to_s3(buckets: Any, dirty_orders: Any, tmp_p
     assert report.rejects["uri"] == f"{OUT}rejects/2025-03-01.rejects.ndjson"
     rejects = read_ndjson(buckets, "processed", "orders/rejects/2025-03-01.rejects.ndjson")
     assert sorted(r["record"] for r in rejects) == [f["record"] for f in injected]
-    assert report.aggregate["uri"] == f"{OUT}_aggregates/orders.parquet"
+    assert report.aggregate["uri"] == f"{OUT}_aggregates/2025-03-01.parquet"
 
     # read the partitions back: every row, enriched from the S3 reference table
     for key in data:

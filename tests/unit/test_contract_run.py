@@ -911,7 +911,7 @@ def test_files_are_named_after_the_input(tmp_path: Path, name: str, stem: str):
     for _ in range(2):
         report = check_accounting(transform(str(src), f"{out}/", contract=str(contract)))
         assert report.output == str(out / f"{stem}.parquet")
-        assert sorted(files_under(out)) == sorted(["_aggregates/orders.parquet",
+        assert sorted(files_under(out)) == sorted([f"_aggregates/{stem}.parquet",
                                                    f"_rejects/{stem}.rejects.ndjson",
                                                    f"{stem}.parquet"])
     partitioned = orders_contract(tmp_path / "p.yaml", fmt)
