@@ -38,7 +38,7 @@ from engine.readers.base import utf8_stream
 from engine.timing import CLOCK, StageClock, TimedReads
 from engine.writer import ParquetSink
 
-__all__ = ["RunReport", "build_options", "read_batches", "transform", "validate"]
+__all__ = ["OutputPlan", "RunReport", "build_options", "read_batches", "transform", "validate"]
 
 #: Called after each chunk with (stored bytes read, stored size or None).
 Progress = Callable[[int, int | None], None]
@@ -353,7 +353,7 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, progress: 
     clock = CLOCK.get()
     assert clock is not None
     opts = build_options(options, **kwargs)
-    plan = _Plan.load(contract, src, dst, opts.output_stem)
+    plan = OutputPlan.load(contract, src, dst, opts.output_stem)
     opts = build_options(options, **{**plan.overrides(), **kwargs})
     with clock.measure("infer"):
         samples = _samples(src, opts.read)
@@ -384,8 +384,12 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, progress: 
 
 
 @dataclass
-class _Plan:
-    """Where the outputs go and, with a contract, what happens to each chunk on the way."""
+class OutputPlan:
+    """Where a run's outputs go (data, rejects, aggregate) and the contract that shapes them.
+
+    :meth:`load` resolves them as :func:`transform` will, so the pipeline can check and clean
+    up the very URIs a run writes.
+    """
 
     dst: str | None
     contract: Any = None
@@ -396,7 +400,8 @@ class _Plan:
 
     @classmethod
     def load(cls, contract: Any, src: str, dst: str | None,
-             stem: str | None = None) -> _Plan:
+             stem: str | None = None) -> OutputPlan:
+        """Resolve the outputs of converting ``src`` to ``dst`` (files named after ``stem``)."""
         if contract is not None and not hasattr(contract, "columns"):
             from engine.contract import load_contract
 
@@ -416,6 +421,7 @@ class _Plan:
         return plan
 
     def overrides(self) -> dict[str, Any]:
+        """The contract's format and output options, as :func:`transform` keywords."""
         if self.contract is None:
             return {}
         out = {**self.contract.read_overrides(), **self.contract.output.write_overrides()}
@@ -446,7 +452,7 @@ def _under(base: str, path: str, name: str) -> str:
 class _Stages:
     """The contract's stages for one pass: validate → transform → aggregate."""
 
-    def __init__(self, plan: _Plan, src: str, schema: pa.Schema) -> None:
+    def __init__(self, plan: OutputPlan, src: str, schema: pa.Schema) -> None:
         from engine.transforms import Transformer
         from engine.validate import Validator
 
@@ -503,7 +509,7 @@ def _check_thresholds(contract: Any, rows_in: int, rejected: int, src: str,
                               f"({policy.max_ratio:.2%})", uri=src)
 
 
-def _sink(plan: _Plan, schema: pa.Schema, opts: RunOptions) -> Any:
+def _sink(plan: OutputPlan, schema: pa.Schema, opts: RunOptions) -> Any:
     if plan.dst is None:
         return None
     contract = plan.contract
@@ -521,7 +527,7 @@ def _sink(plan: _Plan, schema: pa.Schema, opts: RunOptions) -> Any:
     return ParquetSink(plan.data_uri or plan.dst, schema, opts.write)
 
 
-def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: RunOptions,
+def _convert(src: str, plan: OutputPlan, reader: Reader, schema: pa.Schema, opts: RunOptions,
              progress: Progress | None, clock: StageClock) -> RunReport:
     stages = _Stages(plan, src, schema) if plan.contract is not None else None
     read_schema, strict = (stages.reader_schema, stages.strict) if stages else (schema, frozenset())
@@ -606,7 +612,7 @@ def _convert(src: str, plan: _Plan, reader: Reader, schema: pa.Schema, opts: Run
     return report
 
 
-def _write_aggregate(plan: _Plan, stages: _Stages | None, opts: RunOptions,
+def _write_aggregate(plan: OutputPlan, stages: _Stages | None, opts: RunOptions,
                      published: list[ParquetSink]) -> dict | None:
     """Write the aggregate; its sink joins ``published``, to be aborted if the run fails later."""
     if stages is None or stages.aggregator is None:

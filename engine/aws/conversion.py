@@ -166,10 +166,10 @@ def check_locations(state: Mapping[str, Any], contract: Contract | None, dst: st
     Raises:
         ContractError: naming the offending key and URI (routed to the DLQ).
     """
-    from engine.run import _Plan  # the engine's own resolution of the output paths
+    from engine.run import OutputPlan  # the engine's resolution of output paths
 
     source = contract.source_path if contract is not None else None
-    plan = _Plan.load(contract, object_uri(state), dst, stem_name)
+    plan = OutputPlan.load(contract, object_uri(state), dst, stem_name)
     for uri, where in ((dst, "output"), (plan.data_uri, "output"),
                        (plan.rejects_uri, "rejects.path"),
                        (plan.aggregate_uri, "aggregate.path")):

@@ -439,11 +439,11 @@ def published(state: Mapping[str, Any], settings: Settings,
         if state.get("ranges"):
             names.add(part_name(state["key"], int(part["index"])))
     if contract is not None:
-        from engine.run import _Plan  # the engine's own naming of rejects and aggregate files
+        from engine.run import OutputPlan  # the engine's own naming of rejects and aggregate files
 
         base, src = output_base(state, contract, settings), object_uri(state)
         for name in names:
-            plan = _Plan.load(contract, src, destination(base, contract, name), name)
+            plan = OutputPlan.load(contract, src, destination(base, contract, name), name)
             uris.update(u for u in (plan.rejects_uri, plan.aggregate_uri) if u)
     if manifest:
         uris.add(manifest_uri(state, settings))
