@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.cliutil import JsonFlag, run_job, size_option
+from engine.errors import EngineError
 
 __all__ = ["profile", "size"]
 
@@ -21,6 +22,26 @@ Headroom = Annotated[float, typer.Option(help="Share added on top of the measure
 Overhead = Annotated[float, typer.Option("--overhead-mb", help="Memory Lambda counts beyond "
                                          "the measured process (an estimate).")]
 OutDir = Annotated[Path, typer.Option("--out-dir", help="Where results are written.")]
+
+
+class MissingExtraError(EngineError):
+    """An optional dependency group (an extra of the package) is not installed."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+#: What ``profile`` and ``size`` import, from the ``sizing`` extra.
+_SIZING_MODULES = ("psutil", "memory_profiler", "matplotlib", "ruamel.yaml", "tomlkit")
+
+
+def _need_sizing_extra() -> None:
+    """Fail with a typed error (exit 69) when the ``sizing`` extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in _SIZING_MODULES if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        raise MissingExtraError(f"this command needs the sizing extra ({', '.join(missing)} "
+                                "missing): pip install 'chunkwise[sizing]'")
 
 
 def _csv(text: str, convert: Any, hint: str) -> list[Any]:
@@ -76,6 +97,7 @@ def profile(
     params = _params(headroom, overhead_mb)
 
     def job() -> dict[str, Any]:
+        _need_sizing_extra()
         from engine.sizing.model import load_prices
         from engine.sizing.profile import run_profile
 
@@ -193,6 +215,7 @@ def size(
                                  param_hint="--formats")
 
     def job() -> Any:
+        _need_sizing_extra()
         from engine.sizing.model import DEFAULT_MEMORY_SETTINGS, load_prices
         from engine.sizing.sweep import SweepConfig, default_data_dir, run_sweep, write_outputs
         from engine.sizing.sweep import verify as run_verify

@@ -97,3 +97,23 @@ def test_profile_of_a_missing_file_is_a_typed_error(tmp_path: Path) -> None:
     done = chunkwise("profile", str(tmp_path / "nope.csv"), "--out-dir", str(tmp_path))
     assert done.returncode == 66
     assert "InputNotFoundError" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_without_the_sizing_extra_the_commands_say_what_to_install(tmp_path: Path) -> None:
+    """matplotlib made unfindable in the child: a typed error naming the extra, exit 69."""
+    import os
+
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util\n"
+        "_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'matplotlib' else _find(n, *a)\n")
+    src = tmp_path / "o.csv"
+    src.write_text("a,b\n1,2\n")
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "profile", str(src), "--out-dir",
+                           str(tmp_path / "p")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(hide)})
+    assert done.returncode == 69, done.stderr
+    assert "(matplotlib missing)" in done.stderr
+    assert "pip install 'chunkwise[sizing]'" in done.stderr and "Traceback" not in done.stderr
