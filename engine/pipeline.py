@@ -15,13 +15,23 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Generic, TypeVar
 
-__all__ = ["Prefetch", "ReadAhead", "limit_malloc_arenas"]
+__all__ = ["Prefetch", "ReadAhead", "limit_malloc_arenas", "worker_threads"]
 
 T = TypeVar("T")
 _DONE = object()
 _POLL_SECONDS = 0.1
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _arenas_limited = False
+
+
+def worker_threads(requested: int | None) -> int:
+    """The threads a conversion uses: ``requested``, else 2 when two cores are usable, else 1."""
+    if requested is not None:
+        return max(1, requested)
+    try:
+        return min(2, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return min(2, os.cpu_count() or 1)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

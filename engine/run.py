@@ -9,7 +9,6 @@ the conversion restarts (the output has one schema and every row), up to
 from __future__ import annotations
 
 import json
-import os
 import posixpath
 import resource
 import sys
@@ -24,7 +23,7 @@ import pyarrow as pa
 from engine import io
 from engine.config import ReadOptions, RunOptions, WriteOptions
 from engine.errors import EngineError, InputFormatError, SchemaError, ValidationError
-from engine.pipeline import Prefetch, ReadAhead
+from engine.pipeline import Prefetch, ReadAhead, worker_threads
 from engine.readers import (
     READERS,
     Chunk,
@@ -139,15 +138,6 @@ def build_options(options: RunOptions | None = None, **kwargs: Any) -> RunOption
 # ---------------------------------------------------------------------------------------------
 
 
-def _threads(requested: int | None) -> int:
-    if requested is not None:
-        return max(1, requested)
-    try:
-        return min(2, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return min(2, os.cpu_count() or 1)
-
-
 @contextmanager
 def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen: str,
             strict: frozenset[str] = frozenset(), clock: StageClock | None = None,
@@ -158,7 +148,7 @@ def _chunks(src: str, reader: Reader, schema: pa.Schema, opts: RunOptions, widen
     whichever thread does them.
     """
     raw = io.open_input(src, opts.read.input_compression, byte_range=opts.read.byte_range)
-    threaded = _threads(opts.threads) > 1
+    threaded = worker_threads(opts.threads) > 1
     with ExitStack() as stack:
         stack.enter_context(raw)
         source: Any = raw if clock is None else TimedReads(raw, clock)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, InputNotFoundError
+from engine.pipeline import worker_threads
 from engine.sizing.measure import MiB, measure
 from engine.sizing.model import (
     DEFAULT_MEMORY_SETTINGS,
@@ -27,15 +28,6 @@ from engine.sizing.model import (
 )
 
 __all__ = ["run_profile"]
-
-
-def _threads(requested: int | None) -> int:
-    if requested is not None:
-        return max(1, requested)
-    try:
-        return min(2, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return min(2, os.cpu_count() or 1)
 
 
 def run_profile(src: str, *, out_dir: Path, name: str | None = None,
@@ -53,7 +45,7 @@ def run_profile(src: str, *, out_dir: Path, name: str | None = None,
         raise InputNotFoundError(f"no such file: {src}", uri=src)
     name = name or _stem(src)
     out_dir.mkdir(parents=True, exist_ok=True)
-    threads = _threads(threads)
+    threads = worker_threads(threads)
     block = block_size or DEFAULT_BLOCK_SIZE
     profile_out = str(out_dir / f"{name}.{python_profile}.txt") if python_profile else None
     with tempfile.TemporaryDirectory(prefix="chunkwise-profile-") as tmp:

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from engine.aws.local import TRANSIENT_ERRORS
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 ASL_PATH = ROOT / "stepfunctions" / "pipeline.asl.json"
@@ -42,16 +44,6 @@ ENV_VARS = {
     "RANGE_BYTES",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
-}
-TRANSIENT_ERRORS = {
-    "States.Timeout",
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-    "Lambda.Unknown",
-    "DynamoDB.ProvisionedThroughputExceededException",
-    "TransientError",
 }
 COST_TAGS = ("Environment", "Owner", "CostCenter")
 

@@ -26,16 +26,6 @@ CONFIG = "chunkwise-config-dev"
 TABLE = "chunkwise-metadata-dev"
 QUEUE = "chunkwise-dlq-dev"
 
-ORDERS_CONTRACT = """\
-dataset: orders
-match: "orders/*.csv"
-format: csv
-columns:
-  order_id: {type: int64, nullable: false}
-  amount: {type: float64}
-  note: {type: string, required: false}
-extra_columns: keep
-"""
 
 
 class FakeContext:
