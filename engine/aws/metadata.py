@@ -4,7 +4,8 @@ The record (``docs/pipeline.md``): partition key ``file_id``; ``bucket``, ``key`
 ``etag``, ``size``, ``contract``, ``status`` (``RECEIVED`` → ``VALIDATED`` → ``TRANSFORMED`` →
 ``SUCCEEDED``, or ``FAILED``), ``received_at``, ``updated_at``, counts, bytes, duration, peak
 memory, ``manifest``, ``error_type``, ``error_message``, ``expires_at`` (the TTL attribute:
-epoch seconds, received + 180 days, ADR-006) and ``claim_token`` (see :func:`claim`).
+epoch seconds, received + 180 days, ADR-006), ``claim_token`` (see :func:`claim`) and
+``published`` (the outputs a Map route's parts committed, see :func:`record_published`).
 
 ``table`` arguments are boto3 ``Table`` resources (``boto3.resource("dynamodb").Table(name)``).
 DynamoDB throttling becomes :class:`~engine.errors.TransientError`, which the state machine
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,7 +36,9 @@ __all__ = [
     "TTL_DAYS",
     "VALIDATED",
     "claim",
+    "published",
     "record",
+    "record_published",
     "update_status",
 ]
 
@@ -106,7 +109,9 @@ def _to_dynamodb(value: Any) -> Any:
 
 
 def _from_dynamodb(value: Any) -> Any:
-    """The inverse of :func:`_to_dynamodb`: Decimals become ints or floats."""
+    """The inverse of :func:`_to_dynamodb`: Decimals become ints or floats, sets sorted lists."""
+    if isinstance(value, set | frozenset):
+        return sorted(_from_dynamodb(v) for v in value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
@@ -228,3 +233,48 @@ def record(table: Any, file_id: str) -> dict[str, Any]:
     with _dynamodb_errors(file_id):
         response = table.get_item(Key={"file_id": file_id}, ConsistentRead=True)
     return dict(_from_dynamodb(response.get("Item") or {}))
+
+
+def record_published(table: Any, file_id: str, uris: Iterable[str]) -> bool:
+    """Add ``uris`` to the record's ``published`` set, unless the file has FAILED.
+
+    A Map route's part calls this once its outputs are committed, so that when another part
+    fails for good, the error handler finds every file the others published (the Map's error
+    carries no results) and deletes them. The update is conditional on the record existing and
+    not being FAILED: the error handler records FAILED before reading the set, so a part that
+    finishes after that (a Map's other iterations run on once it has failed) is refused here
+    and must take its own outputs back.
+
+    Returns:
+        True if recorded; False if the file is FAILED (or its record is gone).
+
+    Raises:
+        TransientError: DynamoDB throttled the request.
+    """
+    values = sorted(set(uris))
+    if not values:
+        return True
+    try:
+        with _dynamodb_errors(file_id):
+            table.update_item(
+                Key={"file_id": file_id},
+                UpdateExpression="ADD published :uris SET updated_at = :now",
+                ConditionExpression="attribute_exists(file_id) AND #status <> :failed",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":uris": set(values), ":failed": FAILED,
+                                           ":now": iso(now_utc())},
+            )
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def published(table: Any, file_id: str) -> list[str]:
+    """The record's ``published`` set (see :func:`record_published`), sorted; ``[]`` if none.
+
+    Raises:
+        TransientError: DynamoDB throttled the request.
+    """
+    return [str(uri) for uri in record(table, file_id).get("published") or ()]

@@ -52,7 +52,7 @@ from engine.aws.events import initial_state
 from engine.aws.planning import plan_byte_ranges, splittable
 from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions
-from engine.errors import InputFormatError, SchemaError, TransientError
+from engine.errors import EngineError, InputFormatError, SchemaError, TransientError
 from engine.readers import Sample, detect_format
 
 __all__ = [
@@ -285,8 +285,32 @@ def transform_range(state: Mapping[str, Any], rng: Mapping[str, int],
 
     See :func:`engine.aws.conversion.convert_range`: every part is parsed with the schema
     inferred across the whole object, so the parts share one schema.
+
+    What the part committed is added to the file record's ``published`` set
+    (:func:`metadata.record_published`) before the part returns: when another part fails for
+    good, the Map's error carries no results, and the error handler deletes what the set
+    names. A part that finishes after the file was recorded FAILED deletes its own outputs.
+
+    Raises:
+        EngineError: the file is already FAILED (another part failed, and the Map with it).
+        TransientError: as :func:`transform`, or throttling of the record's update.
     """
-    return convert_range(state, rng, settings or Settings.from_env(), remaining_ms)
+    settings = settings or Settings.from_env()
+    clients = clients or default_clients()
+    entry = convert_range(state, rng, settings, remaining_ms)
+    outputs = published(state, settings, [entry], manifest=False)
+    try:
+        recorded = metadata.record_published(_table(settings, clients), state["file_id"],
+                                             outputs)
+    except BaseException:
+        _unpublish_quietly(outputs)  # unrecorded, so no error handler would find them
+        raise
+    if not recorded:
+        unpublish(outputs)
+        raise EngineError(f"part {entry['index']} of {object_uri(state)} finished after the "
+                            "file was recorded FAILED; its outputs were deleted",
+                            uri=object_uri(state))
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,7 +396,7 @@ def handle_error(state: Mapping[str, Any], settings: Settings | None = None,
     settings = settings or Settings.from_env()
     clients = clients or default_clients()
     failure = failures.record_failure(state, _table(settings, clients))
-    unpublish(published(state, settings))
+    unpublish(taken_back(state, settings, clients))
     return {**state, "failure": failure}
 
 
@@ -389,7 +413,7 @@ def route_to_dlq(state: Mapping[str, Any], settings: Settings | None = None,
     settings = settings or Settings.from_env()
     clients = clients or default_clients()
     failure = failures.record_failure(state, _table(settings, clients))
-    unpublish(published(state, settings))
+    unpublish(taken_back(state, settings, clients))
     body = failures.dlq_message(state, failure)
     try:
         response = clients.sqs.send_message(
@@ -447,6 +471,19 @@ def published(state: Mapping[str, Any], settings: Settings,
             uris.update(u for u in (plan.rejects_uri, plan.aggregate_uri) if u)
     if manifest:
         uris.add(manifest_uri(state, settings))
+    return sorted(uris)
+
+
+def taken_back(state: Mapping[str, Any], settings: Settings, clients: Clients) -> list[str]:
+    """What a failed file's handler deletes: :func:`published` and the record's ``published``.
+
+    The record's set is read after FAILED was recorded, so it names every part that will ever
+    be recorded (:func:`metadata.record_published` refuses a FAILED file).
+    """
+    uris = set(published(state, settings))
+    file_id = state.get("file_id")
+    if file_id and state.get("ranges") and not state.get("parts"):
+        uris.update(metadata.published(_table(settings, clients), file_id))
     return sorted(uris)
 
 

@@ -691,22 +691,27 @@ def test_iam_each_function_reaches_only_its_own_data(resources: dict[str, Any]) 
         g = grants(name)
         assert g.get("S3ReadPolicy", {"RawBucket"}) == {"RawBucket"}, name
         writes_processed = "ProcessedBucket" in g
-        assert writes_processed == (name in {"TransformFunction", "OutputFunction"}), name
+        assert writes_processed == (name in {"TransformFunction", "OutputFunction",
+                                             "ErrorHandlerFunction", "DLQRouteFunction"}), name
+        if name in {"ErrorHandlerFunction", "DLQRouteFunction"}:
+            # the failure steps only take back what a failed file published (steps.unpublish)
+            assert g["ProcessedBucket"] == {"s3:DeleteObject"}, name
         assert ("SQSSendMessagePolicy" in g) == (name == "DLQRouteFunction"), name
         assert g.get("DynamoDBCrudPolicy", {"MetadataTable"}) == {"MetadataTable"}, name
         # every step records a status except plan (docs/pipeline.md: RECEIVED ... FAILED)
         assert ("DynamoDBCrudPolicy" in g) == (name != "PlanFunction"), name
     assert _references(_props(resources["DLQRouteFunction"])["Policies"][1]) == {"DeadLetterQueue"}
-    # output reads contracts (their output options), never the raw objects
-    output_raw = [
-        s
-        for p in _props(resources["OutputFunction"])["Policies"]
-        for s in p.get("Statement", [])
-        if "RawBucket" in _references(s["Resource"])
-    ]
-    assert [(s["Action"], s["Resource"]) for s in output_raw] == [
-        ("s3:GetObject", {"Fn::Sub": "${RawBucket.Arn}/_contracts/*"})
-    ]
+    # output and the failure steps read contracts (their output options), never the raw objects
+    for name in ("OutputFunction", "ErrorHandlerFunction", "DLQRouteFunction"):
+        raw = [
+            s
+            for p in _props(resources[name])["Policies"]
+            for s in p.get("Statement", [])
+            if "RawBucket" in _references(s["Resource"])
+        ]
+        assert [(s["Action"], s["Resource"]) for s in raw] == [
+            ("s3:GetObject", {"Fn::Sub": "${RawBucket.Arn}/_contracts/*"})
+        ], name
 
 
 def test_contracts_live_under_one_prefix_of_the_raw_bucket(template: dict[str, Any]) -> None:
