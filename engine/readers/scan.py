@@ -15,10 +15,12 @@ are scanned exactly (strings skipped).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 __all__ = [
-    "SCAN_SLICE", "STEP", "Nesting", "Scratch", "deep_lines", "deep_records",
+    "FILTER_BLOCK", "SCAN_SLICE", "STEP", "Nesting", "Scratch", "deep_lines", "deep_records",
     "keys_outside_strings", "nesting_depth", "structure",
 ]
 
@@ -184,9 +186,39 @@ def deep_records(a: np.ndarray, ends: np.ndarray, limit: int) -> list[int]:
 
     Record ``i`` is the bytes after ``ends[i - 1]`` (or from 0) up to ``ends[i]``, exclusive:
     ``ends`` are the positions of the separators (``a.size`` may end the last record). Bytes
-    after the last end are not examined. Each record must start outside strings. Like
-    :func:`deep_lines`, the bytes are taken a slice at a time and only the records with more
-    than ``limit`` opening brackets are scanned exactly.
+    after the last end are not examined. Each record must start outside strings.
+
+    As :func:`deep_lines` does, a filter first bounds each record's opening brackets by those
+    of the :data:`FILTER_BLOCK`-byte blocks it touches; the few records whose bound passes
+    ``limit`` have their brackets counted, and those with more than ``limit`` are scanned
+    exactly. Many such records (bracket-dense data) take :func:`_deep_records_exact` instead.
+    """
+    if not ends.size:
+        return []
+    stop = min(int(ends[-1]), a.size)
+    counts, _ = _block_counts(a[:stop], breaks=False)
+    total = np.concatenate(([0], np.cumsum(counts)))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    last = np.maximum(ends - 1, starts) // FILTER_BLOCK  # an empty record: its start's block
+    bound = total[np.minimum(last, counts.size - 1) + 1] - total[np.minimum(
+        starts // FILTER_BLOCK, counts.size)]
+    dense = np.flatnonzero(bound > limit)
+    if dense.size > MAX_DENSE_REGIONS:
+        return _deep_records_exact(a, ends, limit)
+    found = []
+    for i in dense.tolist():
+        record = a[int(starts[i]):int(ends[i])]
+        if (np.count_nonzero(np.equal(record | 0x20, _LBRACE)) > limit
+                and nesting_depth(record, limit) > limit):
+            found.append(i)
+    return found
+
+
+def _deep_records_exact(a: np.ndarray, ends: np.ndarray, limit: int) -> list[int]:
+    """:func:`deep_records` without the filter: the brackets of every record counted.
+
+    The bytes are taken a slice at a time and only the records with more than ``limit``
+    opening brackets are scanned exactly.
     """
     if not ends.size:
         return []
@@ -207,7 +239,96 @@ def deep_records(a: np.ndarray, ends: np.ndarray, limit: int) -> list[int]:
             if nesting_depth(a[int(ends[i - 1]) + 1 if i else 0:int(ends[i])], limit) > limit]
 
 
+#: Bytes per block of :func:`deep_lines`' filter: a multiple of 8 up to 2040 (see
+#: :func:`_block_counts`).
+FILTER_BLOCK = 1024
+
+_local = threading.local()  # a Scratch per thread for _block_counts
+
+#: Beyond this many dense stretches in one piece, :func:`deep_lines` scans it all exactly.
+MAX_DENSE_REGIONS = 64
+
+
 def deep_lines(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    r"""``(start, end)`` of each line of ``a`` nested deeper than ``limit``, in order.
+
+    Lines end at ``\n`` (excluded from the span); the last line need not end with one.
+
+    A line that deep holds more than ``limit`` opening brackets. A filter finds the stretches
+    where such a line can be: it counts the brackets and notes the line breaks per
+    :data:`FILTER_BLOCK` bytes (three comparisons per byte and a sum, no position of any byte);
+    every line lies within the blocks from one block with a line break to the next, so where
+    those blocks hold ``limit`` brackets or fewer no line can be too deep. Typical records
+    (a few brackets per line) pass it whole. Only the stretches that do not are scanned exactly
+    (:func:`_deep_lines_exact`: a position per bracket and line break, then the depth of the
+    lines with more than ``limit`` brackets, strings skipped).
+    """
+    found: list[tuple[int, int]] = []
+    for start, end in _dense_regions(a, limit):
+        found += [(start + s, start + e) for s, e in _deep_lines_exact(a[start:end], limit)]
+    return found
+
+
+def _block_counts(a: np.ndarray, *, breaks: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per :data:`FILTER_BLOCK` bytes of ``a``: the opening brackets, and whether a ``\n``.
+
+    With ``breaks=False`` the second array is left undefined (not scanned).
+    """
+    size = FILTER_BLOCK
+    blocks = -(-a.size // size)
+    counts = np.empty(blocks, np.int64)
+    newlines = np.empty(blocks, np.bool_)
+    step = max(size, SCAN_SLICE // size * size)  # whole blocks per slice
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None:
+        scratch = _local.scratch = Scratch()
+    for at in range(0, a.size, step):
+        part = a[at:at + step]
+        first, full = at // size, part.size // size
+        folded, openers, newline = scratch.arrays(part.size)  # reused: no page faults
+        np.equal(np.bitwise_or(part, 0x20, out=folded), _LBRACE, out=openers)  # "[" or "{"
+        if breaks:
+            np.equal(part, 10, out=newline)
+        if full:
+            # Eight flags per uint64: summing a block's words adds eight byte lanes at once (at
+            # most size / 8 <= 255 each, so no carry), then the lanes are added.
+            words = openers[:full * size].view(np.uint64).reshape(full, size // 8)
+            lanes = words.sum(axis=1, dtype=np.uint64).view(np.uint8).reshape(full, 8)
+            counts[first:first + full] = lanes.sum(axis=1)
+            if breaks:
+                newlines[first:first + full] = newline[:full * size].reshape(
+                    full, size).any(axis=1)
+        if full * size < part.size:
+            counts[first + full] = np.count_nonzero(openers[full * size:])
+            newlines[first + full] = breaks and bool(newline[full * size:].any())
+    return counts, newlines
+
+
+def _dense_regions(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Line-aligned, disjoint, sorted spans of ``a`` holding every line that may be too deep."""
+    if not a.size:
+        return []
+    counts, breaks = _block_counts(a)
+    total = np.concatenate(([0], np.cumsum(counts)))
+    # every line lies within blocks points[k] .. points[k + 1] for some k
+    points = np.concatenate(([0], np.flatnonzero(breaks), [counts.size - 1]))
+    dense = np.flatnonzero(total[points[1:] + 1] - total[points[:-1]] > limit)
+    if not dense.size:
+        return []
+    if dense.size > MAX_DENSE_REGIONS:
+        return [(0, a.size)]
+    regions: list[tuple[int, int]] = []
+    for k in dense.tolist():
+        start = _line_around(a, int(points[k]) * FILTER_BLOCK)[0]
+        end = _line_around(a, min((int(points[k + 1]) + 1) * FILTER_BLOCK, a.size) - 1)[1]
+        if regions and start <= regions[-1][1] + 1:
+            regions[-1] = (regions[-1][0], max(end, regions[-1][1]))
+        else:
+            regions.append((start, end))
+    return regions
+
+
+def _deep_lines_exact(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
     r"""``(start, end)`` of each line of ``a`` nested deeper than ``limit``, in order.
 
     Lines end at ``\n`` (excluded from the span); the last line need not end with one. The

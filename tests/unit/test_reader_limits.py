@@ -97,10 +97,51 @@ def test_scan_depth_matches_a_byte_by_byte_reference(monkeypatch: pytest.MonkeyP
         assert scan.deep_records(a, ends, 3) == [
             i for i, r in enumerate(records) if reference_depth(r) > 3], data
         monkeypatch.setattr(scan, "SCAN_SLICE", rng.randrange(1, 16))  # state across slices
-        assert scan.deep_lines(a, 3) == spans, (data, scan.SCAN_SLICE)
+        monkeypatch.setattr(scan, "FILTER_BLOCK", rng.choice([8, 16, 24, 64]))
+        monkeypatch.setattr(scan, "MAX_DENSE_REGIONS", rng.choice([1, 2, 64]))
+        assert scan.deep_lines(a, 3) == spans, (data, scan.SCAN_SLICE, scan.FILTER_BLOCK)
+        assert scan.deep_records(a, ends, 3) == [
+            i for i, r in enumerate(records) if reference_depth(r) > 3], data
         for line in lines:
             assert scan.nesting_depth(np.frombuffer(line, np.uint8)) == reference_depth(line)
         monkeypatch.undo()
+
+
+def _spans(data: bytes, limit: int) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for line in data.split(b"\n"):
+        if reference_depth(line) > limit:
+            spans.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return spans
+
+
+@pytest.mark.parametrize("block", [8, 64, 1024])
+def test_deep_lines_filter_finds_deep_lines_spread_over_many_blocks(
+        monkeypatch: pytest.MonkeyPatch, block: int):
+    """Long lines whose brackets are far apart, among short ones: the filter must keep them."""
+    monkeypatch.setattr(scan, "FILTER_BLOCK", block)
+    monkeypatch.setattr(scan, "MAX_DENSE_REGIONS", 10_000)  # region by region, not all at once
+    rng = random.Random(block)
+    lines = []
+    for _ in range(300):
+        depth = rng.choice([0, 1, 2, 5, 47, 48, 49, 60])
+        pad = b'"' + b"x" * rng.choice([0, 3, 100, 900]) + b'"'
+        lines.append(b'{"a":' * depth + pad + b"}" * depth if depth else b"1")
+    data = b"\n".join(lines)
+    expected = _spans(data, 48)
+    assert expected  # some lines are deeper than 48, some just at it
+    assert scan.deep_lines(np.frombuffer(data, np.uint8), 48) == expected
+
+
+def test_deep_lines_scans_typical_records_without_the_exact_pass(
+        monkeypatch: pytest.MonkeyPatch):
+    # records of the shape `chunkwise gen` writes, with a list: 2 brackets per ~180 bytes
+    data = (b'{"order_id":1,"created_at":"2025-01-01T01:00:04Z","customer_id":971,'
+            b'"country":"DE","amount":8.73,"tags":["a","b"],"note":"Customer wrote \\"VIP\\""}\n'
+            * 50_000)
+    monkeypatch.setattr(scan, "_deep_lines_exact", lambda *args: pytest.fail("exact pass"))
+    assert scan.deep_lines(np.frombuffer(data, np.uint8), 48) == []
 
 
 def test_dense_brackets_are_counted_per_record_not_per_bracket():
