@@ -16,11 +16,13 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-# pyarrow's default allocator (mimalloc) keeps freed pages for reuse; each parsed chunk then
-# leaves its pages resident, ~26 MiB of peak RSS at 4 MiB blocks. A 1 ms purge delay returns
-# them at ~3 % CPU (benchmarks/). Read by mimalloc when pyarrow loads, so it must be set before
-# the first pyarrow import; an explicit setting in the environment wins.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "1")
+from engine import allocator  # no imports of its own: pyarrow is not loaded yet
+
+# pyarrow's allocator (mimalloc) returns freed pages after MIMALLOC_PURGE_DELAY ms: 1 ms with
+# worker threads (peak RSS), 50 ms on one thread (fewer page faults); see engine.allocator. It
+# is read when pyarrow loads, so it is set here, before any pyarrow import; the CLI refines it
+# from --threads, and an explicit setting in the environment wins.
+os.environ.setdefault(allocator.VARIABLE, allocator.purge_delay())
 # numpy (imported by pyarrow) starts an OpenBLAS thread pool whose threads spin; the engine does
 # no linear algebra. One thread cut a 5 MB conversion from 0.37 to 0.28 CPU s (benchmarks/).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -88,6 +88,9 @@ def transform(
     """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""
 
     def job() -> Any:
+        from engine import allocator
+
+        allocator.configure(threads)  # before pyarrow loads (engine.run imports it)
         from engine.run import transform as run_transform
 
         kwargs = _read_kwargs(fmt, json_path, block_size, delimiter, quote_char, header,

@@ -18,13 +18,12 @@ What the transform step does, apart from the state machine's plumbing:
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import engine
-from engine import io
+from engine import allocator, io
 from engine.aws import routing
 from engine.aws.deadline import Deadline
 from engine.aws.settings import Settings
@@ -64,7 +63,7 @@ RemainingMs = Callable[[], int]
 
 #: Lambda gives a function one full vCPU at 1,769 MB; below it a second thread only competes
 #: with the first for the same share of a core, and costs ~30 MiB of peak RSS.
-FULL_VCPU_MB = 1769
+FULL_VCPU_MB = allocator.FULL_VCPU_MB
 
 RemainingMs = Callable[[], int]
 
@@ -76,8 +75,7 @@ def lambda_threads() -> dict[str, int]:
     the engine's own core count would pick two threads; ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``
     tells the real share.
     """
-    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    return {"threads": 1} if memory.isdigit() and int(memory) < FULL_VCPU_MB else {}
+    return {"threads": 1} if allocator.expected_threads() == 1 else {}
 
 
 def object_uri(state: Mapping[str, Any]) -> str:
