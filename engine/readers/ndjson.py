@@ -327,9 +327,27 @@ class NdjsonReader:
 
     @staticmethod
     def _infer(data: bytes) -> list[pa.Schema]:
-        """Schemas of the objects in ``data``, parsed in groups of at most ``MAX_COLUMNS`` keys."""
+        """Schemas of the objects in ``data``, parsed in groups of at most ``MAX_COLUMNS`` keys.
+
+        Typical records repeat one set of keys: the first group's schema is then tried on the
+        rest in one parse that can add no column (``fields="error"``), which also checks that
+        every value fits its inferred type. Anything else (a new key, a wider value, a bad
+        line) fails that parse, and the rest is inferred group by group.
+        """
+        first, rest = _first_key_group(data)
+        found = NdjsonReader._infer_groups([first])
+        if rest and found and found[0].names:
+            try:
+                if parse_json_objects(rest, found[0], fields="error").schema.equals(found[0]):
+                    return found
+            except pa.ArrowInvalid:
+                pass
+        return found + NdjsonReader._infer_groups(_key_groups(rest) if rest else [])
+
+    @staticmethod
+    def _infer_groups(groups: list[bytes]) -> list[pa.Schema]:
         found = []
-        for group in _key_groups(data):
+        for group in groups:
             try:
                 found.append(parse_json_objects(group, None).schema)
             except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
@@ -524,6 +542,19 @@ def _without(data: bytes, spans: list[tuple[int, int]]) -> bytes:
         pos = end
     keep.append(data[pos:])
     return b"".join(keep)
+
+
+def _first_key_group(data: bytes) -> tuple[bytes, bytes]:
+    """The first group :func:`_key_groups` would cut from ``data``, and the bytes after it."""
+    colons = np.flatnonzero(np.frombuffer(data, np.uint8) == 58)
+    if colons.size <= MAX_COLUMNS:
+        return data, b""
+    end = data.rfind(b"\n", 0, int(colons[MAX_COLUMNS]))  # the lines before the colon too many
+    if end < 0:  # the first line alone has too many: it is a group of its own
+        end = data.find(b"\n")
+        if end < 0:
+            return data, b""
+    return data[:end], data[end + 1:]
 
 
 def _key_groups(data: bytes) -> list[bytes]:

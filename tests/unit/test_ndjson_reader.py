@@ -111,3 +111,39 @@ def test_json_arrow_cannot_type_is_a_reject_not_a_loss(tmp_path, fmt):
     lines = [json.loads(x) for x in rejects.read_text().splitlines()]
     assert [x["record"] for x in lines] == [1]
     assert "cannot type" in lines[0]["reason"]
+
+
+def test_first_key_group_is_the_first_of_the_key_groups() -> None:
+    import random
+
+    from engine.readers import ndjson
+
+    rng = random.Random(3)
+    for _ in range(200):
+        lines = [b"{" + b",".join(b'"k%d":1' % rng.randrange(40)
+                                  for _ in range(rng.choice([0, 2, 900, 5200]))) + b"}"
+                 for _ in range(rng.randrange(1, 14))]
+        data = b"\n".join(lines)
+        groups = ndjson._key_groups(data)
+        assert ndjson._first_key_group(data) == (groups[0], b"\n".join(groups[1:]))
+
+
+@pytest.mark.parametrize(("late", "column", "expected"), [
+    (b'{"id":7,"v":1}', "v", pa.int64()),             # same keys and types: one parse
+    (b'{"id":7,"v":1.5}', "v", pa.float64()),         # a wider value after the first group
+    (b'{"id":7,"v":1,"new":"x"}', "new", pa.string()),  # a key the first group lacks
+    (b'{"id":7,"v":{"a":1}}', "v", None),             # mixed kinds: each group's own schema
+])
+def test_inference_beyond_the_first_key_group(late: bytes, column: str,
+                                             expected: pa.DataType | None) -> None:
+    from engine.config import MAX_COLUMNS
+    from engine.readers.ndjson import NdjsonReader
+
+    first = b'{"id":1,"v":2}\n' * (MAX_COLUMNS // 2 + 10)  # more colons than one group holds
+    schemas = NdjsonReader._infer(first + late + b"\n")
+    if expected is None:
+        assert {str(s.field("v").type) for s in schemas} >= {"int64", "struct<a: int64>"}
+    else:
+        assert any(column in s.names and s.field(column).type == expected for s in schemas)
+        if late == b'{"id":7,"v":1}':
+            assert len(schemas) == 1
