@@ -308,8 +308,8 @@ def transform_range(state: Mapping[str, Any], rng: Mapping[str, int],
     if not recorded:
         unpublish(outputs)
         raise EngineError(f"part {entry['index']} of {object_uri(state)} finished after the "
-                            "file was recorded FAILED; its outputs were deleted",
-                            uri=object_uri(state))
+                          "file was recorded FAILED; its outputs were deleted",
+                          uri=object_uri(state))
     return entry
 
 
