@@ -161,7 +161,11 @@ class CsvReader:
         return rows[0] if rows else []
 
     def _convert_options(self, types: pa.Schema | None) -> pacsv.ConvertOptions:
-        kw: dict[str, object] = {"check_utf8": True}
+        # With types, the piece was validated as UTF-8 first (_parse_chunk: _require_utf8, which
+        # names the record), so every field is too (delimiters and quotes are ASCII and cannot
+        # fall inside a multi-byte sequence): pyarrow's own check would repeat it, at ~9 % of
+        # the parse. Inference keeps it: it reads undecodable text as binary (_check_text).
+        kw: dict[str, object] = {"check_utf8": types is None}
         if types is not None:
             kw["column_types"] = types
         if self.options.null_values is not None:
