@@ -32,12 +32,29 @@ def size_option(text: str) -> int:
         raise typer.BadParameter(str(exc)) from None
 
 
-def fail(exc: BaseException, as_json: bool) -> NoReturn:
-    """Report ``exc`` (typed errors as themselves, anything else as an internal error); exit."""
+#: The ``--json`` output of a failed command: ``{"status": "failed", "error": ...}``.
+Envelope = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _failed(error: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "failed", "error": error}
+
+
+def fail(exc: BaseException, as_json: bool, envelope: Envelope = _failed) -> NoReturn:
+    """Report ``exc`` (typed errors as themselves, anything else as an internal error); exit.
+
+    A missing local file the engine did not name (a contract, a schema) is an
+    ``InputNotFoundError`` (exit 66). ``envelope`` wraps the error in the command's JSON.
+    """
     code = exit_code_for(exc)
     if isinstance(exc, EngineError):
         error: dict[str, Any] = exc.to_dict()
         text = f"error: {type(exc).__name__}: {exc}"
+    elif isinstance(exc, FileNotFoundError):
+        code = 66
+        error = {"type": "InputNotFoundError", "message": str(exc), "uri": exc.filename,
+                 "record": None, "offset": None}
+        text = f"error: {exc}"
     else:
         error = {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
                  "uri": None, "record": None, "offset": None}
@@ -45,12 +62,12 @@ def fail(exc: BaseException, as_json: bool) -> NoReturn:
         if os.environ.get("CHUNKWISE_DEBUG"):
             traceback.print_exc()
     if as_json:
-        print(json.dumps({"status": "failed", "error": error}))
+        print(json.dumps(envelope(error)))
     print(text, file=sys.stderr)
     raise typer.Exit(code)
 
 
-def run_job(as_json: bool, job: Callable[[], Any]) -> Any:
+def run_job(as_json: bool, job: Callable[[], Any], envelope: Envelope = _failed) -> Any:
     """Run ``job``; a failure becomes a message and its exit code, never a traceback."""
     try:
         return job()
@@ -58,12 +75,12 @@ def run_job(as_json: bool, job: Callable[[], Any]) -> Any:
         raise
     except typer.BadParameter as exc:  # a bad option: typer prints it and exits 2
         if as_json:
-            print(json.dumps({"status": "failed", "error": {
+            print(json.dumps(envelope({
                 "type": "UsageError", "message": exc.format_message(), "uri": None,
-                "record": None, "offset": None}}))
+                "record": None, "offset": None})))
         raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise typer.Exit(130) from None
     except Exception as exc:  # every failure becomes a typed message and an exit code
-        fail(exc, as_json)
+        fail(exc, as_json, envelope)

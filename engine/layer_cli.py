@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
+
+from engine.cliutil import JsonFlag, fail, run_job
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -79,29 +81,31 @@ def build(
     max_zipped: Annotated[str | None, typer.Option(
         help="Fail above this zipped size ('none': no limit) [default: 50MiB; none with "
              "--host].")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-    = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Build the layer zip and print its size per package."""
-    from engine.errors import EngineError
     from engine.layer import LayerTooLargeError, Target, build_layer
 
     unzipped_limit = _limit(max_unzipped or ("none" if host else "150MiB"), "--max-unzipped")
     zipped_limit = _limit(max_zipped or ("none" if host else "50MiB"), "--max-zipped")
-    try:
+
+    def job() -> Any:
         target = Target.host() if host else Target.parse(python, arch, glibc)
         print(f"building the layer for {target}", file=sys.stderr)
-        report = build_layer(
-            target, output, pins_path=requirements or default_pins(), cache_dir=cache_dir,
-            strip=strip, bytecode=bytecode, max_unzipped=unzipped_limit, max_zipped=zipped_limit,
-            log=lambda message: print(message, file=sys.stderr))
-    except LayerTooLargeError as exc:
-        report = getattr(exc, "report", None)
-        if report is not None and not as_json:
-            print(report.table())
-        _fail(exc, as_json, report.to_dict() if report is not None else None)
-    except EngineError as exc:
-        _fail(exc, as_json, None)
+        try:
+            return build_layer(
+                target, output, pins_path=requirements or default_pins(), cache_dir=cache_dir,
+                strip=strip, bytecode=bytecode, max_unzipped=unzipped_limit,
+                max_zipped=zipped_limit, log=lambda message: print(message, file=sys.stderr))
+        except LayerTooLargeError as exc:  # the sizes are the point: show them, then fail
+            built = getattr(exc, "report", None)
+            sizes = built.to_dict() if built is not None else None
+            if built is not None and not as_json:
+                print(built.table())
+            fail(exc, as_json, lambda error: {"status": "failed", "error": error,
+                                              **({"report": sizes} if sizes else {})})
+
+    report = run_job(as_json, job)
     if as_json:
         print(json.dumps({"status": "built", **report.to_dict()}))
         return
@@ -114,11 +118,3 @@ def build(
         print(f"note: {report.bytecode.note}")
     if report.left_out:
         print(f"left out (the Lambda runtime provides them): {', '.join(report.left_out)}")
-
-
-def _fail(exc: Any, as_json: bool, report: dict[str, Any] | None) -> NoReturn:
-    if as_json:
-        print(json.dumps({"status": "failed", "error": exc.to_dict(),
-                          **({"report": report} if report else {})}))
-    print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-    raise typer.Exit(exc.exit_code)

@@ -15,10 +15,11 @@ import contextlib
 import json
 import os
 import sys
-import traceback
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
+
+from engine.cliutil import JsonFlag, run_job
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -75,25 +76,14 @@ def run(
     stack: Annotated[str | None, typer.Option(
         help="Run on this deployed CloudFormation stack instead (SRC must be s3://).")] = None,
     region: Annotated[str | None, typer.Option(help="AWS region of --stack.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-    = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run one file through ingest → validate → transform → output and show what happened."""
-    try:
-        result = _execute(src, contract=contract, contracts_dir=contracts_dir, key=key,
-                          max_single_bytes=_size(max_single_bytes, "--max-single-bytes"),
-                          range_bytes=_size(range_bytes, "--range-bytes"),
-                          map_concurrency=map_concurrency, stack=stack, region=region)
-    except typer.BadParameter as exc:
-        if as_json:
-            print(json.dumps({"status": "FAILED", "error": {
-                "type": "UsageError", "message": exc.format_message()}}))
-        raise
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise typer.Exit(130) from None
-    except Exception as exc:  # noqa: BLE001 - a failure before or around the execution
-        _fail(exc, as_json)
+    result = run_job(as_json, lambda: _execute(
+        src, contract=contract, contracts_dir=contracts_dir, key=key,
+        max_single_bytes=_size(max_single_bytes, "--max-single-bytes"),
+        range_bytes=_size(range_bytes, "--range-bytes"), map_concurrency=map_concurrency,
+        stack=stack, region=region), _failed_run)
     code = exit_code(result)
     if as_json:
         print(json.dumps(result, default=str))
@@ -146,26 +136,10 @@ def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: 
         raise typer.BadParameter(str(exc)) from None
 
 
-def _fail(exc: BaseException, as_json: bool) -> NoReturn:
-    from engine.errors import EngineError, exit_code_for
-
-    code = exit_code_for(exc)
-    if isinstance(exc, EngineError):
-        error: dict[str, Any] = exc.to_dict()
-        text = f"error: {type(exc).__name__}: {exc}"
-    elif isinstance(exc, FileNotFoundError):
-        code, error = 66, {"type": "InputNotFoundError", "message": str(exc)}
-        text = f"error: {exc}"
-    else:
-        error = {"type": type(exc).__name__, "message": str(exc)}
-        text = f"error: {type(exc).__name__}: {exc}"
-        if os.environ.get("CHUNKWISE_DEBUG"):
-            traceback.print_exc()
-    if as_json:
-        print(json.dumps({"status": "FAILED", "states": [], "error": error, "record": None,
-                          "outputs": [], "dlq": []}))
-    print(text, file=sys.stderr)
-    raise typer.Exit(code)
+def _failed_run(error: dict[str, Any]) -> dict[str, Any]:
+    """A run that failed before or around the execution, shaped as a result."""
+    return {"status": "FAILED", "states": [], "error": error, "record": None, "outputs": [],
+            "dlq": []}
 
 
 _MAX_LISTED = 20

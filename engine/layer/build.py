@@ -9,7 +9,6 @@ zip is moved to its destination only when every check and the budget pass.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import zipfile
@@ -24,7 +23,13 @@ from engine.layer.errors import LayerCheckError, LayerError, LayerTooLargeError
 from engine.layer.package import PackageSize, format_table, write_zip
 from engine.layer.pins import RUNTIME_PROVIDED, read_pins
 from engine.layer.target import Target
-from engine.layer.trim import StripResult, dedupe_shared_objects, strip_pyarrow, trim
+from engine.layer.trim import (
+    StripResult,
+    dedupe_shared_objects,
+    sha256_file,
+    strip_pyarrow,
+    trim,
+)
 
 __all__ = ["MAX_UNZIPPED", "MAX_ZIPPED", "LayerReport", "build_layer", "engine_source"]
 
@@ -193,7 +198,7 @@ def build_layer(target: Target, output: Path, *, pins_path: Path,
         compressed = write_zip(root, zip_path)
         packages = _rows(before, after, compressed, owners, versions, set(compiled.files))
         report = LayerReport(
-            target=target, output=None, sha256=_sha256(zip_path), packages=packages,
+            target=target, output=None, sha256=sha256_file(zip_path), packages=packages,
             unzipped=sum(after.values()), zipped=zip_path.stat().st_size,
             removed=sum(p.removed for p in packages), trimmed=trimmed,
             strip=stripped, bytecode=compiled, left_out=left_out, max_unzipped=max_unzipped,
@@ -310,9 +315,3 @@ def _engine_version() -> str:
     return str(getattr(engine, "__version__", "0"))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -121,10 +121,10 @@ def dedupe_shared_objects(root: Path) -> list[Path]:
         keep = folder / soname if soname else None
         if keep is None or keep not in paths:
             continue
-        digest = _sha256(keep)
+        digest = sha256_file(keep)
         for path in sorted(paths):
             if path != keep and path.stat().st_size == keep.stat().st_size \
-                    and _sha256(path) == digest:
+                    and sha256_file(path) == digest:
                 removed.append(path.relative_to(root))
                 path.unlink()
     return removed
@@ -187,12 +187,10 @@ def _remove_empty_dirs(root: Path) -> None:
             folder.rmdir()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in blocks."""
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 _GLOBS: dict[str, re.Pattern[str]] = {}

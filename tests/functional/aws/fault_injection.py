@@ -13,6 +13,8 @@ botocore event hook on the steps' own client); no production code knows about it
 - :class:`DynamoFaults` answers DynamoDB ``PutItem``/``UpdateItem`` requests with throttling
   errors, or applies one and then loses its response (a fault in moto's backend, so botocore's
   own retries run as they would on AWS).
+- :func:`failing_part` makes the first or the last Map part fail on every attempt, and
+  :data:`MAP_SETTINGS` sends a few hundred kB down the Map route in ~100 kB ranges.
 - :func:`objects`, :func:`multipart_uploads`: what the processed bucket holds.
 """
 
@@ -24,9 +26,36 @@ from typing import Any
 
 import pytest
 
+from engine.aws import steps
 from engine.aws.local import LocalPipeline
+from engine.aws.settings import Settings
 
 PROCESSED = "chunkwise-processed"
+
+#: The Map route for anything over 100 kB, in ranges of about 100 kB.
+MAP_SETTINGS = Settings(max_single_bytes=100_000, range_bytes=100_000)
+
+
+def failing_part(monkeypatch: pytest.MonkeyPatch, where: str, error: Exception) -> list[int]:
+    """The ``"first"`` or ``"last"`` Map part raises ``error`` on every attempt.
+
+    Returns:
+        A list that fills with the index of each part converted, in order, and -1 for each
+        failed attempt.
+    """
+    real, converted = steps.convert_range, []
+
+    def convert_range(state: Any, rng: Any, *args: Any, **kwargs: Any) -> Any:
+        last = int(rng["end"]) >= int(state["size"])
+        if (last and where == "last") or (rng["index"] == 0 and where == "first"):
+            converted.append(-1)
+            raise error
+        entry = real(state, rng, *args, **kwargs)
+        converted.append(rng["index"])
+        return entry
+
+    monkeypatch.setattr(steps, "convert_range", convert_range)
+    return converted
 
 
 def objects(pipe: LocalPipeline, bucket: str = PROCESSED) -> dict[str, bytes]:

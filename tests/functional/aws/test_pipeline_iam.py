@@ -44,18 +44,17 @@ from urllib.parse import unquote, urlsplit
 import botocore.client
 import pytest
 import yaml
+from fault_injection import MAP_SETTINGS, failing_part
 from test_pipeline_paths import HAPPY, _contract
 
 import engine.transforms
-from engine.aws import metadata, routing, steps
+from engine.aws import metadata, routing
 from engine.aws.local import ACCOUNT, FUNCTIONS, LOCAL_NAMES, REGION, LocalPipeline, load_handler
-from engine.aws.settings import Settings
 from engine.errors import SchemaError, TransientError
 from engine.gen import generate
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "template.yaml"
-MAP_SETTINGS = Settings(max_single_bytes=100_000, range_bytes=100_000)
 KEY_ID = "local-stack-key"  # what !Ref EncryptionKey stands for (no KMS call is made locally)
 
 #: aws-sam-translator 1.110.0, samtranslator/policy_templates_data/policy_templates.json: the
@@ -668,13 +667,6 @@ def orders_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("iam-map") / "orders.csv"
-    generate("orders", path, size=500_000, seed=3)
-    return path
-
-
 def _splittable_contract(tmp_path: Path) -> Path:
     """contracts/orders.yaml without what needs the whole file in one pass (so the Map runs):
     no aggregate, no dedupe, no unique column. Its rejects are written per part."""
@@ -683,17 +675,6 @@ def _splittable_contract(tmp_path: Path) -> Path:
                for name, spec in doc["columns"].items()}
     transforms = [t for t in doc["transforms"] if "dedupe" not in t]
     return _contract(tmp_path, aggregate=None, columns=columns, transforms=transforms)
-
-
-def _last_part_fails(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
-    real = steps.convert_range
-
-    def convert_range(state: Any, rng: Any, *args: Any, **kwargs: Any) -> Any:
-        if int(rng["end"]) >= int(state["size"]):
-            raise error
-        return real(state, rng, *args, **kwargs)
-
-    monkeypatch.setattr(steps, "convert_range", convert_range)
 
 
 def _commit_fails(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
@@ -768,7 +749,8 @@ def test_map_part_failing_for_good_goes_to_the_dlq(
     with LocalPipeline(contract=_splittable_contract(tmp_path), settings=MAP_SETTINGS,
                        handlers=recorder.handlers(), map_max_concurrency=1) as pipe:
         policy = Policy(template, pipe.names, pipe.queue_url)
-        _last_part_fails(monkeypatch, SchemaError("column order_id: 'x' is not int64 (injected)"))
+        failing_part(monkeypatch, "last",
+                     SchemaError("column order_id: 'x' is not int64 (injected)"))
         result = pipe.run(big_csv)
     assert result["status"] == "FAILED" and "DLQRoute" in result["states"]
     assert result["record"]["published"] and result["outputs"] == []

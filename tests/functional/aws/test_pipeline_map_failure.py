@@ -10,46 +10,12 @@ handler), and the bucket must end empty, the record FAILED.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from fault_injection import keys, multipart_uploads
+from fault_injection import MAP_SETTINGS, failing_part, keys, multipart_uploads
 
-from engine.aws import steps
 from engine.aws.local import LocalPipeline
-from engine.aws.settings import Settings
 from engine.errors import SchemaError, TransientError
-from engine.gen import generate
-
-SETTINGS = Settings(max_single_bytes=100_000, range_bytes=100_000)
-
-
-@pytest.fixture(scope="module")
-def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("map") / "orders.csv"
-    generate("orders", path, size=500_000, seed=3)
-    return path
-
-
-def _failing_part(monkeypatch: pytest.MonkeyPatch, where: str, error: Exception) -> list[int]:
-    """The first or last part raises ``error`` on every attempt.
-
-    Returns:
-        The index of each part converted, in order, and -1 for each failed attempt.
-    """
-    real, converted = steps.convert_range, []
-
-    def convert_range(state: Any, rng: Any, *args: Any, **kwargs: Any) -> Any:
-        last = int(rng["end"]) >= int(state["size"])
-        if (last and where == "last") or (rng["index"] == 0 and where == "first"):
-            converted.append(-1)
-            raise error
-        entry = real(state, rng, *args, **kwargs)
-        converted.append(rng["index"])
-        return entry
-
-    monkeypatch.setattr(steps, "convert_range", convert_range)
-    return converted
 
 
 @pytest.mark.parametrize(("where", "error", "handler", "attempts"), [
@@ -60,8 +26,8 @@ def _failing_part(monkeypatch: pytest.MonkeyPatch, where: str, error: Exception)
 def test_failed_part_leaves_no_file_of_the_others(
         big_csv: Path, monkeypatch: pytest.MonkeyPatch, where: str, error: Exception,
         handler: str, attempts: int) -> None:
-    with LocalPipeline(settings=SETTINGS, map_max_concurrency=1) as pipe:
-        converted = _failing_part(monkeypatch, where, error)
+    with LocalPipeline(settings=MAP_SETTINGS, map_max_concurrency=1) as pipe:
+        converted = failing_part(monkeypatch, where, error)
         result = pipe.run(big_csv, key="in/orders.csv")
         assert result["status"] == "FAILED"
         assert result["states"][:5] == ["Ingest", "IsDuplicate", "Validate", "SizeRoute", "Plan"]

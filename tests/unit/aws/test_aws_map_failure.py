@@ -10,27 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_aws_steps import CONTRACT as ORDERS_CONTRACT
 from test_aws_steps import _ingest, _settings, quoted_csv
+from test_aws_unpublish import _keys
 
 from engine.aws import metadata, steps
 from engine.errors import EngineError, SchemaError, TransientError
 
-CONTRACT = """\
-dataset: orders
-match: "orders/*.csv"
-format: csv
-columns:
-  order_id: {type: int64, nullable: false}
-  amount: {type: float64}
-  note: {type: string, required: false}
-extra_columns: keep
-rejects: {path: _rejects/}
-"""
-
-
-def _keys(aws: Any) -> list[str]:
-    listed = aws.s3.list_objects_v2(Bucket=aws.processed).get("Contents", [])
-    return sorted(o["Key"] for o in listed)
+CONTRACT = ORDERS_CONTRACT + "rejects: {path: _rejects/}\n"
 
 
 def _planned(aws: Any, data: bytes, contract: str | None = CONTRACT) -> tuple[Any, dict[str, Any]]:

@@ -10,20 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_aws_steps import CONTRACT as ORDERS_CONTRACT
 from test_aws_steps import ORDERS, _ingest
 
 from engine.aws import metadata, steps
 from engine.errors import TransientError
 
-CONTRACT = """\
-dataset: orders
-match: "orders/*.csv"
-format: csv
-columns:
-  order_id: {type: int64, nullable: false}
-  amount: {type: float64}
-  note: {type: string, required: false}
-extra_columns: keep
+CONTRACT = ORDERS_CONTRACT + """\
 rejects: {path: _rejects/}
 aggregate:
   by: [note]
