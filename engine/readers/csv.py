@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv as pycsv
 import math
 import re
+import threading
 from collections.abc import Iterator
 from typing import BinaryIO, ClassVar
 
@@ -33,7 +34,36 @@ from engine.readers.base import (
     widenings,
 )
 
-__all__ = ["CsvReader", "quote_aware_cut"]
+__all__ = ["CsvReader", "count_byte", "quote_aware_cut"]
+
+
+#: Bytes per pass of :func:`count_byte`: small enough for its mask to stay in the L2 cache.
+_COUNT_SLICE = 1 << 18
+_count_scratch = threading.local()
+
+
+def count_byte(buf: bytes | bytearray | memoryview, byte: bytes, start: int = 0,
+               end: int | None = None) -> int:
+    """How many times the single byte ``byte`` occurs in ``buf[start:end]``.
+
+    ``bytes.count`` of one byte runs at ~3 GB/s; a numpy compare and count over cache-sized
+    slices runs at ~20 GB/s, which saves ~0.14 CPU s per 500 MB of CSV (the quote parity of every
+    piece). Short ranges keep ``bytes.count``, which has no per-call overhead.
+    """
+    end = len(buf) if end is None else end
+    if end - start < _COUNT_SLICE:
+        if isinstance(buf, memoryview):
+            return bytes(buf[start:end]).count(byte)
+        return buf.count(byte, start, end)
+    a = np.frombuffer(buf, np.uint8, end - start, start)
+    mask = getattr(_count_scratch, "mask", None)
+    if mask is None:
+        mask = _count_scratch.mask = np.empty(_COUNT_SLICE, np.bool_)
+    value, total = byte[0], 0
+    for i in range(0, a.size, _COUNT_SLICE):
+        part = a[i:i + _COUNT_SLICE]
+        total += int(np.count_nonzero(np.equal(part, value, out=mask[:part.size])))
+    return total
 
 
 def quote_aware_cut(buf: bytes | bytearray, quote: bytes = b'"', end: int | None = None) -> int:
@@ -44,7 +74,7 @@ def quote_aware_cut(buf: bytes | bytearray, quote: bytes = b'"', end: int | None
     pos = buf.rfind(b"\n", 0, len(buf) if end is None else end)
     if not quote or pos < 0:
         return pos + 1
-    inside = buf.count(quote, 0, pos) & 1
+    inside = count_byte(buf, quote, 0, pos) & 1
     while inside:
         prev = buf.rfind(b"\n", 0, pos)
         if prev < 0:
@@ -272,7 +302,7 @@ class CsvReader:
                 offset += header_len
                 if not piece:
                     continue
-            if last and self._quote and bytes(piece).count(self._quote) & 1:
+            if last and self._quote and count_byte(piece, self._quote) & 1:
                 raise InputFormatError("unterminated quoted field at the end of the input",
                                        uri=self.uri, record=next_record, offset=offset)
             table, rejects, schema = self._parse_chunk(piece, names, schema, offset,

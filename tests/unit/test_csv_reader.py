@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pyarrow as pa
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from engine.config import ReadOptions
 from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import Sample, SchemaWidening, utf8_stream
-from engine.readers.csv import CsvReader, quote_aware_cut
+from engine.readers.csv import _COUNT_SLICE, CsvReader, count_byte, quote_aware_cut
 
 BLOCKS = [7, 64, 4 << 20]
 
@@ -41,6 +42,18 @@ def read_all(data: bytes, widen: str = "restart", **opts):
 )
 def test_quote_aware_cut(buf, expected):
     assert quote_aware_cut(buf) == expected
+
+
+@pytest.mark.parametrize("size", [0, 1, _COUNT_SLICE - 1, _COUNT_SLICE, 3 * _COUNT_SLICE + 17])
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_count_byte_matches_bytes_count(size, kind):
+    rng = random.Random(size)
+    data = bytes(rng.choice(b'ab"\n') for _ in range(size))
+    buf = kind(bytearray(data)) if kind is memoryview else kind(data)
+    for start, end in [(0, None), (0, size), (size // 3, size - size // 5), (5, 5)]:
+        start, stop = min(start, size), size if end is None else min(end, size)
+        assert count_byte(buf, b'"', start, end if end is None else stop) == \
+            data.count(b'"', start, stop)
 
 
 @pytest.mark.parametrize("block_size", BLOCKS)
