@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.config
@@ -276,11 +276,38 @@ def s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
+def head_object(client: Any, uri: str) -> dict[str, Any]:
+    """``HeadObject`` of ``uri``, with its failures as engine errors.
+
+    A HEAD answer has no body, so a missing bucket and a missing key are the same bare 404; on
+    that error path one ``HeadBucket`` tells them apart (where it is allowed: it needs
+    ``s3:ListBucket``, and without it the message stays "object not found").
+    """
+    bucket, key = split_s3(uri)
+    try:
+        with s3_errors(uri):
+            return cast(dict[str, Any], client.head_object(Bucket=bucket, Key=key))
+    except InputNotFoundError as exc:
+        if exc.message == "object not found" and not _bucket_exists(client, bucket):
+            raise InputNotFoundError("bucket does not exist", uri=uri) from exc
+        raise
+
+
+def _bucket_exists(client: Any, bucket: str) -> bool:
+    """False only when S3 says the bucket is not there (any other answer: assume it is)."""
+    try:
+        client.head_bucket(Bucket=bucket)
+    except Exception as exc:  # noqa: BLE001 - only a definite 404 changes the message
+        error = _client_error(exc)
+        status = None if error is None else \
+            error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status != 404
+    return True
+
+
 def object_size(uri: str) -> int:
     """Size in bytes of the object (one ``HeadObject``)."""
-    bucket, key = split_s3(uri)
-    with s3_errors(uri):
-        return int(s3_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return int(head_object(s3_client(), uri)["ContentLength"])
 
 
 def read_range(uri: str, start: int, length: int) -> bytes:
@@ -289,10 +316,8 @@ def read_range(uri: str, start: int, length: int) -> bytes:
     An empty range is still a request (a ``HeadObject``): it proves the object exists, as the
     local path does. A range at or past the end returns ``b""``.
     """
-    bucket, key = split_s3(uri)
     client = s3_client()
-    with s3_errors(uri):
-        head = client.head_object(Bucket=bucket, Key=key)
+    head = head_object(client, uri)
     size = int(head["ContentLength"])
     if length == 0 or start >= size:
         return b""
@@ -307,10 +332,8 @@ def open_object(uri: str) -> tuple[RangedReader, int]:
     A ``HeadObject`` checks the object and gives its size and ETag; the bytes then come through
     a :class:`RangedReader`, which resumes from the first byte not yet read after a broken body.
     """
-    bucket, key = split_s3(uri)
     client = s3_client()
-    with s3_errors(uri):
-        head = client.head_object(Bucket=bucket, Key=key)
+    head = head_object(client, uri)
     size = int(head["ContentLength"])
     return RangedReader(client, uri, size, head.get("ETag")), size
 

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 
 from engine.coerce import parse_timestamps
 from engine.errors import ContractError, EngineError, InputFormatError, ValidationError
-from engine.io import is_s3, map_s3_error, object_size, open_input, s3_client, split_s3
+from engine.io import is_s3, object_size, open_input, s3_client
 from engine.validate import SeenValues
 
 if TYPE_CHECKING:
@@ -597,14 +597,9 @@ def clear_reference_cache() -> None:
 def _version(uri: str) -> tuple[Any, ...]:
     """What identifies the stored bytes: (size, ETag) on S3, (size, mtime) locally."""
     if is_s3(uri):
-        bucket, key = split_s3(uri)
-        try:
-            head = s3_client().head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
-            mapped = map_s3_error(exc, uri)
-            if mapped is None:
-                raise
-            raise mapped from exc
+        from engine.s3 import head_object  # boto3 loads only for a file on S3
+
+        head = head_object(s3_client(), uri)
         return int(head["ContentLength"]), head.get("ETag")
     size = object_size(uri)
     path = uri[7:] if uri.startswith("file://") else uri

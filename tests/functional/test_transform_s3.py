@@ -220,6 +220,18 @@ def server_buckets(moto_server: str) -> Any:
 
 
 @pytest.mark.s3server
+@pytest.mark.parametrize(("src", "message"), [
+    ("s3://no-such-bucket/orders.csv", "bucket does not exist"),
+    ("s3://raw/no-such-key.csv.gz", "object not found"),
+])
+def test_server_missing_bucket_or_key_is_named(server_buckets: Any, src: str, message: str):
+    # Over HTTP a HEAD answer has no body: both are a bare 404 until a HeadBucket tells them apart.
+    with pytest.raises(InputNotFoundError) as info:
+        transform(src, "s3://processed/out.parquet")
+    assert (info.value.uri, info.value.message) == (src, message)
+
+
+@pytest.mark.s3server
 def test_server_transform_s3_to_s3(server_buckets: Any, moto_server: str, orders_csv: bytes,
                                    tmp_path: Path):
     assert engine.io.s3_client().meta.endpoint_url == moto_server

@@ -385,6 +385,32 @@ def test_map_client_errors(code: str, status: int, output: bool, expected: type)
         assert "output bucket does not exist" in mapped.message
 
 
+@pytest.mark.parametrize(("bucket_answer", "message"), [
+    (404, "bucket does not exist"),
+    (403, "object not found"),  # no s3:ListBucket: the bucket may well exist
+    (200, "object not found"),
+])
+def test_head_object_names_a_missing_bucket(bucket_answer: int, message: str) -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from engine.s3 import head_object
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_client_error("head_object", "404", http_status_code=404)
+        if bucket_answer == 200:
+            stub.add_response("head_bucket", {})
+        else:
+            stub.add_client_error("head_bucket", str(bucket_answer),
+                                  http_status_code=bucket_answer)
+        with pytest.raises(InputNotFoundError) as info:
+            head_object(client, "s3://b/k.csv")
+        stub.assert_no_pending_responses()
+    assert (info.value.uri, info.value.message) == ("s3://b/k.csv", message)
+
+
 def test_map_wrapped_errors() -> None:
     # smart-open wraps ClientErrors: OSError with .backend_error on reads, ValueError (cause) on
     # CreateMultipartUpload.
