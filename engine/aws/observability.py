@@ -10,7 +10,9 @@ Handlers stack three decorators::
 :func:`observe` logs one JSON line per invocation (``step succeeded`` / ``step failed`` with the
 file and the error) and adds EMF metrics with a ``step`` dimension: ``Duration`` (ms) and
 ``PeakMemory`` (bytes) always, ``Errors`` on failure, and ``RowsIn``, ``RowsOut``,
-``RowsRejected``, ``BytesIn``, ``BytesOut`` when the step's result carries them.
+``RowsRejected``, ``RowsFiltered``, ``BytesIn``, ``BytesOut`` when the step's result carries them
+(``RowsIn = RowsOut + RowsRejected + RowsFiltered``: a contract's ``filter`` drops rows on
+purpose, and without its count the others would not add up).
 
 Powertools writes both logs and metrics to stdout, as Lambda expects: a local runner that prints
 its own output there should redirect stdout around handler calls, or set
@@ -43,7 +45,8 @@ metrics = Metrics(namespace=os.environ.get(METRICS_NAMESPACE) or "chunkwise", se
 
 Handler = Callable[[Any, Any], Any]
 
-_COUNTS = (("rows_in", "RowsIn"), ("rows_out", "RowsOut"), ("rows_rejected", "RowsRejected"))
+_COUNTS = (("rows_in", "RowsIn"), ("rows_out", "RowsOut"), ("rows_rejected", "RowsRejected"),
+           ("rows_filtered", "RowsFiltered"))
 
 
 def step_metrics(result: Any) -> dict[str, float]:
@@ -62,7 +65,7 @@ def step_metrics(result: Any) -> dict[str, float]:
     elif isinstance(result.get("parts"), list) and result["parts"]:
         parts = [p for p in result["parts"] if isinstance(p, Mapping)]
         source = {key: sum(p.get(key) or 0 for p in parts)
-                  for key in ("rows_in", "rows_out", "rows_rejected", "bytes_out")}
+                  for key in (*(key for key, _ in _COUNTS), "bytes_out")}
     out: dict[str, float] = {}
     if source is not None:
         for key, name in _COUNTS:

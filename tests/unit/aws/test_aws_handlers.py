@@ -51,6 +51,17 @@ def test_single_route_through_the_handlers(aws: Any, handler_module: Any, contex
     assert docs[0]["BytesIn"] == len(CSV)
 
 
+@pytest.mark.parametrize("shape", ["part", "parts", "output"])
+def test_step_metrics_add_up_with_filtered_rows(shape: str) -> None:
+    from engine.aws.observability import step_metrics
+
+    part = {"rows_in": 10, "rows_out": 6, "rows_rejected": 1, "rows_filtered": 3, "bytes_out": 99}
+    result = {"part": part, "parts": {"parts": [part, part]}, "output": {"output": part}}[shape]
+    counts = step_metrics(result)
+    assert counts["RowsIn"] == counts["RowsOut"] + counts["RowsRejected"] + counts["RowsFiltered"]
+    assert counts["RowsFiltered"] == (6 if shape == "parts" else 3)
+
+
 def test_map_route_through_the_handlers(aws: Any, handler_module: Any, context: Any,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_SINGLE_BYTES", "5000")
