@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.cliutil import JsonFlag, run_job, size_option
+from engine.config import csv_char_problem
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -29,7 +30,8 @@ Fmt = Annotated[str | None, typer.Option("--format", help="csv, ndjson or json [
 JsonPath = Annotated[str | None, typer.Option(help="ijson prefix of the array in a JSON "
                                               "document, e.g. data.item")]
 BlockSize = Annotated[str | None, typer.Option(help="Bytes parsed per chunk [default: 4MiB]")]
-Delimiter = Annotated[str | None, typer.Option(help="CSV delimiter [default: ,]")]
+Delimiter = Annotated[str | None, typer.Option(help="CSV delimiter, one ASCII character; "
+                                               "'\\t' for a tab [default: ,]")]
 QuoteChar = Annotated[str | None, typer.Option(help="CSV quote character, '' for none "
                                                "[default: \"]")]
 Header = Annotated[bool | None, typer.Option("--header/--no-header",
@@ -46,6 +48,13 @@ def _read_kwargs(fmt: str | None, json_path: str | None, block_size: str | None,
                  encoding: str | None, null_value: list[str] | None) -> dict[str, Any]:
     if fmt is not None and fmt not in ("csv", "ndjson", "json"):
         raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
+    if delimiter == "\\t":  # as typed in a shell without $'\t'
+        delimiter = "\t"
+    for hint, value, empty_ok in (("--delimiter", delimiter, False),
+                                  ("--quote-char", quote_char, True)):
+        problem = None if value is None else csv_char_problem(value, empty_ok=empty_ok)
+        if problem is not None:
+            raise typer.BadParameter(problem, param_hint=hint)
     kwargs: dict[str, Any] = {
         "format": fmt, "json_path": json_path, "delimiter": delimiter,
         "quote_char": quote_char, "header": header, "encoding": encoding,
@@ -53,6 +62,27 @@ def _read_kwargs(fmt: str | None, json_path: str | None, block_size: str | None,
         "null_values": tuple(null_value) if null_value else None,
     }
     return {k: v for k, v in kwargs.items() if v is not None}
+
+
+#: The option that sets an engine field, where the names differ.
+_OPTION_OF = {"row_group_bytes": "--row-group-size", "null_values": "--null-value"}
+
+
+def _checked(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs``, once the engine has built its options from them.
+
+    A value the engine refuses (``ValueError``: a block size of 0, an unknown encoding) is then
+    a usage error naming its option (exit 2), not an internal error halfway through a run.
+    """
+    from engine.run import build_options
+
+    try:
+        build_options(None, **kwargs)
+    except ValueError as exc:
+        name, _, problem = str(exc).partition(" ")
+        hint = _OPTION_OF.get(name, "--" + name.replace("_", "-"))
+        raise typer.BadParameter(problem, param_hint=hint) from None
+    return kwargs
 
 
 @app.command()
@@ -112,7 +142,8 @@ def transform(
             except (OSError, ValueError) as exc:
                 raise typer.BadParameter(str(exc), param_hint="--schema") from None
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-            return run_transform(src, dst, progress=progress, contract=contract, **kwargs)
+            return run_transform(src, dst, progress=progress, contract=contract,
+                                 **_checked(kwargs))
 
     report = run_job(as_json, job)
     if as_json:
@@ -146,7 +177,7 @@ def validate(
         kwargs = _read_kwargs(fmt, json_path, block_size, delimiter, quote_char, header,
                               encoding, null_value)
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-            return run_validate(src, contract=contract, progress=progress, **kwargs)
+            return run_validate(src, contract=contract, progress=progress, **_checked(kwargs))
 
     report = run_job(as_json, job)
     if as_json:
@@ -177,7 +208,7 @@ def infer(
 
         kwargs = _read_kwargs(fmt, json_path, None, delimiter, quote_char, header, encoding,
                               null_value)
-        return infer_contract(src, dataset=dataset, **kwargs)
+        return infer_contract(src, dataset=dataset, **_checked(kwargs))
 
     sys.stdout.write(run_job(False, job))
 

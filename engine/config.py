@@ -7,6 +7,7 @@ Peak RSS ≈ interpreter + imports + ``block_size`` × (a small factor for the p
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -101,6 +102,21 @@ COMPRESSIONS = ("zstd", "snappy", "gzip", "none")
 FORMATS = ("csv", "ndjson", "json")
 
 
+def csv_char_problem(value: str, *, empty_ok: bool = False) -> str | None:
+    """Why ``value`` cannot be a CSV delimiter or quote character, or ``None`` if it can.
+
+    pyarrow's CSV parser takes one ASCII byte for each (it raises a bare ``ValueError`` or
+    ``TypeError`` otherwise); ``empty_ok`` allows ``""`` (no quoting).
+    """
+    if value == "" and empty_ok:
+        return None
+    if len(value) != 1 or not value.isascii():
+        return f"must be one ASCII character, not {value!r}"
+    if value in "\r\n":
+        return "cannot be a line break"
+    return None
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     """How to read the input.
@@ -148,6 +164,17 @@ class ReadOptions:
     sample_bytes: int = DEFAULT_SAMPLE_BYTES
     byte_range: tuple[int, int] | None = None
 
+    def __post_init__(self) -> None:
+        for name, empty_ok in (("delimiter", False), ("quote_char", True)):
+            problem = csv_char_problem(getattr(self, name), empty_ok=empty_ok)
+            if problem is not None:
+                raise ValueError(f"{name} {problem}")
+        _at_least(self, block_size=1, max_record_bytes=1, sample_bytes=1, sample_count=0)
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"encoding {self.encoding!r} is not a known text encoding") from None
+
 
 @dataclass(frozen=True)
 class WriteOptions:
@@ -174,6 +201,13 @@ class WriteOptions:
     part_size: int = DEFAULT_PART_SIZE
     dictionary_max_ratio: float = 0.1
 
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, "
+                             f"not {self.compression!r}")
+        _at_least(self, row_group_rows=1, row_group_bytes=0, max_rows_per_file=0,
+                  max_bytes_per_file=0, part_size=1)
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -197,3 +231,17 @@ class RunOptions:
     #: rejects): ``None`` is the input's file name without extension. Set it to give the parts
     #: of one input (byte ranges) distinct names.
     output_stem: str | None = None
+
+    def __post_init__(self) -> None:
+        _at_least(self, threads=1, max_restarts=0)
+
+
+def _at_least(options: object, **minimums: int) -> None:
+    """Raise ``ValueError`` naming the first field of ``options`` below its minimum.
+
+    ``None`` means unset, and is allowed.
+    """
+    for name, minimum in minimums.items():
+        value = getattr(options, name)
+        if value is not None and value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, not {value}")

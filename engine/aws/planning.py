@@ -70,11 +70,7 @@ def splittable(uri: str, options: ReadOptions | None = None) -> bool:
     compression = read.input_compression or io.infer_compression(uri)
     if compression != "none":
         return False
-    try:
-        codec = codecs.lookup(read.encoding).name
-    except LookupError:
-        return False
-    return codec in SPLITTABLE_ENCODINGS
+    return codecs.lookup(read.encoding).name in SPLITTABLE_ENCODINGS  # known: ReadOptions checks
 
 
 def plan_byte_ranges(uri: str, fmt: str, size: int, target: int, *,

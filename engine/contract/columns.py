@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from engine.config import csv_char_problem
 from engine.contract.base import (
     NonEmptyStr,
     _check_zone,
@@ -227,6 +228,14 @@ class FormatOptions(_Model):
             raise ValueError(
                 f"json_path {value!r} must name an array as key.key.item, e.g. 'data.item'"
             )
+        return value
+
+    @field_validator("delimiter", "quote_char")
+    @classmethod
+    def _check_csv_char(cls, value: str | None) -> str | None:
+        problem = None if value is None else csv_char_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("encoding")

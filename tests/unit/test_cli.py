@@ -184,6 +184,13 @@ def test_schema_error_exits_65(runner: CliRunner, tmp_path: Path):
     ["--block-size", "12XB"],
     ["--row-group-rows", "many"],
     ["--no-such-option"],
+    ["--delimiter", ";;"],
+    ["--quote-char", "«"],  # pyarrow takes one ASCII byte: this was an internal error (70)
+    ["--encoding", "bogus"],
+    ["--block-size", "0"],  # this read nothing and reported success, 0 rows in
+    ["--row-group-rows", "0"],
+    ["--threads", "0"],
+    ["--max-rows-per-file", "-1"],
 ])
 def test_bad_option_exits_2(runner: CliRunner, orders_csv: Path, tmp_path: Path,
                             args: list[str]):
@@ -204,6 +211,15 @@ def test_bad_option_with_json_prints_a_failure_object(runner: CliRunner, orders_
     data = one_json_object(result.stdout)
     assert data["status"] == "failed"
     assert set(data["error"]) >= ERROR_KEYS
+
+
+def test_backslash_t_delimiter_is_a_tab(runner: CliRunner, tmp_path: Path):
+    src = tmp_path / "in.txt"
+    src.write_text("a\tb\n1\t2\n", "utf-8")
+    result = runner.invoke(app, ["transform", str(src), str(tmp_path / "o.parquet"),
+                                 "--format", "csv", "--delimiter", "\\t", "--json"])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(tmp_path / "o.parquet").column_names == ["a", "b"]
 
 
 def test_unreadable_schema_file_is_a_usage_error(runner: CliRunner, orders_csv: Path,

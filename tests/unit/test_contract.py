@@ -394,6 +394,8 @@ INVALID: list[tuple[str, str, str, str]] = [
      "options.delimiter: String should have at most 1 character"),
     ("options.quote_char", doc("options:\n  quote_char: ''\n"), "quote_char",
      "options.quote_char: String should have at least 1 character"),
+    ("options.quote_char-ascii", doc('options:\n  quote_char: "«"\n'), "quote_char",
+     "options.quote_char: must be one ASCII character, not '«'"),
     ("options.encoding", doc("options:\n  encoding: utf-99\n"), "encoding",
      "unknown encoding 'utf-99'"),
     ("options.header", doc("options:\n  header: yes\n"), "header",

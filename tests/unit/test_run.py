@@ -762,3 +762,28 @@ def test_errors_are_engine_errors_with_uri(work: Path):
     assert isinstance(info.value, InputFormatError)
     assert info.value.uri == str(src)
     assert leftovers(work, {"in.json"}) == []
+
+
+@pytest.mark.parametrize(("option", "value", "problem"), [
+    ("delimiter", ";;", "must be one ASCII character"),
+    ("delimiter", "", "must be one ASCII character"),
+    ("delimiter", "\n", "cannot be a line break"),
+    ("quote_char", "«", "must be one ASCII character"),
+    ("encoding", "bogus", "'bogus' is not a known text encoding"),
+    ("block_size", 0, "must be at least 1, not 0"),
+    ("row_group_rows", 0, "must be at least 1, not 0"),
+    ("compression", "lz5", "must be one of zstd, snappy, gzip, none"),
+    ("max_rows_per_file", -1, "must be at least 0, not -1"),
+    ("threads", 0, "must be at least 1, not 0"),
+])
+def test_unusable_options_are_a_value_error(option: str, value: Any, problem: str,
+                                            tmp_path: Path) -> None:
+    # Each of these failed deep in a run (a bare TypeError, LookupError or ArrowInvalid), or,
+    # for block_size=0, read nothing and reported success.
+    with pytest.raises(ValueError, match=f"^{option} {problem}"):
+        build_options(None, **{option: value})
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,2\n", "utf-8")
+    with pytest.raises(ValueError, match=f"^{option} "):
+        transform(str(src), str(tmp_path / "out.parquet"), **{option: value})
+    assert sorted(os.listdir(tmp_path)) == ["in.csv"]

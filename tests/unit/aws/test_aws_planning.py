@@ -223,4 +223,3 @@ def test_small_or_compressed_objects_get_one_range(tmp_path: Path) -> None:
     assert plan_byte_ranges("x.csv", "csv", 10, 1000) == [{"index": 0, "start": 0, "end": 10}]
     assert not splittable("x.csv", ReadOptions(encoding="utf-16"))
     assert splittable("x.csv", ReadOptions(encoding="latin-1"))
-    assert not splittable("x.csv", ReadOptions(encoding="no-such-codec"))
