@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cliutil import JsonFlag, run_job, size_option
+from engine.cliutil import JsonFlag, checked_options, run_job, size_option
 from engine.config import csv_char_problem
 
 app = typer.Typer(
@@ -62,27 +62,6 @@ def _read_kwargs(fmt: str | None, json_path: str | None, block_size: str | None,
         "null_values": tuple(null_value) if null_value else None,
     }
     return {k: v for k, v in kwargs.items() if v is not None}
-
-
-#: The option that sets an engine field, where the names differ.
-_OPTION_OF = {"row_group_bytes": "--row-group-size", "null_values": "--null-value"}
-
-
-def _checked(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs``, once the engine has built its options from them.
-
-    A value the engine refuses (``ValueError``: a block size of 0, an unknown encoding) is then
-    a usage error naming its option (exit 2), not an internal error halfway through a run.
-    """
-    from engine.run import build_options
-
-    try:
-        build_options(None, **kwargs)
-    except ValueError as exc:
-        name, _, problem = str(exc).partition(" ")
-        hint = _OPTION_OF.get(name, "--" + name.replace("_", "-"))
-        raise typer.BadParameter(problem, param_hint=hint) from None
-    return kwargs
 
 
 @app.command()
@@ -143,7 +122,7 @@ def transform(
                 raise typer.BadParameter(str(exc), param_hint="--schema") from None
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
             return run_transform(src, dst, progress=progress, contract=contract,
-                                 **_checked(kwargs))
+                                 **checked_options(kwargs))
 
     report = run_job(as_json, job)
     if as_json:
@@ -177,7 +156,8 @@ def validate(
         kwargs = _read_kwargs(fmt, json_path, block_size, delimiter, quote_char, header,
                               encoding, null_value)
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-            return run_validate(src, contract=contract, progress=progress, **_checked(kwargs))
+            return run_validate(src, contract=contract, progress=progress,
+                                **checked_options(kwargs))
 
     report = run_job(as_json, job)
     if as_json:
@@ -208,7 +188,7 @@ def infer(
 
         kwargs = _read_kwargs(fmt, json_path, None, delimiter, quote_char, header, encoding,
                               null_value)
-        return infer_contract(src, dataset=dataset, **_checked(kwargs))
+        return infer_contract(src, dataset=dataset, **checked_options(kwargs))
 
     sys.stdout.write(run_job(False, job))
 
@@ -302,8 +282,12 @@ def gen(
     nbytes = size_option(size)
 
     def job() -> Any:
-        from engine.gen import generate
+        from engine.gen import check_arguments, generate
 
+        try:
+            check_arguments(dataset, output, size=nbytes, fmt=fmt, seed=seed, dirty=dirty)
+        except ValueError as exc:  # a mistyped argument: a usage error, like a bad option
+            raise typer.BadParameter(str(exc)) from None
         return generate(dataset, output, size=nbytes, fmt=fmt, seed=seed, dirty=dirty)
 
     report = run_job(as_json, job)

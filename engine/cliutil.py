@@ -84,3 +84,26 @@ def run_job(as_json: bool, job: Callable[[], Any], envelope: Envelope = _failed)
         raise typer.Exit(130) from None
     except Exception as exc:  # every failure becomes a typed message and an exit code
         fail(exc, as_json, envelope)
+
+
+#: The option that sets an engine field, where the names differ.
+_OPTION_OF = {"row_group_bytes": "--row-group-size", "null_values": "--null-value"}
+
+
+def checked_options(kwargs: dict[str, Any], hints: dict[str, str] | None = None,
+                    ) -> dict[str, Any]:
+    """``kwargs``, once the engine has built its options from them.
+
+    A value the engine refuses (``ValueError``: a block size of 0, an unknown encoding) is then
+    a usage error naming its option (exit 2), not an internal error halfway through a run.
+    ``hints`` names the option of a field where the command's differs from ``--field-name``.
+    """
+    from engine.run import build_options
+
+    try:
+        build_options(None, **kwargs)
+    except ValueError as exc:
+        name, _, problem = str(exc).partition(" ")
+        hint = {**_OPTION_OF, **(hints or {})}.get(name, "--" + name.replace("_", "-"))
+        raise typer.BadParameter(problem, param_hint=hint) from None
+    return kwargs

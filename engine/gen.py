@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 from engine.config import parse_size
 
 __all__ = [
+    "check_arguments",
     "COMPRESSIONS",
     "DATASETS",
     "FAULT_KINDS",
@@ -594,6 +595,52 @@ def _string_offsets(text: pa.Array) -> np.ndarray:
     return np.frombuffer(text.buffers()[1], dtype=np.int32, count=count, offset=4 * text.offset)
 
 
+def check_arguments(
+    dataset: str,
+    path: str | os.PathLike[str],
+    *,
+    size: int,
+    fmt: str | None = None,
+    seed: int = 0,
+    dirty: float = 0.0,
+) -> tuple[Dataset, str, str | None]:
+    """Check :func:`generate`'s arguments before anything is written.
+
+    Returns:
+        The dataset, the format and the compression the arguments name.
+
+    Raises:
+        ValueError: see :func:`generate`.
+
+    """
+    spec = DATASETS.get(dataset)
+    if spec is None:
+        raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+    inferred, compression = infer_format(path)
+    if fmt is None:
+        if inferred is None:
+            raise ValueError(
+                f"cannot infer the format of {os.fspath(path)!r} from its suffix; use .csv, "
+                ".ndjson, .jsonl or .json (optionally followed by .gz, .bz2 or .zst) or pass "
+                f"fmt= one of {', '.join(FORMATS)}"
+            )
+        fmt = inferred
+    fmt = fmt.lower()
+    if fmt not in _LAYOUTS:
+        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+        raise ValueError(f"size must be a positive number of bytes, got {size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if (
+        isinstance(dirty, bool)
+        or not isinstance(dirty, int | float | np.integer | np.floating)
+        or not 0 <= dirty <= DIRTY_MAX
+    ):
+        raise ValueError(f"dirty must be a ratio from 0 to {DIRTY_MAX}, got {dirty!r}")
+    return spec, fmt, compression
+
+
 def generate(
     dataset: str,
     path: str | os.PathLike[str],
@@ -638,35 +685,14 @@ def generate(
         A :class:`GenReport`.
 
     Raises:
-        ValueError: unknown dataset or format, a format that cannot be inferred, size < 1, or
-            ``dirty`` outside ``[0, DIRTY_MAX]``.
+        ValueError: unknown dataset or format, a format that cannot be inferred, size < 1, a
+            negative seed, or ``dirty`` outside ``[0, DIRTY_MAX]``.
 
     """
     started = time.perf_counter()
-    spec = DATASETS.get(dataset)
-    if spec is None:
-        raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
-    inferred, compression = infer_format(path)
-    if fmt is None:
-        if inferred is None:
-            raise ValueError(
-                f"cannot infer the format of {os.fspath(path)!r} from its suffix; use .csv, "
-                ".ndjson, .jsonl or .json (optionally followed by .gz, .bz2 or .zst) or pass "
-                f"fmt= one of {', '.join(FORMATS)}"
-            )
-        fmt = inferred
-    fmt = fmt.lower()
-    if fmt not in _LAYOUTS:
-        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-        raise ValueError(f"size must be a positive number of bytes, got {size!r}")
+    spec, fmt, compression = check_arguments(dataset, path, size=size, fmt=fmt, seed=seed,
+                                             dirty=dirty)
     size = int(size)
-    if (
-        isinstance(dirty, bool)
-        or not isinstance(dirty, int | float | np.integer | np.floating)
-        or not 0 <= dirty <= DIRTY_MAX
-    ):
-        raise ValueError(f"dirty must be a ratio from 0 to {DIRTY_MAX}, got {dirty!r}")
     injector = _Injector(spec, fmt, float(dirty), seed) if dirty > 0 else None
     layout = _LAYOUTS[fmt]
     header = layout.header(spec.columns).encode()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cliutil import JsonFlag, run_job, size_option
+from engine.cliutil import JsonFlag, checked_options, run_job, size_option
 from engine.errors import EngineError
 
 __all__ = ["profile", "size"]
@@ -100,6 +100,9 @@ def profile(
         _need_sizing_extra()
         from engine.sizing.model import load_prices
         from engine.sizing.profile import run_profile
+
+        checked_options({k: v for k, v in {"threads": threads, "block_size": block, **options}
+                         .items() if v is not None})
 
         return run_profile(file, out_dir=out_dir, name=name, contract=contract,
                            threads=threads, block_size=block, options=options,
@@ -220,10 +223,16 @@ def size(
         from engine.sizing.sweep import SweepConfig, default_data_dir, run_sweep, write_outputs
         from engine.sizing.sweep import verify as run_verify
 
+        swept = {"block_sizes": _csv(block_sizes, parse_size, "--block-sizes"),
+                 "threads": _csv(threads, int, "--threads")}
+        for block in swept["block_sizes"]:
+            checked_options({"block_size": block}, {"block_size": "--block-sizes"})
+        for count in swept["threads"]:
+            checked_options({"threads": count})
         cfg = SweepConfig(
             formats=fmts, sizes=_csv(sizes, parse_size, "--sizes"),
-            block_sizes=_csv(block_sizes, parse_size, "--block-sizes"),
-            threads=_csv(threads, int, "--threads"), contract=contract, seed=seed,
+            block_sizes=swept["block_sizes"], threads=swept["threads"], contract=contract,
+            seed=seed,
             data_dir=data_dir or default_data_dir(), out_dir=out_dir, name=name,
             memory_settings=memories or DEFAULT_MEMORY_SETTINGS, params=params, io=io,
         )

@@ -277,11 +277,24 @@ def test_gen_json(runner: CliRunner, tmp_path: Path):
     assert data["rows"] == len(lines) > 100
 
 
-def test_gen_unknown_dataset_fails_cleanly(runner: CliRunner, tmp_path: Path):
-    result = runner.invoke(app, ["gen", "nope", "-o", str(tmp_path / "x.csv"), "--json"])
-    assert result.exit_code != 0
+@pytest.mark.parametrize(("args", "problem"), [
+    (["nope", "-o", "x.csv"], "unknown dataset 'nope'"),
+    (["orders", "-o", "x.csv", "--size", "0"], "size must be a positive number"),
+    (["orders", "-o", "x.txt"], "cannot infer the format of"),
+    (["orders", "-o", "x.csv", "--seed", "-1"], "seed must be a non-negative integer"),
+    (["orders", "-o", "x.csv", "--dirty", "0.9"], "dirty must be a ratio from 0 to 0.5"),
+])
+def test_gen_bad_arguments_are_usage_errors(runner: CliRunner, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                            problem: str):
+    # These were internal errors (exit 70, "a bug: please report it").
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["gen", *args, "--json"])
+    assert result.exit_code == 2, result.output
     assert "Traceback" not in result.stderr
-    assert one_json_object(result.stdout)["status"] == "failed"
+    error = one_json_object(result.stdout)["error"]
+    assert error["type"] == "UsageError" and problem in error["message"]
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------------

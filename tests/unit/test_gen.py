@@ -320,6 +320,8 @@ def test_errors(tmp_path: Path) -> None:
         generate("orders", tmp_path / "x.csv", size=1_000, fmt="parquet")
     with pytest.raises(ValueError, match="size"):
         generate("orders", tmp_path / "x.csv", size=0)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        generate("orders", tmp_path / "x.csv", size=1_000, seed=-1)
     assert not (tmp_path / "x.csv").exists()
     assert not (tmp_path / "x.txt").exists()
 

@@ -99,6 +99,22 @@ def test_profile_of_a_missing_file_is_a_typed_error(tmp_path: Path) -> None:
     assert "InputNotFoundError" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("args", "option"), [
+    (["profile", "{src}", "--block-size", "0"], "--block-size"),
+    (["profile", "{src}", "--threads", "0"], "--threads"),
+    (["size", "--block-sizes", "0,4MiB"], "--block-sizes"),
+])
+def test_sizing_commands_refuse_unusable_options(tmp_path: Path, args: list[str],
+                                                 option: str) -> None:
+    # profile --block-size 0 used to measure a run that read nothing.
+    src = tmp_path / "o.csv"
+    src.write_text("a,b\n1,2\n", "utf-8")
+    done = chunkwise(*[a.format(src=src) for a in args], "--out-dir", str(tmp_path / "p"))
+    assert done.returncode == 2, done.stderr
+    assert f"Invalid value for {option}: must be at least 1" in done.stderr
+    assert not (tmp_path / "p").exists()
+
+
 def test_without_the_sizing_extra_the_commands_say_what_to_install(tmp_path: Path) -> None:
     """matplotlib made unfindable in the child: a typed error naming the extra, exit 69."""
     import os
