@@ -94,7 +94,7 @@ def checked_options(kwargs: dict[str, Any], hints: dict[str, str] | None = None,
                     ) -> dict[str, Any]:
     """``kwargs``, once the engine has built its options from them.
 
-    A value the engine refuses (``ValueError``: a block size of 0, an unknown encoding) is then
+    A value the engine refuses (``UsageError``: a block size of 0, an unknown encoding) is then
     a usage error naming its option (exit 2), not an internal error halfway through a run.
     ``hints`` names the option of a field where the command's differs from ``--field-name``.
     """

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from engine.errors import UsageError
+
 MiB = 1024**2
 
 #: Bytes read from the (decompressed) input per chunk. Each chunk is cut at the last complete
@@ -87,14 +89,14 @@ def parse_size(text: str) -> int:
     """
     match = _SIZE_RE.match(text) if isinstance(text, str) else None
     if match is None or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(
+        raise UsageError(
             f"invalid size {text!r}: expected a number and an optional unit "
             "(B, KB, MB, GB = 1000-based; KiB, MiB, GiB = 1024-based), e.g. '500MB' or '1.5GiB'"
         )
     try:
         number = Decimal(match.group(1))
     except InvalidOperation as exc:  # pragma: no cover - the regex only admits valid decimals
-        raise ValueError(f"invalid size {text!r}") from exc
+        raise UsageError(f"invalid size {text!r}") from exc
     return int((number * _SIZE_UNITS[match.group(2).lower()]).to_integral_value())
 
 
@@ -168,12 +170,12 @@ class ReadOptions:
         for name, empty_ok in (("delimiter", False), ("quote_char", True)):
             problem = csv_char_problem(getattr(self, name), empty_ok=empty_ok)
             if problem is not None:
-                raise ValueError(f"{name} {problem}")
+                raise UsageError(f"{name} {problem}")
         _at_least(self, block_size=1, max_record_bytes=1, sample_bytes=1, sample_count=0)
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise ValueError(f"encoding {self.encoding!r} is not a known text encoding") from None
+            raise UsageError(f"encoding {self.encoding!r} is not a known text encoding") from None
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class WriteOptions:
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, "
+            raise UsageError(f"compression must be one of {', '.join(COMPRESSIONS)}, "
                              f"not {self.compression!r}")
         _at_least(self, row_group_rows=1, row_group_bytes=0, max_rows_per_file=0,
                   max_bytes_per_file=0, part_size=1)
@@ -244,4 +246,4 @@ def _at_least(options: object, **minimums: int) -> None:
     for name, minimum in minimums.items():
         value = getattr(options, name)
         if value is not None and value < minimum:
-            raise ValueError(f"{name} must be at least {minimum}, not {value}")
+            raise UsageError(f"{name} must be at least {minimum}, not {value}")

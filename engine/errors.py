@@ -12,7 +12,8 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     │   ├── SchemaError          header/columns/types do not match what is expected
     │   ├── InputFormatError     not CSV/JSON, corrupt compression, bad encoding, unterminated
     │   ├── InputNotFoundError   the object, file or bucket does not exist
-    │   └── ContractError        the dataset contract file itself is invalid
+    │   ├── ContractError        the dataset contract file itself is invalid
+    │   └── UsageError           an option out of range, an output that would replace the input
     └── TransientError           retried by the state machine (throttling, timeouts, resets)
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "PermanentError",
     "SchemaError",
     "TransientError",
+    "UsageError",
     "ValidationError",
     "exit_code_for",
 ]
@@ -110,6 +112,16 @@ class ContractError(PermanentError):
 
     ``record`` is unused; the message names the contract file and line.
     """
+
+
+class UsageError(PermanentError, ValueError):
+    """The caller asked for something that cannot work; also a ``ValueError``.
+
+    An option out of range (a block size of 0, an unknown encoding), a malformed S3 URI, an
+    output that would replace the input.
+    """
+
+    exit_code = 2  # as the CLI's own usage errors
 
 
 class TransientError(EngineError):

@@ -36,6 +36,7 @@ from engine.errors import (
     InputNotFoundError,
     PermanentError,
     TransientError,
+    UsageError,
 )
 from engine.output import AtomicOutput
 
@@ -44,6 +45,7 @@ __all__ = [
     "InputStream",
     "infer_compression",
     "is_s3",
+    "local_path",
     "map_s3_error",
     "object_size",
     "open_input",
@@ -87,20 +89,21 @@ def split_s3(uri: str, *, allow_empty_key: bool = False) -> tuple[str, str]:
         The bucket name and the key, the key exactly as written (no normalisation).
 
     Raises:
-        ValueError: ``uri`` is not an ``s3://`` URI, or lacks a bucket (or a key).
+        UsageError: ``uri`` is not an ``s3://`` URI, or lacks a bucket (or a key); a
+            ``ValueError``.
 
     """
     if not is_s3(uri):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
+        raise UsageError(f"not an s3:// URI: {uri!r}")
     bucket, _, key = uri[5:].partition("/")
     if not bucket:
-        raise ValueError(f"S3 URI has no bucket: {uri!r}")
+        raise UsageError("S3 URI has no bucket", uri=uri)
     if not key and not allow_empty_key:
-        raise ValueError(f"S3 URI has no key: {uri!r}")
+        raise UsageError("S3 URI has no key (s3://bucket/key names an object)", uri=uri)
     return bucket, key
 
 
-def _local_path(uri: str) -> str:
+def local_path(uri: str) -> str:
     """Return the filesystem path of a local URI (a plain path, or ``file://`` + a path)."""
     return uri[7:] if uri.startswith("file://") else uri
 
@@ -206,7 +209,7 @@ def object_size(uri: str) -> int:
         from engine import s3
 
         return s3.object_size(uri)
-    path = _local_path(uri)
+    path = local_path(uri)
     try:
         if os.path.isdir(path):
             raise IsADirectoryError(21, "Is a directory", path)
@@ -242,7 +245,7 @@ def read_range(uri: str, start: int, length: int) -> bytes:
 
         return s3.read_range(uri, start, length)
     try:
-        with open(_local_path(uri), "rb") as fh:
+        with open(local_path(uri), "rb") as fh:
             fh.seek(start)
             return fh.read(length)
     except OSError as exc:
@@ -440,7 +443,7 @@ def open_input(uri: str, compression: str | None = None, *,
 
     else:
         try:  # open() refuses a directory with IsADirectoryError
-            source = open(_local_path(uri), "rb", buffering=0)  # noqa: SIM115 - the stream owns it
+            source = open(local_path(uri), "rb", buffering=0)  # noqa: SIM115 - the stream owns it
         except OSError as exc:
             raise _local_error(exc, uri) from exc
         size = os.fstat(source.fileno()).st_size

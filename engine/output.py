@@ -61,10 +61,10 @@ class _LocalOutput:
     """
 
     def __init__(self, uri: str) -> None:
-        from engine.io import _local_path
+        from engine.io import local_path
 
         self.uri = uri
-        self._path = Path(_local_path(uri))
+        self._path = Path(local_path(uri))
         self._fh: BinaryIO | None = None
         self._tmp: Path | None = None
 

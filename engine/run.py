@@ -9,6 +9,7 @@ the conversion restarts (the output has one schema and every row), up to
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import resource
 import sys
@@ -22,7 +23,13 @@ import pyarrow as pa
 
 from engine import io
 from engine.config import ReadOptions, RunOptions, WriteOptions
-from engine.errors import EngineError, InputFormatError, SchemaError, ValidationError
+from engine.errors import (
+    EngineError,
+    InputFormatError,
+    SchemaError,
+    UsageError,
+    ValidationError,
+)
 from engine.pipeline import Prefetch, ReadAhead, worker_threads
 from engine.readers import (
     READERS,
@@ -345,6 +352,8 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, progress: 
     opts = build_options(options, **kwargs)
     plan = OutputPlan.load(contract, src, dst, opts.output_stem)
     opts = build_options(options, **{**plan.overrides(), **kwargs})
+    if dst is not None:
+        _refuse_replacing(src, [plan.data_uri or dst, opts.rejects_uri, plan.aggregate_uri])
     with clock.measure("infer"):
         samples = _samples(src, opts.read)
         reader = _reader(src, opts.read, samples[0].data)
@@ -497,6 +506,24 @@ def _check_thresholds(contract: Any, rows_in: int, rejected: int, src: str,
         raise ValidationError(f"{rejected} of {rows_in} records rejected "
                               f"({rejected / rows_in:.2%}), more than rejects.max_ratio "
                               f"({policy.max_ratio:.2%})", uri=src)
+
+
+def _refuse_replacing(src: str, outputs: list[str | None]) -> None:
+    """Raise :class:`UsageError` when one of ``outputs`` is ``src`` itself.
+
+    The output is renamed into place (or committed) after the input has been read, so the run
+    would succeed and leave the input replaced by its own Parquet.
+    """
+    for out in outputs:
+        if not out:
+            continue
+        if io.is_s3(src) or io.is_s3(out):
+            same = src == out
+        else:
+            same = os.path.realpath(io.local_path(src)) == os.path.realpath(io.local_path(out))
+        if same:
+            raise UsageError("the output is the input: writing it would replace the input; "
+                             "choose another output path", uri=out)
 
 
 def _sink(plan: OutputPlan, schema: pa.Schema, opts: RunOptions) -> Any:

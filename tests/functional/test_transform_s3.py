@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import engine.io
-from engine.errors import InputFormatError, InputNotFoundError, PermanentError
+from engine.errors import InputFormatError, InputNotFoundError, PermanentError, UsageError
 from engine.gen import generate
 from engine.run import transform
 
@@ -183,6 +183,20 @@ def test_missing_bucket_or_key_is_input_not_found(buckets: Any, src: str):
         transform(src, "s3://processed/out.parquet")
     assert info.value.uri == src
     assert _keys(buckets, "processed") == []
+
+
+def test_s3_output_that_is_the_input_is_refused(buckets: Any, orders_csv: bytes):
+    buckets.put_object(Bucket="raw", Key="orders.csv", Body=orders_csv)
+    with pytest.raises(UsageError, match="the output is the input"):
+        transform("s3://raw/orders.csv", "s3://raw/orders.csv")
+    assert buckets.get_object(Bucket="raw", Key="orders.csv")["Body"].read() == orders_csv
+    assert _uploads(buckets, "raw") == []
+
+
+@pytest.mark.parametrize("src", ["s3://", "s3://raw", "s3://raw/"])
+def test_s3_uri_without_a_key_is_a_usage_error(buckets: Any, src: str):
+    with pytest.raises(UsageError, match="S3 URI has no"):
+        transform(src, "s3://processed/out.parquet")
 
 
 def test_missing_output_bucket_is_permanent(buckets: Any, orders_csv: bytes):

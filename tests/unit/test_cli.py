@@ -213,6 +213,17 @@ def test_bad_option_with_json_prints_a_failure_object(runner: CliRunner, orders_
     assert set(data["error"]) >= ERROR_KEYS
 
 
+def test_output_that_is_the_input_exits_2_and_keeps_the_input(runner: CliRunner,
+                                                              tmp_path: Path):
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,2\n", "utf-8")
+    result = runner.invoke(app, ["transform", str(src), str(src), "--json"])
+    assert result.exit_code == 2, result.output
+    error = one_json_object(result.stdout)["error"]
+    assert error["type"] == "UsageError" and error["uri"] == str(src)
+    assert src.read_text("utf-8") == "a,b\n1,2\n"
+
+
 def test_backslash_t_delimiter_is_a_tab(runner: CliRunner, tmp_path: Path):
     src = tmp_path / "in.txt"
     src.write_text("a\tb\n1\t2\n", "utf-8")

@@ -28,6 +28,7 @@ from engine.errors import (
     InputFormatError,
     InputNotFoundError,
     SchemaError,
+    UsageError,
 )
 from engine.gen import generate
 from engine.run import RunReport, build_options, read_batches, transform
@@ -787,3 +788,24 @@ def test_unusable_options_are_a_value_error(option: str, value: Any, problem: st
     with pytest.raises(ValueError, match=f"^{option} "):
         transform(str(src), str(tmp_path / "out.parquet"), **{option: value})
     assert sorted(os.listdir(tmp_path)) == ["in.csv"]
+
+
+@pytest.mark.parametrize("where", ["output", "output-spelled-differently", "rejects"])
+def test_an_output_that_would_replace_the_input_is_refused(tmp_path: Path, where: str) -> None:
+    # The run read the input, then renamed its Parquet over it: a silent, complete data loss.
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,2\n", "utf-8")
+    dst, rejects = str(tmp_path / "out.parquet"), None
+    if where == "output":
+        dst = str(src)
+    elif where == "output-spelled-differently":
+        dst = str(tmp_path / "sub" / ".." / "in.csv")
+        (tmp_path / "sub").mkdir()
+    else:
+        rejects = str(src)
+    with pytest.raises(UsageError, match="the output is the input") as info:
+        transform(str(src), dst, rejects_uri=rejects)
+    assert isinstance(info.value, ValueError) and info.value.exit_code == 2
+    assert src.read_text("utf-8") == "a,b\n1,2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.csv"] + (
+        ["sub"] if where == "output-spelled-differently" else []))
