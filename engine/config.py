@@ -172,6 +172,10 @@ class ReadOptions:
             if problem is not None:
                 raise UsageError(f"{name} {problem}")
         _at_least(self, block_size=1, max_record_bytes=1, sample_bytes=1, sample_count=0)
+        for name in ("null_values", "column_names"):
+            if isinstance(getattr(self, name), str):  # would be read as one name per character
+                raise UsageError(f"{name} must be a list of strings, not the string "
+                                 f"{getattr(self, name)!r}")
         try:
             codecs.lookup(self.encoding)
         except LookupError:

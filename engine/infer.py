@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -25,11 +26,13 @@ __all__ = ["infer_contract"]
 SUGGEST_IN_MAX = 12
 
 
-def infer_contract(src: str, *, dataset: str | None = None, **kwargs: Any) -> str:
+def infer_contract(src: str | os.PathLike[str], *, dataset: str | None = None,
+                   **kwargs: Any) -> str:
     """A contract (YAML text with comments) describing ``src``; keyword options as ``transform``.
 
     The result loads with :func:`engine.contract.load_contract`.
     """
+    src = os.fspath(src)
     opts = build_options(None, **kwargs)
     samples = _samples(src, opts.read)
     reader = _reader(src, opts.read, samples[0].data)

@@ -245,7 +245,7 @@ def _schema(src: str, reader: Reader, samples: list[Sample], explicit: Any) -> p
     raise SchemaError(f"schema must be a pyarrow.Schema, not {type(explicit).__name__}", uri=src)
 
 
-def read_batches(src: str, *, options: RunOptions | None = None,
+def read_batches(src: str | os.PathLike[str], *, options: RunOptions | None = None,
                  **kwargs: Any) -> Iterator[pa.RecordBatch]:
     """Stream ``src`` as record batches, in bounded memory.
 
@@ -258,6 +258,7 @@ def read_batches(src: str, *, options: RunOptions | None = None,
         >>> for batch in read_batches("orders.csv", block_size=1 << 20):  # doctest: +SKIP
         ...     print(batch.num_rows)
     """
+    src = os.fspath(src)
     opts = build_options(options, **kwargs)
     samples = _samples(src, opts.read)
     reader = _reader(src, opts.read, samples[0].data)
@@ -299,7 +300,8 @@ class _RejectsFile:
         self.count = 0
 
 
-def transform(src: str, dst: str, *, options: RunOptions | None = None,
+def transform(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+              options: RunOptions | None = None,
               progress: Progress | None = None, contract: Any = None,
               **kwargs: Any) -> RunReport:
     """Convert ``src`` (CSV, NDJSON or a JSON array; local or ``s3://``) to Parquet at ``dst``.
@@ -320,17 +322,18 @@ def transform(src: str, dst: str, *, options: RunOptions | None = None,
         >>> report.rows_in == report.rows_out + report.rows_rejected + report.rows_filtered
         True
     """
-    return _run(src, dst, options, progress, contract, kwargs)
+    return _run(os.fspath(src), os.fspath(dst), options, progress, contract, kwargs)
 
 
-def validate(src: str, *, contract: Any, options: RunOptions | None = None,
+def validate(src: str | os.PathLike[str], *, contract: Any,
+             options: RunOptions | None = None,
              progress: Progress | None = None, **kwargs: Any) -> RunReport:
     """Check ``src`` against ``contract`` in one pass, writing nothing.
 
     The report's ``checks`` counts rejects by column and check, with a few examples each;
     ``status`` is ``"failed"`` when the rejects exceed the contract's thresholds.
     """
-    return _run(src, None, options, progress, contract, kwargs)
+    return _run(os.fspath(src), None, options, progress, contract, kwargs)
 
 
 def _run(src: str, dst: str | None, options: RunOptions | None, progress: Progress | None,

@@ -158,6 +158,9 @@ class CsvReader:
         if not fields or fields == [""]:
             raise SchemaError("the CSV header is empty", uri=self.uri, offset=0)
         names = list(self.options.column_names) if self.options.column_names else fields
+        if len(names) != len(fields):  # every record would be rejected as ragged
+            raise SchemaError(f"column_names has {len(names)} names but the header has "
+                              f"{len(fields)} fields", uri=self.uri, record=1, offset=0)
         return _unique_names(names), end
 
     def _first_record_end(self, buf: bytes) -> int:

@@ -809,3 +809,28 @@ def test_an_output_that_would_replace_the_input_is_refused(tmp_path: Path, where
     assert src.read_text("utf-8") == "a,b\n1,2\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.csv"] + (
         ["sub"] if where == "output-spelled-differently" else []))
+
+
+def test_paths_may_be_path_objects(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,2\n", "utf-8")
+    report = transform(src, tmp_path / "out.parquet")  # os.PathLike, as pyarrow accepts
+    assert report.rows_out == 1 and report.output == str(tmp_path / "out.parquet")
+    assert sum(b.num_rows for b in read_batches(src)) == 1
+
+
+@pytest.mark.parametrize("option", ["null_values", "column_names"])
+def test_a_string_where_a_list_is_expected_is_refused(option: str) -> None:
+    # null_values="NA" made "N" and "A" null markers, one per character.
+    with pytest.raises(UsageError, match=f"{option} must be a list of strings"):
+        build_options(None, **{option: "NA"})
+
+
+def test_column_names_that_do_not_match_the_header_are_a_schema_error(tmp_path: Path) -> None:
+    # Every record was rejected as ragged and the run "succeeded" with no rows.
+    src = tmp_path / "in.csv"
+    src.write_text("a,b,c\n1,2,3\n", "utf-8")
+    with pytest.raises(SchemaError, match="column_names has 2 names but the header has 3"):
+        transform(str(src), str(tmp_path / "out.parquet"), column_names=("x", "y"))
+    report = transform(str(src), str(tmp_path / "out.parquet"), column_names=("x", "y", "z"))
+    assert report.rows_out == 1
