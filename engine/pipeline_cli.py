@@ -38,9 +38,12 @@ def _size(text: str | None, hint: str) -> int | None:
     from engine.config import parse_size
 
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=hint) from None
+    if size < 1:  # the deployed settings refuse it too, but only once the execution runs
+        raise typer.BadParameter(f"must be positive, not {text!r}", param_hint=hint)
+    return size
 
 
 def exit_code(result: dict[str, Any]) -> int:

@@ -146,6 +146,9 @@ def test_usage_errors(stubs: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "does not match" in res.output
     res = _invoke(str(stubs), "--max-single-bytes", "lots")
     assert res.exit_code == 2
+    for option in ("--max-single-bytes", "--range-bytes"):  # were an execution failing (70)
+        res = _invoke(str(stubs), option, "0")
+        assert res.exit_code == 2 and "must be positive" in res.output, res.output
 
 
 def test_stack_runs_remote(monkeypatch: pytest.MonkeyPatch) -> None:
