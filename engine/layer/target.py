@@ -69,12 +69,12 @@ class Target:
         if name not in ARCHITECTURES:
             raise LayerTargetError(
                 f"unknown architecture {arch!r}: Lambda runs {' or '.join(ARCHITECTURES)}")
-        version = _version(python, "Python version")
+        version = _version(python, "Python version", "3.13")
         if version not in LAMBDA_PYTHONS:
             known = ", ".join(f"{a}.{b}" for a, b in LAMBDA_PYTHONS)
             raise LayerTargetError(
                 f"no Lambda runtime for Python {python!r}: the engine supports {known}")
-        libc = _version(glibc, "glibc version") if glibc else LAMBDA_PYTHONS[version][1]
+        libc = _version(glibc, "glibc version", "2.34") if glibc else LAMBDA_PYTHONS[version][1]
         if libc[0] != 2 or libc[1] < _MIN_GLIBC_MINOR[ARCHITECTURES[name]]:
             raise LayerTargetError(f"glibc {glibc} is older than any manylinux wheel for {name}")
         return cls(python=version, arch=name, glibc=libc)
@@ -153,8 +153,8 @@ class Target:
         return f"{self.runtime} {self.arch} ({glibc})"
 
 
-def _version(text: str, what: str) -> tuple[int, int]:
+def _version(text: str, what: str, example: str) -> tuple[int, int]:
     parts = text.strip().removeprefix("python").split(".")
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise LayerTargetError(f"invalid {what} {text!r}: expected MAJOR.MINOR, e.g. 3.13")
+        raise LayerTargetError(f"invalid {what} {text!r}: expected MAJOR.MINOR, e.g. {example}")
     return int(parts[0]), int(parts[1])

@@ -114,9 +114,9 @@ def test_x86_64_tags_reach_back_to_manylinux1() -> None:
 @pytest.mark.parametrize(("python", "arch", "glibc", "message"), [
     ("3.13", "sparc", None, "unknown architecture 'sparc'"),
     ("3.9", "arm64", None, "no Lambda runtime for Python '3.9'"),
-    ("three", "arm64", None, "invalid Python version"),
+    ("three", "arm64", None, "invalid Python version .three.: expected MAJOR.MINOR, e.g. 3.13"),
     ("3.13", "arm64", "2.12", "older than any manylinux wheel"),
-    ("3.13", "arm64", "glibc", "invalid glibc version"),
+    ("3.13", "arm64", "glibc", "invalid glibc version .glibc.: expected MAJOR.MINOR, e.g. 2.34"),
 ])
 def test_target_rejects_what_lambda_does_not_run(python: str, arch: str, glibc: str | None,
                                                  message: str) -> None:
