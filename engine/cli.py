@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from engine.cliutil import JsonFlag, checked_options, run_job, size_option
-from engine.config import csv_char_problem
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -50,11 +49,6 @@ def _read_kwargs(fmt: str | None, json_path: str | None, block_size: str | None,
         raise typer.BadParameter("use csv, ndjson or json", param_hint="--format")
     if delimiter == "\\t":  # as typed in a shell without $'\t'
         delimiter = "\t"
-    for hint, value, empty_ok in (("--delimiter", delimiter, False),
-                                  ("--quote-char", quote_char, True)):
-        problem = None if value is None else csv_char_problem(value, empty_ok=empty_ok)
-        if problem is not None:
-            raise typer.BadParameter(problem, param_hint=hint)
     kwargs: dict[str, Any] = {
         "format": fmt, "json_path": json_path, "delimiter": delimiter,
         "quote_char": quote_char, "header": header, "encoding": encoding,

@@ -243,7 +243,7 @@ class RunOptions:
 
 
 def _at_least(options: object, **minimums: int) -> None:
-    """Raise ``ValueError`` naming the first field of ``options`` below its minimum.
+    """Raise :class:`UsageError` naming the first field of ``options`` below its minimum.
 
     ``None`` means unset, and is allowed.
     """
