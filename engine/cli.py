@@ -113,7 +113,7 @@ def transform(
             try:
                 kwargs["schema"] = parse_schema(schema.read_text())
             except (OSError, ValueError) as exc:
-                raise typer.BadParameter(str(exc), param_hint="--schema") from None
+                raise typer.BadParameter(f"{schema}: {exc}", param_hint="--schema") from None
         with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
             return run_transform(src, dst, progress=progress, contract=contract,
                                  **checked_options(kwargs))

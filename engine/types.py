@@ -50,7 +50,11 @@ def parse_schema(spec: str | dict[str, Any] | list[Any]) -> pa.Schema:
 
     Either ``{"col": "int64", ...}`` or ``[{"name": "col", "type": "int64", "nullable": true}]``.
     """
-    data = json.loads(spec) if isinstance(spec, str) else spec
+    try:
+        data = json.loads(spec) if isinstance(spec, str) else spec
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc}): a schema is a JSON object {{name: type}} or a "
+                         "list of {name, type}") from None
     if isinstance(data, dict) and "fields" in data:
         data = data["fields"]
     if isinstance(data, dict):

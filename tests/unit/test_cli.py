@@ -233,6 +233,17 @@ def test_backslash_t_delimiter_is_a_tab(runner: CliRunner, tmp_path: Path):
     assert pq.read_table(tmp_path / "o.parquet").column_names == ["a", "b"]
 
 
+def test_schema_file_that_is_not_json_is_named(runner: CliRunner, orders_csv: Path,
+                                               tmp_path: Path):
+    schema = tmp_path / "schema.json"
+    schema.write_text("order_id: int64\n", "utf-8")  # YAML, not JSON
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet"),
+                                 "--schema", str(schema), "--json"])
+    assert result.exit_code == 2, result.output
+    message = one_json_object(result.stdout)["error"]["message"]
+    assert f"{schema}: not JSON" in message and "a schema is a JSON object" in message
+
+
 def test_unreadable_schema_file_is_a_usage_error(runner: CliRunner, orders_csv: Path,
                                                  tmp_path: Path):
     schema = tmp_path / "schema.json"
