@@ -157,6 +157,9 @@ def _local_error(exc: OSError, uri: str, *, output: bool = False) -> EngineError
         return InputFormatError("not a readable file (a directory)", uri=uri)
     if isinstance(exc, PermissionError):
         return PermanentError(f"permission denied ({reason})", uri=uri)
+    if output and isinstance(exc, IsADirectoryError) and not uri.endswith("/"):
+        return PermanentError(f"cannot write here ({reason}): to write into the directory, end "
+                              "the output with /", uri=uri)
     if output and isinstance(exc, IsADirectoryError | NotADirectoryError | FileExistsError):
         return PermanentError(f"cannot write here ({reason})", uri=uri)
     return TransientError(f"I/O error ({reason})", uri=uri)

@@ -834,3 +834,12 @@ def test_column_names_that_do_not_match_the_header_are_a_schema_error(tmp_path: 
         transform(str(src), str(tmp_path / "out.parquet"), column_names=("x", "y"))
     report = transform(str(src), str(tmp_path / "out.parquet"), column_names=("x", "y", "z"))
     assert report.rows_out == 1
+
+
+def test_an_existing_directory_as_output_says_how_to_write_into_it(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("a,b\n1,2\n", "utf-8")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(EngineError, match="to write into the directory, end the output with /"):
+        transform(str(src), str(tmp_path / "out"))
+    assert transform(str(src), str(tmp_path / "out") + "/").rows_out == 1
