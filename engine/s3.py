@@ -297,11 +297,10 @@ def _bucket_exists(client: Any, bucket: str) -> bool:
     """False only when S3 says the bucket is not there (any other answer: assume it is)."""
     try:
         client.head_bucket(Bucket=bucket)
-    except Exception as exc:  # noqa: BLE001 - only a definite 404 changes the message
-        error = _client_error(exc)
-        status = None if error is None else \
-            error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return status != 404
+    except botocore.exceptions.ClientError as exc:
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
+    except botocore.exceptions.BotoCoreError:  # the network: the first answer stands
+        return True
     return True
 
 
