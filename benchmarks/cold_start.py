@@ -35,7 +35,8 @@ MiB = 2**20
 BUDGET_SECONDS = 0.35
 BUDGET_RSS = 80 * MiB
 #: Imported only by the paths that need them: a handler import must not load any of them.
-LAZY = ("ijson", "engine.aggregate", "engine.sizing", "engine.contract", "matplotlib", "typer",
+LAZY = ("ijson", "engine.enforce.aggregate", "engine.sizing", "engine.contract", "matplotlib",
+        "typer",
         "rich", "click", "boto3", "botocore.session", "smart_open", "pandas",
         "aws_lambda_powertools.utilities.data_classes")
 #: The clients each step creates on its first invocation (engine/aws/steps.py): every step records

@@ -33,7 +33,7 @@ def parse_size(text: str) -> int:
 def cpu_seconds(args: list[str]) -> tuple[float, int, dict]:
     """User+system CPU seconds and peak RSS of one child run of the CLI."""
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args, "--json"],
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli.app", *args, "--json"],
                                 stdout=out, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -57,7 +57,7 @@ def main() -> None:
     for size in (small, big):
         path = data / f"orders_{size // 10**6}mb_seed0.csv"
         if not path.exists():
-            subprocess.run([sys.executable, "-m", "engine.cli", "gen", "orders", "--size",
+            subprocess.run([sys.executable, "-m", "engine.cli.app", "gen", "orders", "--size",
                             str(size), "-o", str(path)], check=True, capture_output=True)
         files[size] = path
     out = Path(tempfile.mkdtemp())

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.config import WriteOptions
-from engine.writer import ParquetSink
+from engine.sink.parquet import ParquetSink
 
 MiB = 1024 * 1024
 SLICE_ROWS = 50_000

@@ -1,33 +1,24 @@
 """chunkwise: streaming, bounded-memory CSV/JSON → Parquet for AWS Lambda.
 
 The public API is re-exported here and imported on first use, so ``import engine`` stays cheap
-for the parts (CLI, Lambda handlers) that need only some of it.
+for the parts (CLI, Lambda handlers) that need only some of it. Importing the package changes no
+process-wide state: the CLI, the Lambda handlers and the sizing child tune the allocator at
+their own entry points (:func:`engine.runtime.process.configure`).
 
 Example:
     >>> import engine
-    >>> report = engine.transform("orders.csv", "orders.parquet")  # doctest: +SKIP
-    >>> report.rows_in == report.rows_out + report.rows_rejected   # doctest: +SKIP
+    >>> report = engine.transform(path, f"{tmp}/orders.parquet")
+    >>> report.rows_in == report.rows_out + report.rows_rejected + report.rows_filtered
     True
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
 
-from engine import allocator  # no imports of its own: pyarrow is not loaded yet
-
-# pyarrow's allocator (mimalloc) returns freed pages after MIMALLOC_PURGE_DELAY ms: 1 ms with
-# worker threads (peak RSS), 50 ms on one thread (fewer page faults); see engine.allocator. It
-# is read when pyarrow loads, so it is set here, before any pyarrow import; the CLI refines it
-# from --threads, and an explicit setting in the environment wins.
-os.environ.setdefault(allocator.VARIABLE, allocator.purge_delay())
-# numpy (imported by pyarrow) starts an OpenBLAS thread pool whose threads spin; the engine does
-# no linear algebra. One thread cut a 5 MB conversion from 0.37 to 0.28 CPU s (benchmarks/).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 from engine.errors import (
+    AccountingError,
     ContractError,
     EngineError,
     InputFormatError,
@@ -35,6 +26,7 @@ from engine.errors import (
     PermanentError,
     SchemaError,
     TransientError,
+    UsageError,
     ValidationError,
 )
 
@@ -42,9 +34,11 @@ if TYPE_CHECKING:
     from engine.config import ReadOptions, RunOptions, WriteOptions
     from engine.contract import Contract, load_contract
     from engine.infer import infer_contract
-    from engine.run import RunReport, read_batches, transform, validate
+    from engine.report import RunReport
+    from engine.run import read_batches, transform, validate
 
 __all__ = [
+    "AccountingError",
     "Contract",
     "ContractError",
     "EngineError",
@@ -56,8 +50,10 @@ __all__ = [
     "RunReport",
     "SchemaError",
     "TransientError",
+    "UsageError",
     "ValidationError",
     "WriteOptions",
+    "__version__",
     "infer_contract",
     "load_contract",
     "read_batches",
@@ -67,9 +63,10 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+#: public name → the module that defines it (imported on first use).
 _LAZY = {
     "ReadOptions": "engine.config", "RunOptions": "engine.config", "WriteOptions": "engine.config",
-    "RunReport": "engine.run", "read_batches": "engine.run", "transform": "engine.run",
+    "RunReport": "engine.report", "read_batches": "engine.run", "transform": "engine.run",
     "validate": "engine.run", "Contract": "engine.contract", "load_contract": "engine.contract",
     "infer_contract": "engine.infer",
 }
@@ -77,5 +74,11 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from engine.errors import UsageError
 
@@ -48,6 +49,13 @@ DEFAULT_ROW_GROUP_ROWS = 1024 * 1024
 
 #: S3 multipart part size for outputs: smart-open's default is 50 MiB per open writer.
 DEFAULT_PART_SIZE = 8 * MiB
+
+#: The smallest part S3 takes in a multipart upload (but the last); smart-open raises a smaller
+#: ``part_size`` to it.
+S3_MIN_PART_SIZE = 5 * MiB
+
+#: The largest part S3 takes; smart-open lowers a larger ``part_size`` to it.
+S3_MAX_PART_SIZE = 5 * 1024 * MiB
 
 #: How many ranged samples (beyond the head) schema inference reads from a seekable input.
 DEFAULT_SAMPLE_COUNT = 4
@@ -100,8 +108,34 @@ def parse_size(text: str) -> int:
     return int((number * _SIZE_UNITS[match.group(2).lower()]).to_integral_value())
 
 
+#: Parquet codecs the writer takes (``WriteOptions.compression``).
 COMPRESSIONS = ("zstd", "snappy", "gzip", "none")
+
+#: Input formats: CSV (any delimiter), newline-delimited JSON, one JSON document holding an array.
 FORMATS = ("csv", "ndjson", "json")
+
+#: Compressions an input may have (``ReadOptions.input_compression``).
+INPUT_COMPRESSIONS = ("none", "gzip", "bz2", "zstd")
+
+#: Stored-name suffix → input compression, matched case-insensitively at the end of the name.
+#: The first suffix of each compression is the one ``chunkwise gen`` writes.
+COMPRESSION_SUFFIXES: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd",
+                                        ".zstd": "zstd"}
+
+#: Name suffix (after any compression suffix) → format. ``.json`` is a JSON array unless its
+#: content is one object per line (:func:`engine.readers.sampling.detect_format`).
+FORMAT_SUFFIXES: dict[str, str] = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".ndjson": "ndjson", ".jsonl": "ndjson", ".ldjson": "ndjson",
+    ".json": "json",
+}
+
+#: Name suffix → the CSV delimiter it implies when none is given.
+SUFFIX_DELIMITERS: dict[str, str] = {".tsv": "\t"}
+
+#: Lambda gives one full vCPU at this memory size (MB); below it a function has a share of one,
+#: and a conversion runs on one thread. AWS Lambda developer guide, "Configuring memory".
+FULL_VCPU_MB = 1769
 
 
 def csv_char_problem(value: str, *, empty_ok: bool = False) -> str | None:
@@ -240,6 +274,40 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         _at_least(self, threads=1, max_restarts=0)
+
+
+def build_options(options: RunOptions | None = None, **kwargs: Any) -> RunOptions:
+    """``options`` with keyword overrides.
+
+    Each keyword names a field of ``ReadOptions``, ``WriteOptions`` or ``RunOptions``
+    (``compression`` is the Parquet codec); an unknown name is a ``TypeError``, as for a function.
+
+    Example:
+        >>> opts = build_options(block_size=1 << 20, compression="snappy", threads=1)
+        >>> opts.read.block_size, opts.write.compression, opts.threads
+        (1048576, 'snappy', 1)
+
+    """
+    options = options or RunOptions()
+    groups: dict[str, dict[str, Any]] = {"read": {}, "write": {}, "run": {}}
+    read_names = {f.name for f in fields(ReadOptions)}
+    write_names = {f.name for f in fields(WriteOptions)}
+    run_names = {f.name for f in fields(RunOptions)} - {"read", "write"}
+    for key, value in kwargs.items():
+        if key in write_names:
+            groups["write"][key] = value
+        elif key in read_names:
+            groups["read"][key] = value
+        elif key in run_names:
+            groups["run"][key] = value
+        else:
+            raise TypeError(f"unknown option {key!r}")
+    return replace(
+        options,
+        read=replace(options.read, **groups["read"]),
+        write=replace(options.write, **groups["write"]),
+        **groups["run"],
+    )
 
 
 def _at_least(options: object, **minimums: int) -> None:

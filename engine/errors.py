@@ -14,7 +14,8 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     │   ├── InputNotFoundError   the object, file or bucket does not exist
     │   ├── ContractError        the dataset contract file itself is invalid
     │   └── UsageError           an option out of range, an output that would replace the input
-    └── TransientError           retried by the state machine (throttling, timeouts, resets)
+    ├── TransientError           retried by the state machine (throttling, timeouts, resets)
+    └── AccountingError          a record was neither written, rejected nor filtered: a defect
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccountingError",
     "ContractError",
     "EngineError",
     "InputFormatError",
@@ -128,6 +130,16 @@ class TransientError(EngineError):
     """A fault that may pass: S3 throttling, timeouts, resets. Retried by the workflow."""
 
     exit_code = 74  # EX_IOERR
+
+
+class AccountingError(EngineError):
+    """Records were lost between reading and writing: a defect of the engine, never of the input.
+
+    Raised before anything is published, so the failed run leaves no output. Exit 70
+    (EX_SOFTWARE); not retried, it goes to the error handler.
+    """
+
+    exit_code = 70
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine import io
-from engine.readers.base import utf8_stream
-from engine.run import _reader, _samples, build_options
+from engine.config import build_options
+from engine.readers.sampling import ResolvedInput, resolve_input
 
 __all__ = ["infer_contract"]
 
@@ -34,10 +34,10 @@ def infer_contract(src: str | os.PathLike[str], *, dataset: str | None = None,
     """
     src = os.fspath(src)
     opts = build_options(None, **kwargs)
-    samples = _samples(src, opts.read)
-    reader = _reader(src, opts.read, samples[0].data)
-    schema = reader.infer_schema(samples)
-    rows = _head_rows(src, opts, schema, reader.format)
+    source = resolve_input(src, opts.read)
+    reader = source.reader()
+    schema = source.schema(reader)
+    rows = _head_rows(source, schema)
     name = dataset or _dataset_name(src)
     lines = [
         f"# Contract inferred by `chunkwise infer` from {src}",
@@ -67,23 +67,16 @@ def infer_contract(src: str | os.PathLike[str], *, dataset: str | None = None,
     return "\n".join(lines)
 
 
-def _head_rows(src: str, opts: Any, schema: pa.Schema, fmt: str) -> pa.Table:
+def _head_rows(source: ResolvedInput, schema: pa.Schema) -> pa.Table:
     """The rows of the first ``sample_bytes`` of the input, read by the real reader."""
-    read = replace(opts.read, block_size=opts.read.sample_bytes, format=fmt)
-    reader = _reader(src, read, b"")
-    with io.open_input(src, read.input_compression) as raw:
-        chunks = reader.read(utf8_stream(raw, read.encoding, src), schema, widen="continue")
-        try:
-            first = next(iter(chunks), None)
-        finally:
-            chunks.close()
+    head = replace(source, read=replace(source.read, block_size=source.read.sample_bytes))
+    with head.chunks(head.reader(), schema, threads=1, widen="continue") as (_, chunks):
+        first = next(iter(chunks), None)
     return first.table if first is not None else schema.empty_table()
 
 
 def _dataset_name(src: str) -> str:
-    from engine.run import _stem
-
-    stem = "".join(c if c.isalnum() or c in "_.-" else "_" for c in _stem(src))
+    stem = "".join(c if c.isalnum() or c in "_.-" else "_" for c in io.input_stem(src))
     return stem.strip("_.-") or "dataset"
 
 

@@ -23,13 +23,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import engine
-from engine import allocator, io
+from engine import io
 from engine.aws import routing
 from engine.aws.deadline import Deadline
 from engine.aws.settings import Settings
-from engine.config import MiB, ReadOptions
+from engine.config import MiB, ReadOptions, build_options
 from engine.errors import EngineError, InputNotFoundError, TransientError
-from engine.run import RunReport, build_options
+from engine.report import RunReport
+from engine.runtime import allocator
 
 if TYPE_CHECKING:
     from engine.contract import Contract
@@ -164,7 +165,7 @@ def check_locations(state: Mapping[str, Any], contract: Contract | None, dst: st
     Raises:
         ContractError: naming the offending key and URI (routed to the DLQ).
     """
-    from engine.run import OutputPlan  # the engine's resolution of output paths
+    from engine.plan import OutputPlan  # the engine's resolution of output paths
 
     source = contract.source_path if contract is not None else None
     plan = OutputPlan.load(contract, object_uri(state), dst, stem_name)
@@ -189,7 +190,7 @@ def hash_object(uri: str) -> str:
             for chunk in iter(lambda: fh.read(COPY_CHUNK_BYTES), b""):
                 digest.update(chunk)
         return digest.hexdigest()
-    from engine.s3 import s3_errors  # boto3 and smart-open load when S3 is first used
+    from engine.io.s3 import s3_errors  # boto3 and smart-open load when S3 is first used
 
     bucket, key = io.split_s3(uri)
     with s3_errors(uri):
@@ -274,10 +275,10 @@ def convert_range(state: Mapping[str, Any], rng: Mapping[str, int], settings: Se
     deadline = Deadline(remaining_ms, min_throughput=settings.min_throughput)
     deadline.check_budget(end - start, f"convert bytes {start}-{end} of {uri}")
     require_current(state)
-    from engine.run import _reader, _samples  # the engine's own sampling: one schema for all
+    from engine.readers.sampling import resolve_input  # the engine's own: one schema for all
 
-    samples = _samples(uri, read)
-    schema = _reader(uri, read, samples[0].data).infer_schema(samples)
+    source = resolve_input(uri, read)
+    schema = source.schema(source.reader())
     options: dict[str, Any] = {"format": fmt, "schema": schema, "byte_range": (start, end),
                                "output_stem": name, **lambda_threads()}
     if fmt == "csv" and start > 0:

@@ -32,7 +32,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from engine.aws.settings import METRICS_NAMESPACE, SERVICE_NAME
 from engine.errors import EngineError
-from engine.run import peak_rss_bytes
+from engine.runtime.memory import peak_rss_bytes
 
 __all__ = ["logger", "metrics", "observe", "step_metrics"]
 

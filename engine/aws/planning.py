@@ -38,7 +38,7 @@ from engine import io
 from engine.aws.deadline import Deadline
 from engine.config import MiB, ReadOptions
 from engine.errors import InputFormatError
-from engine.readers.base import UTF8_BOM
+from engine.readers.streams import UTF8_BOM
 
 __all__ = [
     "SCAN_BLOCK_BYTES",

@@ -27,7 +27,6 @@ import codecs
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +52,8 @@ from engine.aws.planning import plan_byte_ranges, splittable
 from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions
 from engine.errors import EngineError, InputFormatError, SchemaError, TransientError
-from engine.readers import Sample, detect_format
+from engine.readers import Sample
+from engine.readers.sampling import reader_for
 
 __all__ = [
     "HEAD_BYTES",
@@ -190,13 +190,11 @@ def validate_head(state: Mapping[str, Any], settings: Settings | None = None,
     read = read_options(contract)
     head, at_end = _read_head(uri, state.get("size"), read)
     text = _utf8_head(head, read.encoding, uri, at_end)
-    fmt = read.format or detect_format(uri, text, json_path=read.json_path)
-    from engine.run import _reader  # the engine's choice of reader (TSV suffix, unknown format)
-
-    reader = _reader(uri, replace(read, format=fmt), text)
+    reader = reader_for(uri, read, text)  # the engine's choice of reader (TSV suffix, format)
+    fmt = reader.format
     schema = reader.infer_schema([Sample(text, True, at_end)])
     if contract is not None and (len(schema) or at_end):
-        from engine.validate import Validator
+        from engine.enforce.validate import Validator
 
         Validator(contract, uri).reader_schema(schema)
     metadata.update_status(_table(settings, clients), state["file_id"], metadata.VALIDATED,
@@ -463,7 +461,7 @@ def published(state: Mapping[str, Any], settings: Settings,
         if state.get("ranges"):
             names.add(part_name(state["key"], int(part["index"])))
     if contract is not None:
-        from engine.run import OutputPlan  # the engine's own naming of rejects and aggregate files
+        from engine.plan import OutputPlan  # the engine's own naming of rejects and aggregate files
 
         base, src = output_base(state, contract, settings), object_uri(state)
         for name in names:
@@ -495,7 +493,7 @@ def unpublish(uris: Iterable[str]) -> None:
     """
     for uri in uris:
         if io.is_s3(uri):
-            from engine.s3 import s3_errors
+            from engine.io.s3 import s3_errors
 
             bucket, key = io.split_s3(uri)
             with s3_errors(uri, output=True):

@@ -2,8 +2,8 @@
 
 A pipeline team describes each dataset once (``contracts/orders.yaml``); the engine enforces it in
 the same pass that converts the file. This module only *loads and validates* a contract, before any
-data is read; checking rows lives in :mod:`engine.validate`, running steps in
-:mod:`engine.transforms`, aggregation in :mod:`engine.aggregate`.
+data is read; checking rows lives in :mod:`engine.enforce.validate`, running steps in
+:mod:`engine.enforce.transforms`, aggregation in :mod:`engine.enforce.aggregate`.
 
 Every problem is a :class:`~engine.errors.ContractError` whose ``uri`` is the contract file and
 whose message names the line and the key of each problem, one per line::

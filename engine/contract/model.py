@@ -18,7 +18,7 @@ from pydantic import (
 from engine.contract.base import Loc, NonEmptyStr, StrList, _dotted, _Model
 from engine.contract.columns import ColumnSpec, FormatOptions, RejectPolicy
 from engine.contract.output import AggregateSpec, OutputSpec
-from engine.contract.references import _check_references
+from engine.contract.references import check_references
 from engine.contract.steps import Step
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +103,7 @@ class Contract(_Model):
         Columns named by transforms, ``aggregate`` and ``partition_by`` must exist at that point
         of the pipeline; options must fit the format. Run by validation; empty when valid.
         """
-        return _check_references(self)
+        return check_references(self)
 
     @model_validator(mode="after")
     def _check_references(self, info: ValidationInfo) -> Contract:

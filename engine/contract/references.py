@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -23,8 +24,17 @@ from engine.contract.steps import (
     SelectStep,
 )
 
-if TYPE_CHECKING:
-    from engine.contract.model import Contract
+
+class ContractParts(Protocol):
+    """What the checks read of a :class:`engine.contract.model.Contract`, which calls them."""
+
+    format: str
+    options: Any
+    columns: Mapping[str, Any]
+    extra_columns: str
+    transforms: Sequence[Any]
+    aggregate: Any
+    output: Any
 
 _CSV_ONLY = ("delimiter", "quote_char", "header", "column_names")
 
@@ -79,7 +89,8 @@ def _expr_fields(expr: Any, loc: Loc) -> list[tuple[str, Loc]]:
     return []
 
 
-def _check_references(contract: Contract) -> list[tuple[Loc, str]]:
+def check_references(contract: ContractParts) -> list[tuple[Loc, str]]:
+    """Problems with the columns and options a contract names, each with its location."""
     problems: list[tuple[Loc, str]] = []
     options = contract.options
     if contract.format in ("ndjson", "json"):

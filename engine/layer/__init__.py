@@ -1,6 +1,6 @@
 """Build the Lambda layer: the engine and its pinned dependencies, trimmed, for one runtime.
 
-``chunkwise layer build`` (:mod:`engine.layer_cli`) is the command; :func:`build_layer` the
+``chunkwise layer build`` (:mod:`engine.cli.layer`) is the command; :func:`build_layer` the
 function behind it. One module per step:
 
 - :mod:`engine.layer.target`: the runtime and architecture, and pip's platform options for it.

@@ -21,18 +21,9 @@ import pyarrow.csv as pacsv
 
 from engine.config import MAX_COLUMNS, ReadOptions
 from engine.errors import InputFormatError, SchemaError
-from engine.readers.base import (
-    Chunk,
-    Reject,
-    Sample,
-    SchemaWidening,
-    Widening,
-    aligned_pieces,
-    first_invalid_utf8,
-    nonfinite_rows,
-    unify_schemas,
-    widenings,
-)
+from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
+from engine.readers.schema import nonfinite_rows, unify_schemas, widenings
+from engine.readers.streams import aligned_pieces, first_invalid_utf8
 
 __all__ = ["CsvReader", "count_byte", "quote_aware_cut"]
 

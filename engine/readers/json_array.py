@@ -36,25 +36,21 @@ import pyarrow.compute as pc
 
 from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
 from engine.errors import InputFormatError
-from engine.readers.base import (
-    Chunk,
-    Reject,
-    Sample,
-    SchemaWidening,
-    Widening,
-    check_rows_have_columns,
-    check_width,
-    first_invalid_utf8,
-    nonfinite_rows,
-    unify_schemas,
-    unify_types,
-    widenings,
-)
+from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
 from engine.readers.ndjson import json_failure, parse_json_objects, python_parse, sort_out
 from engine.readers.scan import SCAN_SLICE, Nesting, deep_records
 from engine.readers.scan import STEP as _STEP
 from engine.readers.scan import Scratch as _Scratch
 from engine.readers.scan import structure as _structure
+from engine.readers.schema import (
+    check_rows_have_columns,
+    check_width,
+    nonfinite_rows,
+    unify_schemas,
+    unify_types,
+    widenings,
+)
+from engine.readers.streams import first_invalid_utf8
 
 __all__ = ["JsonArrayReader", "VALUE_COLUMN", "path_keys"]
 

@@ -20,23 +20,18 @@ import pyarrow.json as pajson
 
 from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
 from engine.errors import InputFormatError
-from engine.readers.base import (
-    Chunk,
-    Reject,
-    Sample,
-    SchemaWidening,
-    Widening,
-    aligned_pieces,
+from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
+from engine.readers.scan import deep_lines, keys_outside_strings
+from engine.readers.schema import (
     check_rows_have_columns,
     check_width,
-    first_invalid_utf8,
     nonfinite_rows,
     storable,
     unify_schemas,
     unify_types,
     widenings,
 )
-from engine.readers.scan import deep_lines, keys_outside_strings
+from engine.readers.streams import aligned_pieces, first_invalid_utf8
 
 __all__ = ["NdjsonReader", "TooManyKeys", "loads", "parse_json_objects", "python_parse",
            "sort_out"]

@@ -26,12 +26,12 @@ def main(spec_path: str) -> int:
     if hidden:  # absent from the Lambda layer: absent here
         sys.meta_path.insert(0, _Hidden(hidden))
     import engine
-    from engine import allocator
+    from engine.runtime import process
 
-    allocator.configure(spec.get("options", {}).get("threads"))  # as the CLI: before pyarrow
+    process.configure(spec.get("options", {}).get("threads"))  # as the CLI: before pyarrow
     import engine.run  # noqa: F401  (the engine's own imports, timed as start-up)
     from engine.errors import EngineError, exit_code_for
-    from engine.timing import CLOCK, StageClock
+    from engine.runtime.timing import CLOCK, StageClock
 
     imported = time.time()
     clock = StageClock(trace=bool(spec.get("trace")))

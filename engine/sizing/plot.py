@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.timing import STAGES
+from engine.runtime.timing import STAGES
 
 if TYPE_CHECKING:
     from engine.sizing.sweep import SweepResult

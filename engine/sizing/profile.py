@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError, InputNotFoundError
-from engine.pipeline import worker_threads
+from engine.runtime.threads import worker_threads
 from engine.sizing.measure import MiB, measure
 from engine.sizing.model import (
     DEFAULT_MEMORY_SETTINGS,

@@ -1,16 +1,18 @@
-"""Markdown for ``chunkwise size`` and ``chunkwise profile`` results."""
+"""The results of ``chunkwise size`` and ``chunkwise profile`` as Markdown, JSON and plots."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.sizing.measure import MiB
 
 if TYPE_CHECKING:
     from engine.sizing.remote import RemoteResult
-    from engine.sizing.sweep import SweepResult
+    from engine.sizing.sweep import SweepConfig, SweepResult
 
-__all__ = ["remote_markdown", "sweep_markdown", "table"]
+__all__ = ["remote_markdown", "sweep_markdown", "table", "write_outputs"]
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -117,3 +119,16 @@ def remote_markdown(result: RemoteResult) -> str:
         f"\nCheapest that fits: **{result.memory_mb or 'none'} MB**; the function was restored "
         f"to {result.original_memory_mb} MB.\n",
     ])
+
+
+def write_outputs(result: SweepResult, cfg: SweepConfig) -> dict[str, Path]:
+    """``<name>.json``, ``<name>.md`` and ``<name>.png`` in ``cfg.out_dir``."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": cfg.out_dir / f"{cfg.name}.json", "md": cfg.out_dir / f"{cfg.name}.md",
+             "png": cfg.out_dir / f"{cfg.name}.png"}
+    paths["json"].write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    paths["md"].write_text(sweep_markdown(result), encoding="utf-8")
+    from engine.sizing.plot import plot_sweep  # matplotlib: only when writing a sweep
+
+    plot_sweep(result, paths["png"])
+    return paths

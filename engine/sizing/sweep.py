@@ -17,7 +17,6 @@ size when it was swept); :func:`engine.sizing.model.recommend` picks the memory.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -86,7 +85,7 @@ def data_file(data_dir: Path, fmt: str, size: int, seed: int) -> Path:
     """
     path = data_dir / f"orders_{size}_seed{seed}.{_SUFFIX[fmt]}"
     if not path.exists():
-        from engine.gen import generate
+        from engine.gen.core import generate
 
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -401,18 +400,3 @@ def _config_dict(cfg: SweepConfig) -> dict[str, Any]:
         "tail_min_bytes": cfg.tail_min_bytes,
         "max_slope_mb_per_100mb": cfg.max_slope_mb_per_100mb,
     }
-
-
-def write_outputs(result: SweepResult, cfg: SweepConfig) -> dict[str, Path]:
-    """``<name>.json``, ``<name>.md`` and ``<name>.png`` in ``cfg.out_dir``."""
-    from engine.sizing.report import sweep_markdown
-
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": cfg.out_dir / f"{cfg.name}.json", "md": cfg.out_dir / f"{cfg.name}.md",
-             "png": cfg.out_dir / f"{cfg.name}.png"}
-    paths["json"].write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
-    paths["md"].write_text(sweep_markdown(result), encoding="utf-8")
-    from engine.sizing.plot import plot_sweep
-
-    plot_sweep(result, paths["png"])
-    return paths

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.runtime import process
+
+process.configure()  # before the engine's imports load pyarrow: allocator, BLAS threads
+
 from engine.aws import steps
 from engine.aws.observability import logger, metrics, observe
 

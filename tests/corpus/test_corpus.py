@@ -40,8 +40,8 @@ without_pandas = _memory.without_pandas  # the Lambda layer has no pandas: measu
 MiB = 1024**2
 #: The memory budget of DESIGN.md, for every input whatever its size.
 BUDGET = 256 * MiB
-#: The console script's entry point (``python -m engine.cli`` would do as well).
-CLI = [sys.executable, "-c", "from engine.cli import main; main()"]
+#: The console script's entry point (``python -m engine.cli.app`` would do as well).
+CLI = [sys.executable, "-c", "from engine.cli.app import main; main()"]
 
 
 def expectations() -> list[dict[str, str]]:

@@ -63,9 +63,9 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
     read resumes. The tests check that they happened and grew, without waiting for them."""
     import botocore.endpoint
 
-    import engine.s3
+    import engine.io.s3
 
     recorded: dict[str, list[float]] = {"botocore": [], "engine": []}
     monkeypatch.setattr(botocore.endpoint, "time", _RecordedTime(recorded["botocore"]))
-    monkeypatch.setattr(engine.s3, "_sleep", recorded["engine"].append)
+    monkeypatch.setattr(engine.io.s3, "_sleep", recorded["engine"].append)
     return recorded

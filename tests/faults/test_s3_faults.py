@@ -25,7 +25,7 @@ import pytest
 from fault_proxy import Fault, FaultProxy
 
 import engine
-import engine.s3
+import engine.io.s3
 from engine.errors import TransientError
 
 pytestmark = pytest.mark.s3server
@@ -39,7 +39,7 @@ WRITE = {"compression": "none", "part_size": 5 * MiB}
 
 @pytest.fixture(scope="module")
 def orders_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from engine.gen import generate
+    from engine.gen.core import generate
 
     path = tmp_path_factory.mktemp("faults") / "orders.csv"
     generate("orders", str(path), size=24 * 10**6, seed=3)
@@ -130,9 +130,9 @@ def test_stalled_read_times_out_and_resumes(proxy: FaultProxy, s3: Any, clean: p
                                             monkeypatch: pytest.MonkeyPatch):
     import botocore.config
 
-    monkeypatch.setattr(engine.s3, "CLIENT_CONFIG",
-                        engine.s3.CLIENT_CONFIG.merge(botocore.config.Config(read_timeout=1)))
-    engine.s3.reset_s3_client()
+    monkeypatch.setattr(engine.io.s3, "CLIENT_CONFIG",
+                        engine.io.s3.CLIENT_CONFIG.merge(botocore.config.Config(read_timeout=1)))
+    engine.io.s3.reset_s3_client()
     proxy.add(Fault("GetObject", "stall", times=1, after_bytes=2 * MiB, stall_seconds=5,
                     skip=2))
     engine.transform(SRC, DST, **WRITE)
@@ -207,7 +207,7 @@ def test_cli_exits_74_and_publishes_nothing(proxy: FaultProxy, s3: Any, tmp_path
     proxy.add(Fault("UploadPart", "status", times=-1, status=500, code="InternalError"))
     env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url}
     done = subprocess.run(
-        [sys.executable, "-c", "from engine.cli import main; main()", "transform", SRC, DST,
+        [sys.executable, "-c", "from engine.cli.app import main; main()", "transform", SRC, DST,
          "--json", "--compression", "none"],
         capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 74, done.stderr

@@ -14,10 +14,10 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
+from engine.enforce.transforms import clear_reference_cache
 from engine.errors import ValidationError
-from engine.gen import generate
+from engine.gen.core import generate
 from engine.run import transform, validate
-from engine.transforms import clear_reference_cache
 
 ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
 SRC = "s3://raw/orders/2025-03-01.csv"

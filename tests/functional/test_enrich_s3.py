@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import TypeAdapter
 
-import engine.transforms as transforms
+import engine.enforce.transforms as transforms
 from engine.contract import Step
+from engine.enforce.transforms import Transformer, clear_reference_cache
 from engine.errors import InputNotFoundError
-from engine.transforms import Transformer, clear_reference_cache
 
 BUCKET = "reference-bucket"
 DATA = pa.table({"order_id": [1, 2, 3, 4], "country": ["FR", "XX", "DE", "FR"]})

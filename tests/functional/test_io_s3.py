@@ -12,7 +12,7 @@ import pytest
 import zstandard
 
 import engine.io
-import engine.s3
+import engine.io.s3
 from engine.config import MiB
 from engine.errors import InputFormatError, InputNotFoundError, PermanentError, TransientError
 from engine.io import AtomicOutput, object_size, open_input, read_range
@@ -295,7 +295,7 @@ def test_abandoned_multipart_writer_is_aborted_not_completed(s3: Any, bucket: st
 
     The engine's subclass aborts instead, even when it outlives its AtomicOutput.
     """
-    writer = engine.s3.GuardedMultipartWriter(
+    writer = engine.io.s3.GuardedMultipartWriter(
         bucket, "out/orphan.bin", client=engine.io.s3_client()
     )
     writer.write(b"partial")
@@ -406,9 +406,9 @@ def test_unreachable_endpoint_is_transient(aws_env: None, monkeypatch: pytest.Mo
         port = sock.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setattr(
-        engine.s3,
+        engine.io.s3,
         "CLIENT_CONFIG",
-        engine.s3.CLIENT_CONFIG.merge(
+        engine.io.s3.CLIENT_CONFIG.merge(
             botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
         ),
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.app import app
 from engine.layer import LayerDownloadError, LayerReport, Target, build_layer
 from engine.layer.elf import read_elf
 from engine.layer.pins import RUNTIME_PROVIDED, read_pins

@@ -11,7 +11,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from engine.config import WriteOptions
-from engine.writer import HIVE_DEFAULT_PARTITION, PartitionedSink
+from engine.sink.hive import HIVE_DEFAULT_PARTITION
+from engine.sink.partitioned import PartitionedSink
 
 BUCKET = "out-bucket"
 PREFIX = "prefix/orders/"
@@ -137,7 +138,8 @@ def test_pending_upload_bytes_counts_unuploaded_parts(s3: Any, bucket: str):
     table = orders(5_000)
     sink = PartitionedSink(f"s3://{bucket}/{PREFIX}", table.schema, ["country"], buffer_bytes=1)
     sink.write(table)
-    written = sum(part.sink._out.bytes_written for part in sink._open.values())
+    written = sum(f.bytes for f in sink.files) + sum(
+        part.sink.open_file_bytes for part in sink._open.values())
     assert sink.pending_upload_bytes == written > 0  # below one 5 MiB part: all still held
     sink.abort()
     assert open_uploads(s3) == []

@@ -17,7 +17,7 @@ import pytest
 
 import engine.io
 from engine.errors import InputFormatError, InputNotFoundError, PermanentError, UsageError
-from engine.gen import generate
+from engine.gen.core import generate
 from engine.run import transform
 
 MiB = 1024**2
@@ -133,10 +133,10 @@ def test_failure_after_multipart_started_leaves_nothing(buckets: Any, big_csv: b
 
 def test_failure_in_the_sink_after_the_first_row_group(buckets: Any, orders_csv: bytes,
                                                        monkeypatch: pytest.MonkeyPatch):
-    from engine.writer import ParquetSink
+    from engine.sink.parquet import ParquetSink
 
     buckets.put_object(Bucket="raw", Key="orders.csv", Body=orders_csv)
-    flush = ParquetSink._flush
+    flush = ParquetSink.flush
     flushed: list[int] = []
 
     def failing_flush(self: ParquetSink) -> None:
@@ -145,7 +145,7 @@ def test_failure_in_the_sink_after_the_first_row_group(buckets: Any, orders_csv:
         flush(self)
         flushed.append(1)
 
-    monkeypatch.setattr(ParquetSink, "_flush", failing_flush)
+    monkeypatch.setattr(ParquetSink, "flush", failing_flush)
     parts = _count_calls("CreateMultipartUpload")
     with pytest.raises(RuntimeError, match="disk on fire"):
         transform("s3://raw/orders.csv", "s3://processed/orders.parquet",
@@ -267,7 +267,7 @@ def test_server_transform_s3_to_s3(server_buckets: Any, moto_server: str, orders
 def test_server_cli_subprocess_json(server_buckets: Any, moto_server: str, orders_csv: bytes):
     server_buckets.put_object(Bucket="raw", Key="orders.csv", Body=orders_csv)
     script = Path(sys.executable).parent / "chunkwise"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli.app"]
     env = dict(os.environ)  # fake credentials from aws_env, AWS_ENDPOINT_URL from moto_server
     assert env["AWS_ENDPOINT_URL"] == moto_server
     ok = subprocess.run([*command, "transform", "s3://raw/orders.csv",

@@ -1,4 +1,4 @@
-"""engine.aggregate: partial aggregates per batch, merged, equal to one group_by over everything."""
+"""engine.enforce.aggregate: partial aggregates per batch, merged, equal to one group_by."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.aggregate import HLL_PRECISION, Aggregator, hash64, hll_estimate
 from engine.contract import AggregateSpec
+from engine.enforce.aggregate import HLL_PRECISION, Aggregator, hash64, hll_estimate
 from engine.errors import SchemaError, ValidationError
 
 SE = 1.04 / math.sqrt(2**HLL_PRECISION)
@@ -271,7 +271,7 @@ def test_hash64_equal_values_equal_hashes_and_no_collisions():
 
 
 def test_long_strings_hash_in_bounded_slices(monkeypatch: pytest.MonkeyPatch):
-    import engine.aggregate as aggregate
+    import engine.enforce.aggregate as aggregate
 
     values = pa.array([("z" * (i % 300)) + str(i) for i in range(5_000)])
     whole = hash64(values)

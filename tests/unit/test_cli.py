@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.gen import generate
+from engine.cli.app import app
+from engine.gen.core import generate
 
 REPORT_KEYS = {"status", "input", "output", "format", "rows_in", "rows_out", "rows_rejected",
                "bytes_in", "bytes_out", "seconds", "peak_rss_bytes", "schema", "widened",
@@ -27,7 +27,7 @@ def console_script() -> list[str]:
     script = Path(sys.executable).parent / "chunkwise"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "engine.cli"]  # pragma: no cover - not installed as a script
+    return [sys.executable, "-m", "engine.cli.app"]  # pragma: no cover - not installed as a script
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.app import app
 from engine.contract import load_contract
-from engine.gen import ORDERS_COLUMNS, generate
+from engine.gen.core import ORDERS_COLUMNS, generate
 
 ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
 
@@ -264,7 +264,7 @@ def test_a_missing_contract_exits_66(runner: CliRunner, data: dict[str, Any], tm
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).parent / "chunkwise"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "engine.cli.app"]
     environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES",
                                                                 "CHUNKWISE_DEBUG")}
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120,

@@ -1,4 +1,4 @@
-"""Dataset contracts through ``engine.transform`` / ``engine.validate`` (issue 3).
+"""Dataset contracts through ``engine.transform`` / ``engine.enforce.validate`` (issue 3).
 
 The bar: on generated files with known injected faults (``generate(..., dirty=...)``), the
 rejects file names exactly the injected records, each with the column and check its fault
@@ -31,17 +31,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.contract import load_contract
+from engine.enforce.transforms import clear_reference_cache
 from engine.errors import SchemaError, ValidationError
-from engine.gen import ORDERS_COLUMNS, generate
+from engine.gen.core import ORDERS_COLUMNS, generate
 from engine.infer import infer_contract
 from engine.run import RunReport, transform, validate
-from engine.transforms import clear_reference_cache
 
 ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
 FORMATS = ("csv", "ndjson", "json")
 UTC = dt.UTC
 
-#: The check a fault of each kind breaks (see engine.gen._ORDERS_FAULTS and orders.yaml).
+#: The check a fault of each kind breaks (see engine.gen.core._ORDERS_FAULTS and orders.yaml).
 KIND_CHECKS = {
     "wrong_type": {"type"},
     "out_of_range": {"min", "max"},
@@ -1015,7 +1015,7 @@ def test_a_data_commit_failing_after_the_aggregate_leaves_nothing(
         clean_orders: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The aggregate is published before the data files commit; if they fail, it goes too."""
     from engine.errors import TransientError
-    from engine.writer import PartitionedSink
+    from engine.sink.partitioned import PartitionedSink
 
     def failing_commit(self: PartitionedSink) -> None:
         raise TransientError("injected: the data files did not commit")

@@ -10,8 +10,9 @@ import pytest
 
 from engine.config import ReadOptions
 from engine.errors import InputFormatError, SchemaError
-from engine.readers.base import Sample, SchemaWidening, utf8_stream
+from engine.readers.base import Sample, SchemaWidening
 from engine.readers.csv import _COUNT_SLICE, CsvReader, count_byte, quote_aware_cut
+from engine.readers.streams import utf8_stream
 
 BLOCKS = [7, 64, 4 << 20]
 

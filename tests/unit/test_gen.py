@@ -1,4 +1,4 @@
-"""Tests for engine.gen: the deterministic sample-data generator."""
+"""Tests for engine.gen.core: the deterministic sample-data generator."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pyarrow.csv as pv
 import pytest
 import zstandard
 
-from engine.gen import DATASETS, GenReport, generate, infer_format, parse_size
+from engine.gen.core import DATASETS, GenReport, generate, infer_format, parse_size
 
 COLUMNS = [
     "order_id",

@@ -394,7 +394,7 @@ def test_head_object_names_a_missing_bucket(bucket_answer: int, message: str) ->
     import boto3
     from botocore.stub import Stubber
 
-    from engine.s3 import head_object
+    from engine.io.s3 import head_object
 
     client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x",
                           aws_secret_access_key="x")
@@ -597,7 +597,7 @@ def test_delete_before_commit_aborts(tmp_path: Path) -> None:
 
 
 def test_local_io_never_imports_the_s3_stack(tmp_path: Path) -> None:
-    """boto3 & co. cost ~25 MiB of RSS: only an s3:// URI may load them (engine.s3)."""
+    """boto3 & co. cost ~25 MiB of RSS: only an s3:// URI may load them (engine.io.s3)."""
     uri = _write(tmp_path, "f.csv.gz", _compress("gzip", DATA))
     script = f"""
 import sys
@@ -608,7 +608,7 @@ eio.object_size({uri!r}), eio.read_range({uri!r}, 0, 10)
 with eio.AtomicOutput({str(tmp_path / "out.bin")!r}) as fh:
     fh.write(b"x")
 eio.reset_s3_client()
-heavy = ("boto3", "botocore", "smart_open", "urllib3", "engine.s3")
+heavy = ("boto3", "botocore", "smart_open", "urllib3", "engine.io.s3")
 print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy)))
 """
     done = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import engine.layer
-from engine.cli import app
+from engine.cli.app import app
 from engine.layer import LayerTooLargeError
 
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MiB = 2**20
 MAX_IMPORT_RSS = 80 * MiB  # issue 6
 HANDLERS = sorted(p.parent.name for p in (ROOT / "lambda").glob("*/handler.py"))
-LAZY = ("ijson", "engine.readers.json_array", "engine.aggregate", "engine.sizing",
+LAZY = ("ijson", "engine.readers.json_array", "engine.enforce.aggregate", "engine.sizing",
         "engine.contract", "pydantic", "yaml", "matplotlib", "typer", "rich", "click", "boto3",
         "smart_open", "pandas", "aws_lambda_powertools.utilities.data_classes", "engine.layer")
 
@@ -69,7 +69,8 @@ def test_lazy_paths_still_load_what_they_need() -> None:
     """The registry and the planner import the JSON array reader when a JSON array is met."""
     code = r"""
 import sys, json
-from engine.readers import READERS, detect_format
+from engine.readers import READERS
+from engine.readers.sampling import detect_format
 before = "ijson" in sys.modules
 fmt = detect_format("x.json", b'[{"a": 1}]')
 reader = READERS[fmt]

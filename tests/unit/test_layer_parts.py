@@ -20,7 +20,7 @@ import pytest
 from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
-from engine.cli import app
+from engine.cli.app import app
 from engine.errors import EngineError, TransientError
 from engine.layer import LayerPinsError, LayerTargetError, Target
 from engine.layer.build import LayerReport

@@ -45,7 +45,7 @@ def child_peak_rss(src: Path, dst: Path) -> tuple[int, dict]:
     :func:`engine.sizing.measure.launch` forks it from a small launcher: ru_maxrss survives
     execve, so a child forked from this (large) pytest process would report the parent's RSS.
     """
-    cmd = [sys.executable, "-m", "engine.cli", "transform", str(src), str(dst), "--json"]
+    cmd = [sys.executable, "-m", "engine.cli.app", "transform", str(src), str(dst), "--json"]
     launched = launch(cmd, sample_interval=0)
     report = json.loads(launched.stdout)
     assert launched.exit_code == 0, report
@@ -54,7 +54,7 @@ def child_peak_rss(src: Path, dst: Path) -> tuple[int, dict]:
 
 def generate_in_child(path: Path, size: int, fmt: str) -> None:
     """Generate outside this process, so that its memory does not grow by the generator's."""
-    subprocess.run([sys.executable, "-m", "engine.cli", "gen", "orders", "--size", str(size),
+    subprocess.run([sys.executable, "-m", "engine.cli.app", "gen", "orders", "--size", str(size),
                     "--format", fmt, "--seed", "1", "-o", str(path)], check=True,
                    capture_output=True)
 
@@ -88,7 +88,7 @@ def test_contract_run_stays_within_the_core_budget(data_dir: Path) -> None:
     big = data_dir / "contract-big.csv"
     generate_in_child(big, BIG, "csv")
     out = data_dir / "contract-big.parquet"
-    launched = launch([sys.executable, "-m", "engine.cli", "transform", str(big), str(out),
+    launched = launch([sys.executable, "-m", "engine.cli.app", "transform", str(big), str(out),
                        "--json", "--contract", str(contract)], sample_interval=0)
     peak, report = launched.peak_rss_bytes, json.loads(launched.stdout)
     big.unlink()

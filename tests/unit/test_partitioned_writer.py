@@ -1,4 +1,4 @@
-"""engine.writer.PartitionedSink: Hive layout, escaping, bounded open writers, names, abort."""
+"""engine.sink.partitioned.PartitionedSink: Hive layout, escaping, open writers, names, abort."""
 
 from __future__ import annotations
 
@@ -13,17 +13,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-import engine.writer
+import engine.sink.parquet
 from engine.config import WriteOptions
-from engine.io import AtomicOutput
-from engine.writer import (
-    HIVE_DEFAULT_PARTITION,
-    FileReport,
-    PartitionedSink,
-    escape_partition_text,
-    partition_file_stem,
-    partition_texts,
-)
+from engine.io import AtomicOutput, input_stem
+from engine.sink.hive import HIVE_DEFAULT_PARTITION, escape_partition_text, partition_texts
+from engine.sink.parquet import FileReport
+from engine.sink.partitioned import PartitionedSink
 
 COUNTRIES = ["FR", "DE", "US", "JP", "BR"]
 
@@ -230,7 +225,7 @@ class CountingOutput(AtomicOutput):
 @pytest.fixture
 def counting(monkeypatch: pytest.MonkeyPatch) -> type[CountingOutput]:
     CountingOutput.open_now = CountingOutput.most = 0
-    monkeypatch.setattr(engine.writer, "AtomicOutput", CountingOutput)
+    monkeypatch.setattr(engine.sink.parquet, "AtomicOutput", CountingOutput)
     return CountingOutput
 
 
@@ -368,8 +363,8 @@ def test_another_input_gets_other_names(tmp_path: Path):
     ("s3://raw/_", "part"),
     ("events", "events"),
 ])
-def test_partition_file_stem(uri: str, stem: str):
-    assert partition_file_stem(uri) == stem
+def test_input_stem(uri: str, stem: str):
+    assert input_stem(uri) == stem
 
 
 # --- commit and abort --------------------------------------------------------------------------
@@ -407,16 +402,16 @@ def test_commit_failure_aborts_everything(tmp_path: Path, monkeypatch: pytest.Mo
     for piece in batches(table, 100):
         sink.write(piece)
     calls = 0
-    real_commit = engine.writer.ParquetSink.commit
+    real_commit = engine.sink.parquet.ParquetSink.commit
 
-    def failing_commit(self: engine.writer.ParquetSink) -> None:
+    def failing_commit(self: engine.sink.parquet.ParquetSink) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise OSError("disk full")
         real_commit(self)
 
-    monkeypatch.setattr(engine.writer.ParquetSink, "commit", failing_commit)
+    monkeypatch.setattr(engine.sink.parquet.ParquetSink, "commit", failing_commit)
     with pytest.raises(OSError, match="disk full"):
         sink.commit()
     monkeypatch.undo()

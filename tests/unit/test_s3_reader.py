@@ -13,9 +13,9 @@ import botocore.exceptions
 import pytest
 import urllib3.exceptions
 
-import engine.s3
+import engine.io.s3
 from engine.errors import InputNotFoundError, TransientError
-from engine.s3 import READ_ATTEMPTS, RangedReader
+from engine.io.s3 import READ_ATTEMPTS, RangedReader
 
 DATA = bytes(range(256)) * 4096  # 1 MiB
 
@@ -57,7 +57,7 @@ class Client:
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     recorded: list[float] = []
-    monkeypatch.setattr(engine.s3, "_sleep", recorded.append)
+    monkeypatch.setattr(engine.io.s3, "_sleep", recorded.append)
     return recorded
 
 
@@ -81,7 +81,7 @@ def test_failures_in_a_row_without_a_byte_are_bounded(sleeps: list[float]):
 
 
 def test_resumes_are_bounded_in_all(monkeypatch: pytest.MonkeyPatch, sleeps: list[float]):
-    monkeypatch.setattr(engine.s3, "READ_MAX_RESUMES", 10)
+    monkeypatch.setattr(engine.io.s3, "READ_MAX_RESUMES", 10)
     reader = RangedReader(Client([1000] * 100), "s3://b/k", len(DATA), None)
     with pytest.raises(TransientError, match="READ_MAX_RESUMES"):
         reader.read()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.aws.local import TRANSIENT_ERRORS
+from engine.aws.local.runner import TRANSIENT_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"

@@ -1,4 +1,4 @@
-"""engine.transforms: each step on small tables, expressions, enrichment and its cache."""
+"""engine.enforce.transforms: each step on small tables, expressions, enrichment and its cache."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import TypeAdapter
 
-import engine.transforms as transforms
+import engine.enforce.transforms as transforms
 from engine.contract import Step, load_contract
+from engine.enforce.transforms import Transformer, clear_reference_cache, evaluate
 from engine.errors import ContractError, InputFormatError, InputNotFoundError, ValidationError
-from engine.transforms import Transformer, clear_reference_cache, evaluate
 
 URI = "s3://in/orders.csv"
 

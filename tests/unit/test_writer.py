@@ -1,4 +1,4 @@
-"""engine.writer.ParquetSink: row-group buffering, dictionary choice, rotation, commit/abort."""
+"""engine.sink.parquet.ParquetSink: row-group buffering, dictionaries, rotation, commit/abort."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.config import WriteOptions
-from engine.writer import ParquetSink, rotated_uri
+from engine.sink.parquet import ParquetSink, rotated_uri
 
 N = 20_000
 

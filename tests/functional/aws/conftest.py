@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.gen import generate
+from engine.gen.core import generate
 
 
 @pytest.fixture(scope="module")

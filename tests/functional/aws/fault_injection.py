@@ -4,8 +4,8 @@ Everything here is test-only and patches from the outside (pytest's ``monkeypatc
 botocore event hook on the steps' own client); no production code knows about it.
 
 - :class:`TransformFault` stops the transform step at a chosen point: before batch *k* of the
-  engine's read loop (``engine.run._chunks``), or at the *j*-th output commit
-  (``engine.output.AtomicOutput.commit``: data files, rejects, aggregate). With ``hard=True`` the
+  engine's read loop (``ResolvedInput.chunks``), or at the *j*-th output commit
+  (``engine.io.output.AtomicOutput.commit``: data files, rejects, aggregate). With ``hard=True`` the
   attempt dies as a killed Lambda would: the engine's cleanup does not reach S3 (no multipart
   abort, no delete of files it already published). A commit fails inside
   ``AtomicOutput.commit`` (in the S3 backend's ``publish``), as a failing
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from engine.aws import steps
-from engine.aws.local import LocalPipeline
+from engine.aws.local.runner import LocalPipeline
 from engine.aws.settings import Settings
 
 PROCESSED = "chunkwise-processed"
@@ -121,9 +121,9 @@ class TransformFault:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, position: int | None = None,
                  batches: int = 0, error: str = "TransientError", hard: bool = False,
                  attempts: int = 1) -> None:
-        import engine.run
-        import engine.s3
+        import engine.io.s3
         from engine.aws import steps
+        from engine.readers.sampling import ResolvedInput
 
         self.position = position
         self.batch_count = batches
@@ -150,14 +150,14 @@ class TransformFault:
             finally:
                 self._active = self._armed = self._dying = False
 
-        real_chunks = engine.run._chunks
+        real_chunks = ResolvedInput.chunks
 
         @contextlib.contextmanager
         def chunks(*args: Any, **kwargs: Any) -> Iterator[Any]:
             with real_chunks(*args, **kwargs) as (raw, it):
                 yield raw, self._count(it)
 
-        real_publish = engine.s3.S3Output.publish
+        real_publish = engine.io.s3.S3Output.publish
 
         def publish(backend: Any) -> None:  # inside AtomicOutput.commit, as a real failure is
             if self._active:
@@ -166,7 +166,7 @@ class TransformFault:
                 self.commits += 1
             real_publish(backend)
 
-        real_discard, real_delete = engine.s3.S3Output.discard, engine.s3.S3Output.delete
+        real_discard, real_delete = engine.io.s3.S3Output.discard, engine.io.s3.S3Output.delete
 
         def discard(backend: Any) -> None:
             if not self._dying:
@@ -181,10 +181,10 @@ class TransformFault:
                 real_delete(backend)
 
         monkeypatch.setattr(steps, "transform", transform)
-        monkeypatch.setattr(engine.run, "_chunks", chunks)
-        monkeypatch.setattr(engine.s3.S3Output, "publish", publish)
-        monkeypatch.setattr(engine.s3.S3Output, "discard", discard)
-        monkeypatch.setattr(engine.s3.S3Output, "delete", delete)
+        monkeypatch.setattr(ResolvedInput, "chunks", chunks)
+        monkeypatch.setattr(engine.io.s3.S3Output, "publish", publish)
+        monkeypatch.setattr(engine.io.s3.S3Output, "discard", discard)
+        monkeypatch.setattr(engine.io.s3.S3Output, "delete", delete)
 
     def _count(self, it: Iterator[Any]) -> Iterator[Any]:
         for chunk in it:

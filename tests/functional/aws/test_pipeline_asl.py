@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine.aws.local import (
+from engine.aws.local.runner import (
     FUNCTIONS,
     PERMANENT_ERRORS,
     TRANSIENT_ERRORS,

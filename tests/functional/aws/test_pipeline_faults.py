@@ -28,8 +28,8 @@ from fault_injection import DynamoFaults, TransformFault, keys, multipart_upload
 from test_pipeline_paths import HAPPY, _contract
 
 import engine.run
-from engine.aws.local import LocalPipeline
-from engine.gen import generate
+from engine.aws.local.runner import LocalPipeline
+from engine.gen.core import generate
 
 BLOCK = 64 * 1024
 RUNS = int(os.environ.get("CHUNKWISE_FAULT_SEEDS", "6"))

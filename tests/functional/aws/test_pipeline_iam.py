@@ -3,7 +3,7 @@
 moto does not enforce IAM, so the other local pipeline tests pass whatever the functions'
 policies in ``template.yaml`` say; a missing grant shows only once deployed (the ErrorHandler and
 DLQRoute functions deleted outputs and read contracts they had no permission for). Here the real
-ASL runs on moto with the real handlers (``engine.aws.local``), every botocore call a handler
+ASL runs on moto with the real handlers (``engine.aws.local.runner``), every botocore call a handler
 makes is recorded, and each is checked against what the deployed function could do:
 
 - **its IAM policies**: the function's ``Policies`` (inline statements, and the SAM policy
@@ -47,11 +47,18 @@ import yaml
 from fault_injection import MAP_SETTINGS, failing_part
 from test_pipeline_paths import HAPPY, _contract
 
-import engine.transforms
+import engine.enforce.transforms
 from engine.aws import metadata, routing
-from engine.aws.local import ACCOUNT, FUNCTIONS, LOCAL_NAMES, REGION, LocalPipeline, load_handler
+from engine.aws.local.runner import (
+    ACCOUNT,
+    FUNCTIONS,
+    LOCAL_NAMES,
+    REGION,
+    LocalPipeline,
+    load_handler,
+)
 from engine.errors import SchemaError, TransientError
-from engine.gen import generate
+from engine.gen.core import generate
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "template.yaml"
@@ -507,7 +514,7 @@ def _kept(params: Mapping[str, Any]) -> dict[str, Any]:
 def _cold_sandbox() -> None:
     """Forget what another function's invocation cached in this shared process."""
     routing.clear_cache()
-    engine.transforms.clear_reference_cache()
+    engine.enforce.transforms.clear_reference_cache()
 
 
 class Recorder:

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from engine.aws.local import LocalPipeline
-from engine.gen import generate
+from engine.aws.local.runner import LocalPipeline
+from engine.gen.core import generate
 
 REPO = Path(__file__).resolve().parents[3]
 CUSTOMERS = "customer_id,segment\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(1, 100_001))

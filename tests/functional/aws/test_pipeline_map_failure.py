@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fault_injection import MAP_SETTINGS, failing_part, keys, multipart_uploads
 
-from engine.aws.local import LocalPipeline
+from engine.aws.local.runner import LocalPipeline
 from engine.errors import SchemaError, TransientError
 
 

@@ -1,7 +1,7 @@
 """One test per path through the state machine: the real ASL on moto, the real handlers.
 
 ``stepfunctions/pipeline.asl.json`` runs on moto's ASL interpreter and its Lambda tasks call
-``lambda/<step>/handler.py`` in-process (``engine.aws.local``). Retries are not slept: the
+``lambda/<step>/handler.py`` in-process (``engine.aws.local.runner``). Retries are not slept: the
 retrier's waits are recorded instead (``retry_waits``).
 """
 
@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from engine.aws.local import LocalPipeline, run_local
+from engine.aws.local.runner import LocalPipeline, run_local
 from engine.errors import TransientError
-from engine.gen import generate
+from engine.gen.core import generate
 from engine.run import transform as single_pass
 
 REPO = Path(__file__).resolve().parents[3]

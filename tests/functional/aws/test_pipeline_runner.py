@@ -1,6 +1,6 @@
 """The local runner's mechanics, with stub handlers: the real ASL on moto's interpreter.
 
-These pin what ``engine.aws.local`` promises whatever the handlers do: Lambda tasks reach
+These pin what ``engine.aws.local.runner`` promises whatever the handlers do: Lambda tasks reach
 Python callables in-process, a raised exception is the runtime's error payload (matched by class
 name), retries do not sleep, executions never collide, the DLQ, table and bucket are collected,
 and nothing is left patched afterwards.
@@ -16,8 +16,8 @@ from typing import Any
 import botocore.handlers
 import pytest
 
-from engine.aws import local
-from engine.aws.local import LocalPipeline, run_local
+from engine.aws.local import runner as local
+from engine.aws.local.runner import LocalPipeline, run_local
 from engine.errors import SchemaError, TransientError, ValidationError
 
 

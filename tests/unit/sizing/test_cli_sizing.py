@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def chunkwise(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "engine.cli.app", *args], capture_output=True,
                           text=True, cwd=cwd)
 
 
@@ -127,7 +127,7 @@ def test_without_the_sizing_extra_the_commands_say_what_to_install(tmp_path: Pat
         "importlib.util.find_spec = lambda n, *a: None if n == 'matplotlib' else _find(n, *a)\n")
     src = tmp_path / "o.csv"
     src.write_text("a,b\n1,2\n")
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "profile", str(src), "--out-dir",
+    done = subprocess.run([sys.executable, "-m", "engine.cli.app", "profile", str(src), "--out-dir",
                            str(tmp_path / "p")], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(hide)})
     assert done.returncode == 69, done.stderr

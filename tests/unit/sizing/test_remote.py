@@ -113,7 +113,7 @@ def test_size_function_name_end_to_end(tmp_path, monkeypatch) -> None:
     """The CLI's remote mode: Stubber in place of Lambda; JSON and markdown written."""
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from engine.cli.app import app
 
     client, stub = _client()
     stub.add_response("get_function_configuration", {"MemorySize": 640}, {"FunctionName": "fn"})

@@ -14,7 +14,7 @@ file, and its commit). With worker threads (``threads > 1``) a stage's wall time
 includes its waits for the stage before it; its CPU time never does.
 
 :data:`CLOCK` holds the clock of the conversion running in this context; code that is not part of
-a run (a bare :class:`engine.writer.ParquetSink`) sees ``None`` and measures nothing.
+a run (a bare :class:`engine.sink.parquet.ParquetSink`) sees ``None`` and measures nothing.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import smart_open.s3
 import urllib3.exceptions
 
 from engine.errors import EngineError, InputNotFoundError, PermanentError, TransientError
-from engine.io import _one_line, split_s3
+from engine.io.uri import one_line, split_s3
 
 __all__ = [
     "CLIENT_CONFIG",
@@ -230,7 +230,7 @@ def map_s3_error(
         error = client_error.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        detail = _one_line(f"S3 {code or status}: {error.get('Message') or client_error}")
+        detail = one_line(f"S3 {code or status}: {error.get('Message') or client_error}")
         if code == "NoSuchBucket" and output:
             return PermanentError(f"output bucket does not exist ({detail})", uri=uri)
         if code in _NOT_FOUND_CODES and not output:
@@ -247,13 +247,13 @@ def map_s3_error(
             return InputNotFoundError("object not found", uri=uri)
         return PermanentError(detail, uri=uri)
     if isinstance(exc, _TRANSIENT_EXCEPTIONS):
-        return TransientError(_one_line(f"S3 I/O error: {exc!r}"), uri=uri, offset=offset)
+        return TransientError(one_line(f"S3 I/O error: {exc!r}"), uri=uri, offset=offset)
     if isinstance(exc, _CREDENTIAL_ERRORS):
-        return PermanentError(_one_line(f"no usable AWS credentials: {exc}"), uri=uri)
+        return PermanentError(one_line(f"no usable AWS credentials: {exc}"), uri=uri)
     if type(exc) is OSError:
         # smart-open's own retry loops end with a bare OSError ("failed to read ... after 5
         # attempts", "... failed after 3 attempts"): the network kept failing.
-        return TransientError(_one_line(f"S3 I/O error: {exc}"), uri=uri, offset=offset)
+        return TransientError(one_line(f"S3 I/O error: {exc}"), uri=uri, offset=offset)
     return None
 
 
@@ -408,14 +408,14 @@ class RangedReader(io.RawIOBase):
                 self.failures += 1
                 if self.failures > READ_MAX_RESUMES:
                     raise TransientError(
-                        _one_line(f"S3 read broke {self.failures} times (READ_MAX_RESUMES): "
+                        one_line(f"S3 read broke {self.failures} times (READ_MAX_RESUMES): "
                                   f"{exc!r}"), uri=self._uri, offset=self._position) from exc
                 if got:
                     break
                 failed += 1
                 if failed >= self._attempts:
                     raise TransientError(
-                        _one_line(f"S3 read failed {failed} times in a row at byte "
+                        one_line(f"S3 read failed {failed} times in a row at byte "
                                   f"{self._position}: {exc!r}"),
                         uri=self._uri, offset=self._position) from exc
                 log.warning("%s: %r at byte %d; resuming with a ranged GET (retry %d of %d)",

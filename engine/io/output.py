@@ -1,12 +1,9 @@
 """Atomic outputs: a file or object that appears complete or not at all.
 
 :class:`AtomicOutput` is the only way the engine writes. This module holds it, its local backend
-(a temp file renamed over the target) and the file handle it hands out; :mod:`engine.s3` holds
-the S3 backend. :mod:`engine.io` re-exports :class:`AtomicOutput`.
-
-:mod:`engine.io` imports this module at load time, so the helpers taken from it (URIs, local
-error mapping) are imported inside the functions that use them, which keeps either module
-importable first.
+(a temp file renamed over the target) and the file handle it hands out; :mod:`engine.io.s3` holds
+the S3 backend, imported only for an ``s3://`` output. :mod:`engine.io` re-exports
+:class:`AtomicOutput`.
 """
 
 from __future__ import annotations
@@ -20,8 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, Protocol, cast
 
-from engine.config import DEFAULT_PART_SIZE
+from engine.config import DEFAULT_PART_SIZE, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from engine.errors import EngineError, TransientError
+from engine.io.uri import is_s3, local_error, local_path, one_line
 
 __all__ = ["AtomicOutput"]
 
@@ -29,10 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def _output_error(exc: OSError, uri: str) -> EngineError:
-    """Translate a local filesystem error met while writing ``uri`` (see ``engine.io``)."""
-    from engine.io import _local_error
-
-    return _local_error(exc, uri, output=True)
+    """Translate a local filesystem error met while writing ``uri``."""
+    return local_error(exc, uri, output=True)
 
 
 class _OutputBackend(Protocol):
@@ -61,8 +57,6 @@ class _LocalOutput:
     """
 
     def __init__(self, uri: str) -> None:
-        from engine.io import local_path
-
         self.uri = uri
         self._path = Path(local_path(uri))
         self._fh: BinaryIO | None = None
@@ -163,7 +157,7 @@ class AtomicOutput:
 
     The only way the engine writes. Local: a temp file ``.<name>.<random>.tmp`` in the target's
     directory (created if needed), fsync'd and renamed over the target on :meth:`commit`. S3: a
-    multipart upload (:class:`engine.s3.S3Output`), completed on :meth:`commit` and aborted on
+    multipart upload (:class:`engine.io.s3.S3Output`), completed on :meth:`commit` and aborted on
     :meth:`abort`. An empty output still creates an empty object.
 
     Use it as a context manager: an exception inside the block aborts, a clean exit commits
@@ -185,11 +179,9 @@ class AtomicOutput:
     def __init__(self, uri: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
         self.uri = uri
         self.part_size = part_size
-        from engine.io import is_s3
-
         self._backend: _OutputBackend
         if is_s3(uri):
-            from engine import s3
+            from engine.io import s3
 
             self._backend = s3.S3Output(uri, part_size)
         else:
@@ -202,6 +194,17 @@ class AtomicOutput:
     def bytes_written(self) -> int:
         """Bytes written so far."""
         return self._file.bytes_written if self._file is not None else 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes written but held in memory: the part of an S3 upload not yet sent (0 locally).
+
+        smart-open sends a part once ``part_size`` (clamped to S3's limits) bytes are buffered.
+        """
+        if not is_s3(self.uri) or self._file is None or self._committed or self._aborted:
+            return 0
+        part = min(max(self.part_size, S3_MIN_PART_SIZE), S3_MAX_PART_SIZE)
+        return self.bytes_written % part
 
     @property
     def committed(self) -> bool:
@@ -219,9 +222,7 @@ class AtomicOutput:
             return mapped
         if isinstance(exc, OSError):
             return _output_error(exc, self.uri)
-        from engine.io import _one_line
-
-        return TransientError(_one_line(f"write failed: {exc!r}"), uri=self.uri)
+        return TransientError(one_line(f"write failed: {exc!r}"), uri=self.uri)
 
     def open(self) -> BinaryIO:
         """Start the output (create the temp file or the multipart upload).

@@ -1,9 +1,8 @@
-"""Open local paths and ``s3://`` URIs for streaming reads and atomic writes.
+"""Open local paths and ``s3://`` URIs for streaming, decompressed reads.
 
-Reads stream: :func:`open_input` returns an :class:`InputStream` whose ``read(n)`` yields
-decompressed bytes while holding only a bounded buffer, whatever the object's size. Writes are
-atomic: :class:`AtomicOutput` publishes an object only on :meth:`AtomicOutput.commit`; any failure
-leaves nothing behind (a local temp file is unlinked, an S3 multipart upload is aborted).
+:func:`open_input` returns an :class:`InputStream` whose ``read(n)`` yields decompressed bytes
+while holding only a bounded buffer, whatever the object's size. :func:`object_size` and
+:func:`read_range` answer the two questions sampling asks before a read.
 
 Every failure leaves this module as an :mod:`engine.errors` exception naming the URI:
 
@@ -13,12 +12,9 @@ Every failure leaves this module as an :mod:`engine.errors` exception naming the
 - throttling, timeouts, connection resets → :class:`~engine.errors.TransientError`;
 - access denied, a missing output bucket → :class:`~engine.errors.PermanentError`.
 
-This module is the façade: URIs, compression names, sizes, ranges, opening inputs and error
-mapping. :mod:`engine.decompress` holds the decompressors, :mod:`engine.output` the atomic
-outputs (:class:`AtomicOutput` is re-exported here), and :mod:`engine.s3` the S3 backend. It is
-imported inside the functions that meet an ``s3://`` URI, never at module level: boto3,
-botocore, urllib3 and smart-open cost about 25 MiB of RSS and 0.15 s, which a local conversion
-should not pay under a 200 MiB memory budget.
+:mod:`engine.io.s3` is imported inside the functions that meet an ``s3://`` URI, never at module
+level: boto3, botocore, urllib3 and smart-open cost about 25 MiB of RSS and 0.15 s, which a local
+conversion should not pay under a 200 MiB memory budget.
 """
 
 from __future__ import annotations
@@ -29,145 +25,36 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
-from engine.decompress import DECOMPRESS_ERRORS, ErrorMapper, open_decompressed
-from engine.errors import (
-    EngineError,
-    InputFormatError,
-    InputNotFoundError,
-    PermanentError,
-    TransientError,
-    UsageError,
+from engine.errors import EngineError, InputFormatError
+from engine.io.decompress import DECOMPRESS_ERRORS, ErrorMapper, open_decompressed
+from engine.io.uri import (
+    check_compression,
+    infer_compression,
+    is_s3,
+    local_error,
+    local_path,
+    one_line,
 )
-from engine.output import AtomicOutput
 
 __all__ = [
-    "AtomicOutput",
     "InputStream",
-    "infer_compression",
-    "is_s3",
-    "local_path",
     "map_s3_error",
     "object_size",
     "open_input",
     "read_range",
     "reset_s3_client",
     "s3_client",
-    "split_s3",
-    "strip_compression_suffix",
 ]
 
-#: Compression names accepted by :func:`open_input`.
-INPUT_COMPRESSIONS = ("none", "gzip", "bz2", "zstd")
-
-_SUFFIXES: tuple[tuple[str, str], ...] = (
-    (".gz", "gzip"),
-    (".bz2", "bz2"),
-    (".zst", "zstd"),
-    (".zstd", "zstd"),
-)
-
 
 # ---------------------------------------------------------------------------------------------
-# URIs and compression names
+# The S3 entry points callers use through this module
 # ---------------------------------------------------------------------------------------------
-
-
-def is_s3(uri: str) -> bool:
-    """Whether ``uri`` names an S3 object (``s3://bucket/key``) rather than a local path."""
-    return uri[:5].lower() == "s3://"
-
-
-def split_s3(uri: str, *, allow_empty_key: bool = False) -> tuple[str, str]:
-    """Split ``s3://bucket/key`` into ``("bucket", "key")``.
-
-    Args:
-        uri: an ``s3://`` URI.
-        allow_empty_key: accept ``s3://bucket`` and ``s3://bucket/`` (key ``""``), e.g. for a
-            prefix; objects always need a key.
-
-    Returns:
-        The bucket name and the key, the key exactly as written (no normalisation).
-
-    Raises:
-        UsageError: ``uri`` is not an ``s3://`` URI, or lacks a bucket (or a key); a
-            ``ValueError``.
-
-    """
-    if not is_s3(uri):
-        raise UsageError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket:
-        raise UsageError("S3 URI has no bucket", uri=uri)
-    if not key and not allow_empty_key:
-        raise UsageError("S3 URI has no key (s3://bucket/key names an object)", uri=uri)
-    return bucket, key
-
-
-def local_path(uri: str) -> str:
-    """Return the filesystem path of a local URI (a plain path, or ``file://`` + a path)."""
-    return uri[7:] if uri.startswith("file://") else uri
-
-
-def infer_compression(uri: str) -> str:
-    """Return the compression implied by the suffix of ``uri``.
-
-    Returns:
-        ``gzip`` for ``.gz``, ``bz2`` for ``.bz2``, ``zstd`` for ``.zst``/``.zstd``, else ``none``
-        (case-insensitive).
-
-    """
-    lower = uri.lower()
-    for suffix, name in _SUFFIXES:
-        if lower.endswith(suffix):
-            return name
-    return "none"
-
-
-def strip_compression_suffix(uri: str) -> str:
-    """``uri`` without its compression suffix: ``x.csv.gz`` → ``x.csv``; other names unchanged."""
-    lower = uri.lower()
-    for suffix, _ in _SUFFIXES:
-        if lower.endswith(suffix):
-            return uri[: -len(suffix)]
-    return uri
-
-
-def _check_compression(compression: str) -> None:
-    if compression not in INPUT_COMPRESSIONS:
-        raise ValueError(
-            f"unknown compression {compression!r}; expected one of {INPUT_COMPRESSIONS}"
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors, and the S3 entry points callers use through this module
-# ---------------------------------------------------------------------------------------------
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _local_error(exc: OSError, uri: str, *, output: bool = False) -> EngineError:
-    """Translate a local filesystem error into the engine's hierarchy."""
-    reason = _one_line(exc.strerror or exc)
-    if not output and isinstance(exc, FileNotFoundError | NotADirectoryError):
-        return InputNotFoundError("file not found", uri=uri)
-    if not output and isinstance(exc, IsADirectoryError):
-        return InputFormatError("not a readable file (a directory)", uri=uri)
-    if isinstance(exc, PermissionError):
-        return PermanentError(f"permission denied ({reason})", uri=uri)
-    if output and isinstance(exc, IsADirectoryError) and not uri.endswith("/"):
-        return PermanentError(f"cannot write here ({reason}): to write into the directory, end "
-                              "the output with /", uri=uri)
-    if output and isinstance(exc, IsADirectoryError | NotADirectoryError | FileExistsError):
-        return PermanentError(f"cannot write here ({reason})", uri=uri)
-    return TransientError(f"I/O error ({reason})", uri=uri)
 
 
 def s3_client() -> Any:
-    """Return the process-wide S3 client (see :func:`engine.s3.s3_client`)."""
-    from engine import s3
+    """Return the process-wide S3 client (see :func:`engine.io.s3.s3_client`)."""
+    from engine.io import s3
 
     return s3.s3_client()
 
@@ -176,10 +63,10 @@ def reset_s3_client() -> None:
     """Forget the cached S3 client, so the next call builds one from the current environment.
 
     Tests call this around moto (which resets boto3 sessions) and after changing
-    ``AWS_ENDPOINT_URL``. Before :mod:`engine.s3` is imported there is no client to forget, and
+    ``AWS_ENDPOINT_URL``. Before :mod:`engine.io.s3` is imported there is no client to forget, and
     importing it here would load boto3 into every local run and unit test.
     """
-    s3 = sys.modules.get("engine.s3")
+    s3 = sys.modules.get("engine.io.s3")
     if s3 is not None:
         s3.reset_s3_client()
 
@@ -187,8 +74,8 @@ def reset_s3_client() -> None:
 def map_s3_error(
     exc: BaseException, uri: str, *, output: bool = False, offset: int | None = None
 ) -> EngineError | None:
-    """Translate an exception from boto3 / smart-open (see :func:`engine.s3.map_s3_error`)."""
-    from engine import s3
+    """Translate an exception from boto3 / smart-open (see :func:`engine.io.s3.map_s3_error`)."""
+    from engine.io import s3
 
     return s3.map_s3_error(exc, uri, output=output, offset=offset)
 
@@ -209,7 +96,7 @@ def object_size(uri: str) -> int:
 
     """
     if is_s3(uri):
-        from engine import s3
+        from engine.io import s3
 
         return s3.object_size(uri)
     path = local_path(uri)
@@ -218,7 +105,7 @@ def object_size(uri: str) -> int:
             raise IsADirectoryError(21, "Is a directory", path)
         return os.stat(path).st_size
     except OSError as exc:
-        raise _local_error(exc, uri) from exc
+        raise local_error(exc, uri) from exc
 
 
 def read_range(uri: str, start: int, length: int) -> bytes:
@@ -244,7 +131,7 @@ def read_range(uri: str, start: int, length: int) -> bytes:
     if start < 0 or length < 0:
         raise ValueError(f"bad range: start={start} length={length}")
     if is_s3(uri):
-        from engine import s3
+        from engine.io import s3
 
         return s3.read_range(uri, start, length)
     try:
@@ -252,7 +139,7 @@ def read_range(uri: str, start: int, length: int) -> bytes:
             fh.seek(start)
             return fh.read(length)
     except OSError as exc:
-        raise _local_error(exc, uri) from exc
+        raise local_error(exc, uri) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +181,7 @@ class InputStream(io.BufferedIOBase):
     ) -> None:
         super().__init__()
         try:
-            _check_compression(compression)
+            check_compression(compression)
         except ValueError:
             source.close()
             raise
@@ -320,7 +207,7 @@ class InputStream(io.BufferedIOBase):
         except DECOMPRESS_ERRORS as exc:
             kind = "data" if self.compression == "none" else f"{self.compression} data"
             raise InputFormatError(
-                _one_line(f"corrupt or truncated {kind}: {exc}"),
+                one_line(f"corrupt or truncated {kind}: {exc}"),
                 uri=self.uri,
                 offset=self.raw_bytes_read,
             ) from exc
@@ -406,7 +293,7 @@ def open_input(uri: str, compression: str | None = None, *,
     """Open a local path or ``s3://`` URI for streaming, decompressed reading.
 
     On S3 a ``HeadObject`` checks the object and gives its size; the bytes then come through
-    :class:`engine.s3.RangedReader`, which resumes with a ranged GET from the first byte not yet
+    :class:`engine.io.s3.RangedReader`, which resumes with a ranged GET from the first byte not yet
     read when a response body breaks (bounded retries with backoff, then a
     :class:`~engine.errors.TransientError`). Every ``GetObject`` carries ``If-Match: <ETag>``, so
     an object replaced mid-read fails (transient) instead of splicing two versions.
@@ -429,7 +316,7 @@ def open_input(uri: str, compression: str | None = None, *,
 
     """
     compression = infer_compression(uri) if compression is None else compression
-    _check_compression(compression)
+    check_compression(compression)
     if byte_range is not None:
         if compression != "none":
             raise ValueError(f"a byte range needs an uncompressed input, not {compression}")
@@ -437,7 +324,7 @@ def open_input(uri: str, compression: str | None = None, *,
             raise ValueError(f"bad byte range {byte_range}")
     map_error: ErrorMapper
     if is_s3(uri):
-        from engine import s3
+        from engine.io import s3
 
         source, size = s3.open_object(uri)
 
@@ -448,13 +335,13 @@ def open_input(uri: str, compression: str | None = None, *,
         try:  # open() refuses a directory with IsADirectoryError
             source = open(local_path(uri), "rb", buffering=0)  # noqa: SIM115 - the stream owns it
         except OSError as exc:
-            raise _local_error(exc, uri) from exc
+            raise local_error(exc, uri) from exc
         size = os.fstat(source.fileno()).st_size
 
         def map_error(exc: BaseException, offset: int) -> EngineError | None:
             if not isinstance(exc, OSError):
                 return None
-            mapped = _local_error(exc, uri)
+            mapped = local_error(exc, uri)
             mapped.offset = offset
             return mapped
 

@@ -3,7 +3,7 @@
 A :class:`Transformer` runs the steps of one file in order, batch after batch, and keeps the state
 that spans batches: the keys ``dedupe`` has seen, the reference tables ``enrich`` joins against.
 No step loops over rows in Python (string key columns are hashed by the vectorised
-:func:`engine.aggregate.hash64`), except ``python`` steps, which run whatever they run.
+:func:`engine.enforce.aggregate.hash64`), except ``python`` steps, which run whatever they run.
 
 Failures, each naming the step (``transforms[2] (cast)``) and the input URI:
 
@@ -42,10 +42,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.coerce import parse_timestamps
+from engine.enforce.coerce import parse_timestamps
+from engine.enforce.validate import SeenValues
 from engine.errors import ContractError, EngineError, InputFormatError, ValidationError
 from engine.io import is_s3, object_size, open_input, s3_client
-from engine.validate import SeenValues
 
 if TYPE_CHECKING:
     from engine.contract import Contract, Expr, Step
@@ -462,7 +462,7 @@ def _column_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
 
     Integers, booleans, dates and times are their own keys; floats their bits (``-0.0`` is
     ``0.0``, every NaN the same); decimals a mix of their 128/256 bits; strings and binaries
-    :func:`engine.aggregate.hash64` (vectorised, eight bytes at a time).
+    :func:`engine.enforce.aggregate.hash64` (vectorised, eight bytes at a time).
     """
     array = _as_array(values)
     t = array.type
@@ -490,7 +490,7 @@ def _column_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
             keys = _mix(keys ^ raw[:, w])
     elif (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
           or pa.types.is_large_binary(t)):
-        from engine.aggregate import hash64  # vectorised: no per-value Python
+        from engine.enforce.aggregate import hash64  # vectorised: no per-value Python
 
         keys = np.zeros(n, dtype=_U64)
         keys[valid] = hash64(array.drop_null())
@@ -597,7 +597,7 @@ def clear_reference_cache() -> None:
 def _version(uri: str) -> tuple[Any, ...]:
     """What identifies the stored bytes: (size, ETag) on S3, (size, mtime) locally."""
     if is_s3(uri):
-        from engine.s3 import head_object  # boto3 loads only for a file on S3
+        from engine.io.s3 import head_object  # boto3 loads only for a file on S3
 
         head = head_object(s3_client(), uri)
         return int(head["ContentLength"]), head.get("ETag")

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cliutil import JsonFlag, fail, run_job
+from engine.cli.common import JsonFlag, fail, run_job
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

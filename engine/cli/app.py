@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cliutil import JsonFlag, checked_options, run_job, size_option
+from engine.cli.common import JsonFlag, checked_options, run_job, size_option
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -91,9 +91,9 @@ def transform(
     """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""
 
     def job() -> Any:
-        from engine import allocator
+        from engine.runtime import process
 
-        allocator.configure(threads)  # before pyarrow loads (engine.run imports it)
+        process.configure(threads)  # before pyarrow loads (engine.run imports it)
         from engine.run import transform as run_transform
 
         kwargs = _read_kwargs(fmt, json_path, block_size, delimiter, quote_char, header,
@@ -276,7 +276,7 @@ def gen(
     nbytes = size_option(size)
 
     def job() -> Any:
-        from engine.gen import check_arguments, generate
+        from engine.gen.core import check_arguments, generate
 
         try:
             check_arguments(dataset, output, size=nbytes, fmt=fmt, seed=seed, dirty=dirty)
@@ -296,15 +296,18 @@ def gen(
               f"({data['format']}) in {data['seconds']:.2f} s")
 
 
-app.add_typer(__import__("engine.pipeline_cli", fromlist=["app"]).app, name="pipeline")
-app.add_typer(__import__("engine.layer_cli", fromlist=["app"]).app, name="layer")
-_sizing = __import__("engine.sizing.cli", fromlist=["profile", "size"])
+app.add_typer(__import__("engine.cli.pipeline", fromlist=["app"]).app, name="pipeline")
+app.add_typer(__import__("engine.cli.layer", fromlist=["app"]).app, name="layer")
+_sizing = __import__("engine.cli.sizing", fromlist=["profile", "size"])
 app.command()(_sizing.profile)
 app.command()(_sizing.size)
 
 
 def main() -> None:
     """Entry point of the ``chunkwise`` console script."""
+    from engine.runtime import process
+
+    process.configure()  # before any command loads pyarrow; transform refines it by --threads
     app()
 
 

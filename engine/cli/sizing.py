@@ -1,4 +1,4 @@
-"""``chunkwise profile`` and ``chunkwise size`` (registered on the main app by :mod:`engine.cli`).
+"""``chunkwise profile`` and ``chunkwise size``, registered on the app by :mod:`engine.cli.app`.
 
 Heavy imports (pyarrow, matplotlib, boto3, memory-profiler) happen inside the commands.
 """
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cliutil import JsonFlag, checked_options, run_job, size_option
+from engine.cli.common import JsonFlag, checked_options, run_job, size_option
 from engine.errors import EngineError
 
 __all__ = ["profile", "size"]
@@ -220,7 +220,8 @@ def size(
     def job() -> Any:
         _need_sizing_extra()
         from engine.sizing.model import DEFAULT_MEMORY_SETTINGS, load_prices
-        from engine.sizing.sweep import SweepConfig, default_data_dir, run_sweep, write_outputs
+        from engine.sizing.report import write_outputs
+        from engine.sizing.sweep import SweepConfig, default_data_dir, run_sweep
         from engine.sizing.sweep import verify as run_verify
 
         swept = {"block_sizes": _csv(block_sizes, parse_size, "--block-sizes"),

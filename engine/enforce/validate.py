@@ -2,8 +2,8 @@
 
 A record that fails a check becomes a :class:`~engine.readers.base.Reject` naming the record, the
 column, the check and the raw value; the rest of its chunk is written. Checks: types (via the
-reader's strict mode and :mod:`engine.coerce`), ``nullable``, ``min``/``max``, ``in``, ``regex``,
-``max_length`` and ``unique`` (within the file).
+reader's strict mode and :mod:`engine.enforce.coerce`), ``nullable``, ``min``/``max``, ``in``,
+``regex``, ``max_length`` and ``unique`` (within the file).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.coerce import convert_strings, parse_timestamps
+from engine.enforce.coerce import convert_strings, parse_timestamps
 from engine.errors import SchemaError
 from engine.readers.base import Chunk, Reject
 from engine.types import parse_type
@@ -31,7 +31,7 @@ class SeenValues:
 
     Memory is 8 bytes per distinct value (reported as ``state_bytes``): integer, date and
     timestamp values are their own keys; other values are hashed to 64 bits
-    (:func:`engine.aggregate.hash64`, vectorised), so two distinct values collide with
+    (:func:`engine.enforce.aggregate.hash64`, vectorised), so two distinct values collide with
     probability ~n²/2⁶⁵.
     """
 
@@ -96,7 +96,7 @@ def _keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False)).view(np.uint64), valid
     # Other types: the aggregate module's vectorised 64-bit hash (strings eight bytes at a
     # time), computed on the non-null values only.
-    from engine.aggregate import hash64
+    from engine.enforce.aggregate import hash64
 
     out = np.zeros(len(values), dtype=np.uint64)
     out[valid] = hash64(values.drop_null())

@@ -98,7 +98,7 @@ def checked_options(kwargs: dict[str, Any], hints: dict[str, str] | None = None,
     a usage error naming its option (exit 2), not an internal error halfway through a run.
     ``hints`` names the option of a field where the command's differs from ``--field-name``.
     """
-    from engine.run import build_options
+    from engine.config import build_options
 
     try:
         build_options(None, **kwargs)

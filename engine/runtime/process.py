@@ -1,0 +1,37 @@
+"""Process-wide settings for a conversion, made at an entry point before pyarrow loads.
+
+Two settings are read once, when numpy and pyarrow load, so they cannot be changed by the code
+that converts: whoever starts the process sets them, by calling :func:`configure` first.
+
+- ``MIMALLOC_PURGE_DELAY``: how soon pyarrow's allocator returns freed pages
+  (:mod:`engine.runtime.allocator`).
+- ``OPENBLAS_NUM_THREADS``: numpy (imported by pyarrow) starts an OpenBLAS thread pool whose
+  threads spin; the engine does no linear algebra. One thread cut a 5 MB conversion from 0.37
+  to 0.28 CPU s (``benchmarks/``).
+
+The entry points are the ``chunkwise`` CLI (:func:`engine.cli.app.main`), every Lambda handler in
+``lambda/``, and the sizing child (:mod:`engine.sizing.child`). ``import engine`` and the library
+calls change nothing: a program using the Python API keeps its own settings. A value already in
+the environment always wins.
+"""
+
+from __future__ import annotations
+
+import os
+
+from engine.runtime import allocator
+
+__all__ = ["BLAS_THREADS_VARIABLE", "configure"]
+
+BLAS_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
+
+
+def configure(threads: int | None = None) -> None:
+    """Set the allocator's purge delay for ``threads`` and one BLAS thread, unless already set.
+
+    ``threads`` is the conversion's thread count when known (``None``: the Lambda's, from its
+    memory size, or the worker threads' default). Does nothing to the allocator once pyarrow
+    is loaded.
+    """
+    allocator.configure(threads)
+    os.environ.setdefault(BLAS_THREADS_VARIABLE, "1")

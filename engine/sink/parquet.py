@@ -1,0 +1,314 @@
+"""Parquet sink: buffered row groups, file rotation, commit on success, abort on error.
+
+``ParquetWriter.write_batch`` closes a row group per call, and 1 MiB batches make ~12k-row groups
+that compress badly (docs/memory.md). The sink buffers tables until a row group reaches its byte
+or row target and then writes them as one group: the buffer is the memory term to size
+(``WriteOptions.row_group_bytes``).
+
+Example:
+    >>> import pyarrow as pa
+    >>> from engine.sink.parquet import ParquetSink
+    >>> table = pa.table({"a": [1, 2, 3]})
+    >>> with ParquetSink("/tmp/doc-example.parquet", table.schema) as sink:  # doctest: +SKIP
+    ...     sink.write(table)
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from engine.config import WriteOptions
+from engine.errors import EngineError, PermanentError, TransientError
+from engine.io import AtomicOutput
+from engine.runtime.timing import CLOCK, TimedWrites
+
+__all__ = ["CommitOrAbort", "FileReport", "ParquetSink", "rotated_uri"]
+
+log = logging.getLogger(__name__)
+
+#: Rows looked at to decide which columns are dictionary-encoded.
+_DICTIONARY_PROBE_ROWS = 20_000
+
+
+@dataclass
+class FileReport:
+    """One Parquet file the sink wrote."""
+
+    uri: str
+    rows: int = 0
+    bytes: int = 0
+    row_groups: int = 0
+    #: partitioned output only: column → the value's text as in the path (unescaped), ``None``
+    #: for null (see :class:`PartitionedSink`).
+    partition: dict[str, str | None] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As reported in the RunReport (``partition`` only for partitioned output)."""
+        out: dict[str, Any] = {"uri": self.uri, "rows": self.rows, "bytes": self.bytes,
+                               "row_groups": self.row_groups}
+        if self.partition is not None:
+            out["partition"] = dict(self.partition)
+        return out
+
+
+def rotated_uri(uri: str, index: int) -> str:
+    """The name of the ``index``-th file when output rotates.
+
+    ``out.parquet`` → ``out-00001.parquet``; a directory (``out/``) → ``out/part-00001.parquet``.
+    """
+    if uri.endswith("/"):
+        return f"{uri}part-{index:05d}.parquet"
+    stem, ext = posixpath.splitext(uri)
+    return f"{stem}-{index:05d}{ext or '.parquet'}"
+
+
+class CommitOrAbort(ABC):
+    """``with sink:`` commits on a clean exit and aborts on an exception."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Publish what was written."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard what was written."""
+
+    schema: pa.Schema
+    _done: bool
+
+    def _accept(self, table: pa.Table) -> pa.Table | None:
+        """``table`` in the sink's schema (columns in its order), or ``None`` when empty."""
+        if self._done:
+            raise RuntimeError("write() after commit() or abort()")
+        if not table.num_rows:
+            return None
+        if not table.schema.equals(self.schema):
+            table = table.select(self.schema.names).cast(self.schema)
+        return table
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class ParquetSink(CommitOrAbort):
+    """Writes tables of one schema to Parquet; a context manager that commits or aborts.
+
+    Args:
+        uri: local path or ``s3://`` URI of the output (a directory, ending in ``/``, when files
+            rotate).
+        schema: the schema every written table has.
+        options: compression, row-group targets, rotation, S3 part size.
+    """
+
+    def __init__(self, uri: str, schema: pa.Schema, options: WriteOptions | None = None) -> None:
+        self.uri = uri
+        self.schema = schema
+        self.options = options or WriteOptions()
+        self.rotating = bool(self.options.max_rows_per_file or self.options.max_bytes_per_file)
+        if uri.endswith("/") and not self.rotating:
+            self.uri = uri + "part-00000.parquet"
+        self.files: list[FileReport] = []
+        self._committed: list[AtomicOutput] = []
+        self._out: AtomicOutput | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._buffer: list[pa.Table] = []
+        self._buffered_rows = 0
+        self._buffered_bytes = 0
+        self._dictionary: list[str] | None = None
+        self._done = False
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, table: pa.Table) -> None:
+        """Buffer ``table``; write a row group whenever the buffer reaches its target."""
+        table = self._accept(table)
+        if table is None:
+            return
+        self._buffer.append(table)
+        self._buffered_rows += table.num_rows
+        self._buffered_bytes += table.nbytes
+        opts = self.options
+        limit = opts.row_group_rows
+        if opts.max_rows_per_file:  # never buffer past the end of the current file
+            limit = min(limit, opts.max_rows_per_file - self._file_rows())
+        full = self._buffered_bytes >= opts.row_group_bytes
+        if full or self._buffered_rows >= limit:
+            self.flush()
+
+    def _file_rows(self) -> int:
+        """Rows already in the open file (0 when the next write opens a new one)."""
+        return self.files[-1].rows if self._writer is not None else 0
+
+    @property
+    def rows_written(self) -> int:
+        """Rows handed to the sink so far (written or buffered)."""
+        return sum(f.rows for f in self.files) + self._buffered_rows
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Arrow bytes held for the row group being assembled."""
+        return self._buffered_bytes
+
+    @property
+    def open_file_bytes(self) -> int:
+        """Encoded bytes written to the file now open (0 when none is)."""
+        return self._out.bytes_written if self._out is not None else 0
+
+    @property
+    def pending_upload_bytes(self) -> int:
+        """Encoded bytes of the open file held in memory for an S3 upload (0 for local files)."""
+        return self._out.pending_bytes if self._out is not None else 0
+
+    def flush(self) -> None:
+        """Write what is buffered as a row group now (a smaller one than the target)."""
+        if not self._buffered_rows:
+            return
+        table = pa.concat_tables(self._buffer)
+        self._buffer = []
+        self._buffered_rows = 0
+        self._buffered_bytes = 0
+        limit = self.options.max_rows_per_file
+        while table.num_rows:  # split at file boundaries when rotating by rows
+            take = min(table.num_rows, limit - self._file_rows()) if limit else table.num_rows
+            self._write_group(table.slice(0, take))
+            table = table.slice(take)
+
+    def _write_group(self, table: pa.Table) -> None:
+        rows_per_group = min(table.num_rows, self.options.row_group_rows)
+        try:
+            if self._writer is None:
+                self._open(table)
+            assert self._writer is not None and self._out is not None
+            self._writer.write_table(table, row_group_size=rows_per_group)
+        except EngineError:
+            raise
+        except OSError as exc:  # the sink's file object failed: S3 or the local disk
+            raise TransientError(f"writing Parquet failed: {exc}", uri=self._current_uri()) \
+                from exc
+        report = self.files[-1]
+        report.rows += table.num_rows
+        report.row_groups += -(-table.num_rows // rows_per_group)
+        opts = self.options
+        if (opts.max_rows_per_file and report.rows >= opts.max_rows_per_file) or (
+            opts.max_bytes_per_file and self._out.bytes_written >= opts.max_bytes_per_file
+        ):
+            self._close_file()
+
+    def _current_uri(self) -> str:
+        return rotated_uri(self.uri, len(self.files) - 1) if self.rotating else self.uri
+
+    def _open(self, first: pa.Table) -> None:
+        if self._dictionary is None:
+            self._dictionary = self._dictionary_columns(first)
+        self.files.append(FileReport(""))
+        uri = self._current_uri()
+        self.files[-1].uri = uri
+        self._out = AtomicOutput(uri, part_size=self.options.part_size)
+        sink: Any = self._out.__enter__()
+        clock = CLOCK.get()
+        if clock is not None:
+            sink = TimedWrites(sink, clock)
+        compression = None if self.options.compression == "none" else self.options.compression
+        self._writer = pq.ParquetWriter(
+            sink, self.schema, compression=compression,
+            compression_level=self.options.compression_level,
+            use_dictionary=self._dictionary, write_statistics=True,
+        )
+
+    def _dictionary_columns(self, table: pa.Table) -> list[str]:
+        """Columns whose distinct-to-rows ratio in the first rows is low enough for a dictionary.
+
+        High-cardinality columns skip the dictionary attempt (and its fallback) entirely.
+        """
+        probe = table.slice(0, _DICTIONARY_PROBE_ROWS)
+        if not probe.num_rows:
+            return []
+        names = []
+        for field, column in zip(probe.schema, probe.columns, strict=True):
+            if pa.types.is_nested(field.type) or pa.types.is_null(field.type):
+                continue
+            if pa.types.is_dictionary(field.type):  # already encoded: keep the dictionary
+                names.append(field.name)
+                continue
+            distinct = pc.count_distinct(column).as_py()
+            if distinct <= max(1, probe.num_rows * self.options.dictionary_max_ratio):
+                names.append(field.name)
+        return names
+
+    def _close_file(self) -> None:
+        if self._writer is None or self._out is None:
+            return
+        writer, out = self._writer, self._out
+        self._writer = None
+        self._out = None
+        writer.close()
+        clock = CLOCK.get()
+        if clock is None:
+            out.commit()
+        else:
+            with clock.measure("upload"):
+                out.commit()
+        self.files[-1].bytes = out.bytes_written
+        self._committed.append(out)
+
+    # -- outcome ---------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Write what is buffered, close the file and publish it.
+
+        An empty input still gets a (zero-row) Parquet file with the schema.
+        """
+        if self._done:
+            return
+        try:
+            self.flush()
+            if not self.files:
+                self._open(self.schema.empty_table())
+            self._close_file()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+
+    def abort(self) -> None:
+        """Discard everything: no object or file of this sink remains.
+
+        Rotated files that were already published are deleted.
+        """
+        self._done = True
+        self._buffer = []
+        writer, out = self._writer, self._out
+        self._writer = None
+        self._out = None
+        if out is not None:
+            out.abort()
+        if writer is not None:
+            try:
+                writer.close()
+            except (OSError, ValueError, pa.ArrowException):
+                pass  # the file object is already discarded: closing only flushes into it
+        for done in self._committed:
+            try:
+                done.delete()
+            except EngineError as exc:
+                raise PermanentError(f"could not remove a partial output: {exc}",
+                                     uri=self.uri) from exc
+        self._committed = []
