@@ -9,7 +9,7 @@ counts from the column statistics). Only the libraries an approach needs are imp
 whole-process numbers that ``peers.py`` takes from ``os.wait4`` are that approach's alone.
 
 Every approach writes zstd (chunkwise's default) so output sizes and CPU are comparable; the
-anchors in ``/work/shared/ANCHORS.md`` used snappy.
+anchor measurements (docs/performance.md, "Method") used snappy.
 """
 
 from __future__ import annotations

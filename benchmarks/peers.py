@@ -4,7 +4,7 @@
                                [--repeat 3] [--data-dir DIR] [--out benchmarks/RESULTS.md]
                                [--approaches a,b] [--formats csv,ndjson,json,gz] [--quick]
 
-Method (mirrors ``/work/shared/ANCHORS.md``): every conversion is a child process — the
+Method (docs/performance.md, "Method"): every conversion is a child process — the
 ``chunkwise transform IN OUT --json`` CLI, or ``benchmarks/_runner.py APPROACH IN OUT`` for a
 peer — timed from spawn to exit; CPU (user + sys) and peak RSS (``ru_maxrss``) come from
 ``os.wait4``. Inputs are read once before their runs, so they are in the page cache. Repeats are
@@ -619,7 +619,7 @@ def markdown(args: argparse.Namespace, info: dict[str, Any], datasets: list[Data
               f"{info['git']['engine_sha256']}.")
            if info.get("git") else ""),
         "",
-        "Method (as in `/work/shared/ANCHORS.md`): each conversion is its own child process "
+        "Method (as in docs/performance.md, \"Method\"): each conversion is its own child process "
         "(chunkwise: `chunkwise transform IN OUT --json`; peers: `benchmarks/_runner.py`); "
         "wall = spawn to exit, median of the repeats (repeats interleaved across approaches); "
         "CPU = user + sys and peak RSS = `ru_maxrss` from `os.wait4` (RSS: the largest "
@@ -637,7 +637,7 @@ def markdown(args: argparse.Namespace, info: dict[str, Any], datasets: list[Data
         "at its parent's high-water mark on exec), far below every measured process.",
         "",
         "**Compression: every approach writes zstd** (chunkwise's default), for fairness; the "
-        "anchors used snappy, so output sizes and CPU differ from ANCHORS.md. Single-threaded "
+        "anchors used snappy, so output sizes and CPU differ from theirs. Single-threaded "
         "runs ('1'): pyarrow `set_cpu_count(1)`, `set_io_thread_count(1)`, `use_threads=False`; "
         "DuckDB `SET threads=1`; Polars `POLARS_MAX_THREADS=1`; pandas/ijson get the same "
         "pyarrow settings. chunkwise runs with `--threads 1` ('1') and with its default "

@@ -61,6 +61,7 @@ __all__ = [
     "validate",
 ]
 
+#: The package version: its one source (pyproject.toml reads it, `chunkwise --version` prints it).
 __version__ = "0.1.0"
 
 #: public name → the module that defines it (imported on first use).

@@ -2,7 +2,7 @@
 
 Peak RSS ≈ interpreter + imports + ``block_size`` × (a small factor for the parsed copy)
 + the row group being buffered (``row_group_bytes``) + writer encode buffers
-+ one S3 part (``part_size``) when writing to S3. See DESIGN.md, "Memory model".
++ one S3 part (``part_size``) when writing to S3. See docs/memory.md, "The model".
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from engine import __version__
 from engine.errors import AccountingError
 
 __all__ = ["RunReport", "check_accounting"]
@@ -48,6 +49,8 @@ class RunReport:
     state_bytes: int = 0
     aggregate: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    #: the chunkwise version that wrote the report
+    version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able data."""

@@ -14,6 +14,12 @@ One module per concern (``docs/pipeline.md`` is the interface they implement):
 - :mod:`engine.aws.observability`: Powertools Logger and Metrics shared by the handlers.
 - :mod:`engine.aws.clients`: the AWS clients, kept for the process.
 
+Around the pipeline rather than in it:
+
+- :mod:`engine.aws.local`: the whole pipeline on moto, with the real handlers (no account).
+- :mod:`engine.aws.remote`: start and follow an execution on a deployed stack.
+- :mod:`engine.aws.executions`: one execution, read through the Step Functions API, as a result.
+
 Submodules are imported on demand: ``import engine.aws`` loads nothing else.
 """
 
@@ -24,10 +30,13 @@ __all__ = [
     "conversion",
     "deadline",
     "events",
+    "executions",
     "failures",
+    "local",
     "metadata",
     "observability",
     "planning",
+    "remote",
     "routing",
     "settings",
     "steps",

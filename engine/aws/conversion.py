@@ -9,7 +9,8 @@ What the transform step does, apart from the state machine's plumbing:
   without extension. The keys are deterministic: a retried or replayed step overwrites.
 - **the object is the one announced**: :func:`require_current` before reading it.
 - **time**: a :class:`~engine.aws.deadline.Deadline` before and during the conversion.
-- **threads**: one in a Lambda of less than one vCPU (:func:`lambda_threads`).
+- **threads**: one in a Lambda of less than one vCPU
+  (:func:`engine.runtime.threads.lambda_threads`).
 - **ranges**: streamed by the engine from S3 (``byte_range``, :func:`convert_range`).
 - **parts entries**: the engine's report plus the SHA-256 of every file written
   (:func:`part_entry`).
@@ -30,7 +31,6 @@ from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions, build_options
 from engine.errors import EngineError, InputNotFoundError, TransientError
 from engine.report import RunReport
-from engine.runtime import allocator
 
 if TYPE_CHECKING:
     from engine.contract import Contract
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "COPY_CHUNK_BYTES",
     "check_locations",
-    "FULL_VCPU_MB",
     "RemainingMs",
     "contract_of",
     "convert_object",
@@ -46,7 +45,6 @@ __all__ = [
     "copy_range",
     "destination",
     "hash_object",
-    "lambda_threads",
     "object_uri",
     "output_base",
     "part_entry",
@@ -62,21 +60,6 @@ COPY_CHUNK_BYTES = 1 * MiB
 RemainingMs = Callable[[], int]
 
 
-#: Lambda gives a function one full vCPU at 1,769 MB; below it a second thread only competes
-#: with the first for the same share of a core, and costs ~30 MiB of peak RSS.
-FULL_VCPU_MB = allocator.FULL_VCPU_MB
-
-RemainingMs = Callable[[], int]
-
-
-def lambda_threads() -> dict[str, int]:
-    """``{"threads": 1}`` in a Lambda of less than one vCPU, else ``{}`` (the engine's choice).
-
-    Lambda reports two CPUs whatever the memory size (the share is enforced by throttling), so
-    the engine's own core count would pick two threads; ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``
-    tells the real share.
-    """
-    return {"threads": 1} if allocator.expected_threads() == 1 else {}
 
 
 def object_uri(state: Mapping[str, Any]) -> str:
@@ -245,7 +228,7 @@ def convert_object(state: Mapping[str, Any], settings: Settings,
     check_locations(state, contract, dst, settings, name)
     kwargs: dict[str, Any] = {"format": read.format} if read.format else {}
     report = engine.transform(uri, dst, contract=contract, progress=deadline.progress,
-                              **kwargs, **lambda_threads())
+                              **kwargs)
     return part_entry(index, report)
 
 
@@ -280,7 +263,7 @@ def convert_range(state: Mapping[str, Any], rng: Mapping[str, int], settings: Se
     source = resolve_input(uri, read)
     schema = source.schema(source.reader())
     options: dict[str, Any] = {"format": fmt, "schema": schema, "byte_range": (start, end),
-                               "output_stem": name, **lambda_threads()}
+                               "output_stem": name}
     if fmt == "csv" and start > 0:
         options.update(header=False, column_names=tuple(schema.names))
     dst = destination(output_base(state, contract, settings), contract, name)

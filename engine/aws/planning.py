@@ -17,7 +17,7 @@ range and the parts together hold exactly the rows of a single-pass conversion:
   character is split like NDJSON.
 - **JSON arrays**: boundaries are the commas between elements at the array's depth, which
   needs the string and nesting state from the document's start: the object is scanned once with
-  the engine's element splitter (:mod:`engine.readers.json_array`), without parsing. A range
+  the engine's element splitter (:mod:`engine.readers.json_split`), without parsing. A range
   holds whole elements and their separating commas, without the array's brackets: its
   conversion reads ``[`` + range + ``]``.
 
@@ -38,6 +38,7 @@ from engine import io
 from engine.aws.deadline import Deadline
 from engine.config import MiB, ReadOptions
 from engine.errors import InputFormatError
+from engine.readers.json_split import find_elements, locate_array, path_keys
 from engine.readers.streams import UTF8_BOM
 
 __all__ = [
@@ -203,9 +204,6 @@ def _quoted_bounds(uri: str, size: int, target: int, read: ReadOptions,
 def _json_spans(uri: str, size: int, target: int, read: ReadOptions,
                 deadline: Deadline | None) -> list[tuple[int, int]]:
     """``(start, end)`` spans of whole elements between the array's brackets."""
-    # The JSON array reader (and ijson with it) loads only for the objects that need it.
-    from engine.readers.json_array import _locate, path_keys
-
     keys = path_keys(read.json_path)
     path = read.json_path or "item"
     block = SCAN_BLOCK_BYTES
@@ -215,7 +213,7 @@ def _json_spans(uri: str, size: int, target: int, read: ReadOptions,
             data = stream.read(block)
             buf += data
             skip = len(UTF8_BOM) if buf.startswith(UTF8_BOM) else 0
-            opener = _locate(buf[skip:], keys, uri, path, not data)
+            opener = locate_array(buf[skip:], keys, uri, path, not data)
             if opener is not None:
                 break
             if not data:
@@ -259,12 +257,10 @@ def _split_elements(buf: bytes, base: int, cut: int, chosen: list[int], target: 
     each previous choice + ``target``. Returns the offset of the array's ``]`` if ``buf`` holds
     it, and the bytes after the last complete element (carried into the next read).
     """
-    from engine.readers.json_array import _elements
-
     if not buf:
         return None, buf
     try:
-        found = _elements(np.frombuffer(buf, np.uint8))
+        found = find_elements(np.frombuffer(buf, np.uint8))
     except ValueError as exc:
         raise InputFormatError(f"malformed JSON document: {exc}", uri=uri, offset=base) from None
     if not found.seps.size:

@@ -22,10 +22,12 @@ from engine.errors import ContractError
 
 __all__ = [
     "CONTRACTS_URI",
+    "DEFAULT_MAP_MAX_CONCURRENCY",
     "DEFAULT_MAX_SINGLE_BYTES",
     "DEFAULT_MIN_THROUGHPUT",
     "DEFAULT_RANGE_BYTES",
     "DLQ_URL",
+    "MAP_MAX_CONCURRENCY",
     "MAX_SINGLE_BYTES",
     "METADATA_TABLE",
     "METRICS_NAMESPACE",
@@ -49,6 +51,10 @@ CONTRACTS_URI = "CONTRACTS_URI"
 MAX_SINGLE_BYTES = "MAX_SINGLE_BYTES"
 #: Target size of one range of the Map.
 RANGE_BYTES = "RANGE_BYTES"
+#: How many of the Map's ranges convert at once: the plan step puts it in the state, where the
+#: Map reads it (``MaxConcurrencyPath``). The template sets it, on the plan function only, from
+#: its ``MapMaxConcurrency`` parameter.
+MAP_MAX_CONCURRENCY = "MAP_MAX_CONCURRENCY"
 #: Conservative conversion speed, in decompressed input bytes per second, used to predict
 #: whether a conversion can finish in the Lambda's remaining time (not in docs/pipeline.md:
 #: an addition of this module, with a default that needs no setting).
@@ -61,6 +67,8 @@ METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 DEFAULT_MAX_SINGLE_BYTES = 500 * 10**6
 #: 256 MB per Map range: well inside one Lambda's time at the speeds measured in benchmarks/.
 DEFAULT_RANGE_BYTES = 256 * 10**6
+#: 10 ranges at once: the template's ``MapMaxConcurrency`` default.
+DEFAULT_MAP_MAX_CONCURRENCY = 10
 #: 20 MB/s: a fifth of the single-thread CSV speed measured on a 1 GB arm64 Lambda-sized core,
 #: leaving room for contracts with regex checks and for a slow S3 connection.
 DEFAULT_MIN_THROUGHPUT = 20 * 10**6
@@ -72,11 +80,13 @@ _ENV = {
     "contracts_uri": CONTRACTS_URI,
     "max_single_bytes": MAX_SINGLE_BYTES,
     "range_bytes": RANGE_BYTES,
+    "map_max_concurrency": MAP_MAX_CONCURRENCY,
     "min_throughput": MIN_THROUGHPUT,
     "service_name": SERVICE_NAME,
     "metrics_namespace": METRICS_NAMESPACE,
 }
 _SIZES = frozenset({"max_single_bytes", "range_bytes", "min_throughput"})
+_COUNTS = frozenset({"map_max_concurrency"})
 
 
 class SettingsError(ValueError):
@@ -99,6 +109,7 @@ class Settings:
             conversion.
         max_single_bytes: size above which an object goes to the Map (``MAX_SINGLE_BYTES``).
         range_bytes: target range size for the Map (``RANGE_BYTES``).
+        map_max_concurrency: ranges the Map converts at once (``MAP_MAX_CONCURRENCY``).
         min_throughput: conservative decompressed bytes per second (``MIN_THROUGHPUT``).
         service_name: Powertools service name (``POWERTOOLS_SERVICE_NAME``).
         metrics_namespace: CloudWatch EMF namespace (``POWERTOOLS_METRICS_NAMESPACE``).
@@ -110,12 +121,13 @@ class Settings:
     contracts_uri: str | None = None
     max_single_bytes: int = DEFAULT_MAX_SINGLE_BYTES
     range_bytes: int = DEFAULT_RANGE_BYTES
+    map_max_concurrency: int = DEFAULT_MAP_MAX_CONCURRENCY
     min_throughput: int = DEFAULT_MIN_THROUGHPUT
     service_name: str = "chunkwise"
     metrics_namespace: str = "chunkwise"
 
     def __post_init__(self) -> None:
-        for name in _SIZES:
+        for name in sorted(_SIZES | _COUNTS):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_ENV[name]} must be positive, got {getattr(self, name)}")
 
@@ -123,10 +135,11 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``environ`` (default ``os.environ``); keyword arguments win.
 
-        Sizes accept units (``500MB``, ``1GiB``) or plain bytes; an empty variable is unset.
+        Sizes accept units (``500MB``, ``1GiB``) or plain bytes, counts a plain integer; an empty
+        variable is unset.
 
         Raises:
-            SettingsError: a size that does not parse, or an unknown keyword.
+            SettingsError: a size or count that does not parse, or an unknown keyword.
         """
         env = os.environ if environ is None else environ
         unknown = set(overrides) - {f.name for f in fields(cls)}
@@ -145,6 +158,11 @@ class Settings:
                     value = parse_size(value)
                 except ValueError as exc:
                     raise SettingsError(f"{var}: {exc}") from None
+            elif name in _COUNTS and isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise SettingsError(f"{var}: not a whole number: {value!r}") from None
             values[name] = value
         return cls(**values)
 

@@ -6,7 +6,7 @@ it with its own keys added, so each handler is a function of one JSON object::
     ingest           event → bucket, key, version, etag, size, file_id, contract, route,
                      received_at                                             (record RECEIVED)
     validate_head    → format, columns                                      (record VALIDATED)
-    plan             → ranges                                   (route "map" only)
+    plan             → ranges, map_max_concurrency              (route "map" only)
     transform        → parts (one entry), or one parts entry for a Map item (record TRANSFORMED)
     output           → output: the manifest's URI and totals                (record SUCCEEDED)
     handle_error     records FAILED with the caught error's type and message
@@ -211,6 +211,9 @@ def plan(state: Mapping[str, Any], settings: Settings | None = None,
          remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
     """Split the object into record-aligned ranges of about ``RANGE_BYTES`` (see planning).
 
+    The state also gets ``map_max_concurrency`` (``MAP_MAX_CONCURRENCY``): how many ranges
+    the Map converts at once, which the state machine reads from here (``MaxConcurrencyPath``).
+
     Raises:
         InputFormatError: no record boundary near a cut (an unbalanced quote?).
         TransientError: S3 failures, or not enough time left for the scan.
@@ -223,7 +226,7 @@ def plan(state: Mapping[str, Any], settings: Settings | None = None,
     require_current(state)
     ranges = plan_byte_ranges(object_uri(state), fmt, int(state["size"]), settings.range_bytes,
                               options=read, deadline=deadline)
-    return {**state, "ranges": ranges}
+    return {**state, "ranges": ranges, "map_max_concurrency": settings.map_max_concurrency}
 
 
 # ---------------------------------------------------------------------------------------------

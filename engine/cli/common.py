@@ -10,16 +10,26 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from engine.errors import EngineError, exit_code_for
 
-__all__ = ["JsonFlag", "fail", "run_job", "size_option"]
+__all__ = ["JsonCommand", "JsonFlag", "choice", "fail", "run_job", "size_option"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def choice(values: Sequence[str]) -> click.Choice:
+    """An option's choices (case-insensitive), listed in ``--help`` as ``[a|b|c]``.
+
+    Another value is a usage error (exit 2) naming the choices.
+    """
+    return click.Choice(list(values), case_sensitive=False)
 
 
 def size_option(text: str) -> int:
@@ -67,6 +77,29 @@ def fail(exc: BaseException, as_json: bool, envelope: Envelope = _failed) -> NoR
     raise typer.Exit(code)
 
 
+def _usage_error(exc: click.UsageError) -> dict[str, Any]:
+    return {"type": "UsageError", "message": exc.format_message(), "uri": None, "record": None,
+            "offset": None}
+
+
+class JsonCommand(TyperCommand):
+    """A command whose parsing errors also print, with ``--json``, the failure object on stdout.
+
+    An unknown option, a value not among an option's choices or text for a number is found by
+    click before the command runs; its own checks' errors print the object in :func:`run_job`.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse ``args``; a usage error with ``--json`` among them prints the object too."""
+        as_json = "--json" in args
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if as_json:
+                print(json.dumps(_failed(_usage_error(exc))))
+            raise
+
+
 def run_job(as_json: bool, job: Callable[[], Any], envelope: Envelope = _failed) -> Any:
     """Run ``job``; a failure becomes a message and its exit code, never a traceback."""
     try:
@@ -75,9 +108,7 @@ def run_job(as_json: bool, job: Callable[[], Any], envelope: Envelope = _failed)
         raise
     except typer.BadParameter as exc:  # a bad option: typer prints it and exits 2
         if as_json:
-            print(json.dumps(envelope({
-                "type": "UsageError", "message": exc.format_message(), "uri": None,
-                "record": None, "offset": None})))
+            print(json.dumps(envelope(_usage_error(exc))))
         raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -48,7 +48,7 @@ def _size(text: str | None, hint: str) -> int | None:
 
 def exit_code(result: dict[str, Any]) -> int:
     """The exit code for a run's result: see the module docstring."""
-    from engine.aws.local.runner import error_exit_code
+    from engine.aws.local.asl import error_exit_code
 
     status = result.get("status")
     if status == "SUCCEEDED":
@@ -108,7 +108,7 @@ def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: 
         if given:
             raise typer.BadParameter(f"{', '.join(given)} only apply to a local run: a stack "
                                      "uses its deployed contracts and settings")
-        from engine.aws.local.runner import run_remote
+        from engine.aws.remote import run_remote
 
         with contextlib.redirect_stdout(sys.stderr):
             return run_remote(src, stack=stack, region=region)
@@ -126,7 +126,7 @@ def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: 
         settings["MAX_SINGLE_BYTES"] = str(max_single_bytes)
     if range_bytes is not None:
         settings["RANGE_BYTES"] = str(range_bytes)
-    from engine.aws.local.runner import run_local
+    from engine.aws.local import run_local
 
     try:
         # Handlers log (Powertools: JSON lines and EMF metrics) to stdout, as on Lambda; here

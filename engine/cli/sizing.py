@@ -1,27 +1,45 @@
 """``chunkwise profile`` and ``chunkwise size``, registered on the app by :mod:`engine.cli.app`.
 
-Heavy imports (pyarrow, matplotlib, boto3, memory-profiler) happen inside the commands.
+Heavy imports (pyarrow, matplotlib, boto3, memory-profiler) happen inside the commands. Results
+go to the user's cache (:func:`default_out_dir`) unless ``--out-dir`` names a folder (the
+repository's committed results: ``--out-dir profiles``); each command says where it wrote them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from engine.cli.common import JsonFlag, checked_options, run_job, size_option
+from engine.cli.common import JsonFlag, checked_options, choice, run_job, size_option
+from engine.config import FORMATS
 from engine.errors import EngineError
 
-__all__ = ["profile", "size"]
+__all__ = ["default_out_dir", "profile", "size"]
 
 Arch = Annotated[str, typer.Option("--arch", help="Lambda architecture whose prices apply: "
                                    "arm64 or x86_64.")]
 Headroom = Annotated[float, typer.Option(help="Share added on top of the measured peak RSS.")]
 Overhead = Annotated[float, typer.Option("--overhead-mb", help="Memory Lambda counts beyond "
                                          "the measured process (an estimate).")]
-OutDir = Annotated[Path, typer.Option("--out-dir", help="Where results are written.")]
+OutDir = Annotated[Path | None, typer.Option(
+    "--out-dir", help="Where results are written [default: $XDG_CACHE_HOME/chunkwise/profiles, "
+                      "else ~/.cache/chunkwise/profiles]; the repository's: --out-dir profiles")]
+
+
+def default_out_dir() -> Path:
+    """Where ``profile`` and ``size`` write without ``--out-dir``: a folder of the user's cache.
+
+    Example:
+        >>> default_out_dir().parts[-2:]
+        ('chunkwise', 'profiles')
+
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(cache, "chunkwise", "profiles")
 
 
 class MissingExtraError(EngineError):
@@ -29,6 +47,9 @@ class MissingExtraError(EngineError):
 
     exit_code = 69  # EX_UNAVAILABLE
 
+
+#: The Python profilers ``profile --python-profile`` runs.
+_PROFILERS = ("pyinstrument", "cprofile")
 
 #: What ``profile`` and ``size`` import, from the ``sizing`` extra.
 _SIZING_MODULES = ("psutil", "memory_profiler", "matplotlib", "ruamel.yaml", "tomlkit")
@@ -71,15 +92,18 @@ def profile(
     contract: Annotated[str | None, typer.Option(help="Dataset contract (YAML).")] = None,
     name: Annotated[str | None, typer.Option(help="Result name [default: the file's stem]")]
     = None,
-    out_dir: OutDir = Path("profiles"),
+    out_dir: OutDir = None,
     threads: Annotated[int | None, typer.Option(help="Threads [default: the engine's]")] = None,
     block_size: Annotated[str | None, typer.Option(help="Bytes per chunk [default: 4MiB]")]
     = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, ndjson or json")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", click_type=choice(FORMATS),
+                                            help="Input format [default: detected]")] = None,
     json_path: Annotated[str | None, typer.Option(help="ijson prefix of the array")] = None,
     python_profile: Annotated[bool, typer.Option("--python-profile", help="Also profile the "
                                                  "Python hot path (pyinstrument)")] = False,
-    profiler: Annotated[str, typer.Option(help="pyinstrument or cprofile")] = "pyinstrument",
+    profiler: Annotated[str, typer.Option(click_type=choice(_PROFILERS),
+                                          help="Python profiler of --python-profile")]
+    = "pyinstrument",
     arch: Arch = "arm64",
     headroom: Headroom = 0.25,
     overhead_mb: Overhead = 30.0,
@@ -90,8 +114,7 @@ def profile(
 
     Writes OUT_DIR/NAME.json and OUT_DIR/NAME.png (RSS over time with the stages below).
     """
-    if profiler not in ("pyinstrument", "cprofile"):
-        raise typer.BadParameter("use pyinstrument or cprofile", param_hint="--profiler")
+    out_dir = out_dir or default_out_dir()
     block = size_option(block_size) if block_size else None
     options = {k: v for k, v in {"format": fmt, "json_path": json_path}.items() if v}
     params = _params(headroom, overhead_mb)
@@ -111,10 +134,19 @@ def profile(
 
     result = run_job(as_json, job)
     if as_json:
-        print(json.dumps({k: v for k, v in result.items()
-                          if k not in ("timeline", "spans")}))
+        print(json.dumps({**{k: v for k, v in result.items() if k not in ("timeline", "spans")},
+                          "outputs": _profile_outputs(result, out_dir)}))
         return
     _profile_summary(result, out_dir)
+
+
+def _profile_outputs(p: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """The files ``profile`` wrote, by kind."""
+    paths = {"json": out_dir / f"{p['name']}.json", "png": out_dir / f"{p['name']}.png"}
+    outputs = {kind: str(path) for kind, path in paths.items() if path.exists()}
+    if p["python_profile"]:
+        outputs["python_profile"] = str(p["python_profile"])
+    return outputs
 
 
 def _profile_summary(p: dict[str, Any], out_dir: Path) -> None:
@@ -141,14 +173,12 @@ def _profile_summary(p: dict[str, Any], out_dir: Path) -> None:
                       f", ${p['fits_cost']:.7f} per file on {p['prices']['architecture']})")
     else:
         console.print("[red]no Lambda memory setting fits this run[/]")
-    console.print(f"wrote {out_dir / (p['name'] + '.json')}"
-                  + (f", {out_dir / (p['name'] + '.png')}" if (out_dir / (p['name'] + '.png'))
-                     .exists() else "")
-                  + (f", {p['python_profile']}" if p["python_profile"] else ""))
+    console.print(f"wrote {', '.join(_profile_outputs(p, out_dir).values())}", soft_wrap=True)
 
 
 def size(
-    formats: Annotated[str, typer.Option(help="Formats to sweep")] = "csv,ndjson,json",
+    formats: Annotated[str, typer.Option(help=f"Formats to sweep, of {', '.join(FORMATS)}")]
+    = ",".join(FORMATS),
     sizes: Annotated[str, typer.Option(help="Input sizes to sweep")] = "1MB,10MB,100MB,500MB",
     block_sizes: Annotated[str, typer.Option(help="Block sizes to sweep")] = "1MiB,4MiB",
     threads: Annotated[str, typer.Option(help="Thread counts to sweep (Lambda uses 1 below "
@@ -156,13 +186,14 @@ def size(
     contract: Annotated[str | None, typer.Option(help="Dataset contract (YAML) every run "
                                                  "applies (its format is overridden)")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated inputs")] = 0,
-    io: Annotated[str, typer.Option("--io", help="local files, or s3 on a loopback moto server "
-                                    "(the SDK and part buffers in the measurement, as on "
-                                    "Lambda)")] = "local",
+    io: Annotated[str, typer.Option("--io", click_type=choice(("local", "s3")),
+                                    help="local files, or s3 on a loopback moto server (the "
+                                    "SDK and part buffers in the measurement, as on Lambda)")]
+    = "local",
     data_dir: Annotated[Path | None, typer.Option(help="Cache of generated inputs [default: "
                                                   "$CHUNKWISE_DATA or ~/.cache/chunkwise/data]")]
     = None,
-    out_dir: OutDir = Path("profiles"),
+    out_dir: OutDir = None,
     name: Annotated[str, typer.Option(help="Result name (NAME.json, .md, .png)")] = "sizing",
     memory: Annotated[str | None, typer.Option(help="Memory settings (MB) to consider; with "
                                                "--function-name, the ones to try")] = None,
@@ -200,6 +231,7 @@ def size(
     deployed function at each --memory (needs AWS credentials) and restores its setting.
     """
     params = _params(headroom, overhead_mb, timeout, timeout_margin, s3_mbps)
+    out_dir = out_dir or default_out_dir()
     from engine.config import parse_size
 
     memories = _csv(memory, int, "--memory") if memory else None
@@ -210,11 +242,9 @@ def size(
                                       gb_second_price, request_price, prices_file, params,
                                       out_dir, name, as_json))
         return
-    if io not in ("local", "s3"):
-        raise typer.BadParameter("use local or s3", param_hint="--io")
     fmts = _csv(formats, str, "--formats")
-    if bad := [f for f in fmts if f not in ("csv", "ndjson", "json")]:
-        raise typer.BadParameter(f"unknown format(s) {bad}; use csv, ndjson, json",
+    if bad := [f for f in fmts if f not in FORMATS]:
+        raise typer.BadParameter(f"unknown format(s) {bad}; use {', '.join(FORMATS)}",
                                  param_hint="--formats")
 
     def job() -> Any:
@@ -303,7 +333,8 @@ def _remote(function_name: str, memories: list[int], payload: Path, invocations:
 
     (out_dir / f"{name}-remote.md").write_text(remote_markdown(result), encoding="utf-8")
     if as_json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "outputs": {
+            "json": str(path), "md": str(path.with_suffix(".md"))}}))
         return
     for r in result.runs:
         typer.echo(f"{r.memory_mb:>6} MB: {r.duration_ms:9.1f} ms (billed {r.billed_ms:.0f}), "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import posixpath
 import re
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -28,6 +27,7 @@ from engine.contract.base import (
     _wrap_str,
 )
 from engine.contract.expressions import Expr
+from engine.io.uri import name_suffix
 
 # ---------------------------------------------------------------------------------------------
 # Transform steps
@@ -170,7 +170,6 @@ class DedupeStep(_Model):
 
 
 _REFERENCE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".zstd")
 
 
 class EnrichSpec(_Model):
@@ -206,11 +205,7 @@ class EnrichSpec(_Model):
 
 
 def _format_from_suffix(path: str) -> str | None:
-    name = path.lower()
-    for suffix in _COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return _REFERENCE_SUFFIXES.get(posixpath.splitext(name)[1])
+    return _REFERENCE_SUFFIXES.get(name_suffix(path))
 
 
 class EnrichStep(_Model):

@@ -21,8 +21,7 @@ Memory grows with the number of groups, not rows, and ``max_groups`` caps it: on
   than 2^p rows however many values it has. The standard error is about ``1.04 / sqrt(2^p)``
   (1.6 % at p = 12) over the whole range of cardinalities, using Ertl's improved estimator (no
   bias tables, no switch to linear counting). Values are hashed to 64 bits, vectorised with
-  numpy: integers, temporals, floats and decimals by their bits through the splitmix64 finaliser;
-  strings and binaries eight bytes at a time (see :func:`hash64`).
+  numpy, by the engine's one hash (:func:`engine.enforce.keys.hash64`).
 
 :attr:`Aggregator.state_bytes` reports what the state holds, for the run report.
 
@@ -51,9 +50,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engine.enforce.keys import cheap_to_hash, hash64
 from engine.errors import SchemaError, ValidationError
 
-__all__ = ["FUNCTIONS", "HLL_PRECISION", "Aggregator", "hash64", "hll_estimate"]
+__all__ = ["FUNCTIONS", "HLL_PRECISION", "Aggregator", "hll_estimate"]
 
 #: The metric functions a contract may name.
 FUNCTIONS = ("count", "sum", "min", "max", "mean", "count_distinct")
@@ -61,15 +61,7 @@ FUNCTIONS = ("count", "sum", "min", "max", "mean", "count_distinct")
 #: HyperLogLog precision: 2^12 registers, standard error ~1.04 / 64 = 1.6 %.
 HLL_PRECISION = 12
 
-#: Bytes of string data hashed at once, bounding the temporaries of :func:`hash64` (~10x this).
-_HASH_SLICE_BYTES = 1 << 22
-
 _U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
-_MUL1 = _U64(0xBF58476D1CE4E5B9)
-_MUL2 = _U64(0x94D049BB133111EB)
-_SEED_WORD = _U64(0x243F6A8885A308D3)  # digits of pi: position keys for string words
-_SEED_LEN = _U64(0x13198A2E03707344)
 
 
 @dataclass(frozen=True)
@@ -156,114 +148,6 @@ class _Running:
         self.state = _group(both, self.keys, self.merge_aggs)
         self.pending = []
         self.pending_rows = 0
-
-
-# -- hashing ------------------------------------------------------------------------------------
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser: a bijection on uint64 with full avalanche."""
-    z = x + _GOLDEN
-    z = (z ^ (z >> _U64(30))) * _MUL1
-    z = (z ^ (z >> _U64(27))) * _MUL2
-    return z ^ (z >> _U64(31))
-
-
-def _hash_bytes(arr: pa.Array) -> np.ndarray:
-    """64-bit hashes of a large_binary array without nulls, eight bytes at a time.
-
-    Word ``j`` of a value (little-endian, zero-padded) is XORed with a key for position ``j`` and
-    mixed; the words of a value are combined by XOR (tabulation-style hashing, splitmix64 standing
-    in for the random tables) and the result is mixed once more with the length.
-    """
-    n = len(arr)
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64, count=n + 1, offset=arr.offset * 8)
-    base = int(offsets[0])
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, "u1")
-    data = np.concatenate([data[base:int(offsets[-1])], np.zeros(8, np.uint8)])
-    lengths = np.diff(offsets)
-    nwords = (lengths + 7) // 8
-    total = int(nwords.sum())
-    first = np.cumsum(nwords) - nwords  # index of each value's first word
-    word = np.arange(total, dtype=np.int64)
-    pos = np.repeat(offsets[:-1] - base - 8 * first, nwords) + 8 * word  # byte offset of a word
-    j = word - np.repeat(first, nwords)  # position of the word in its value
-    window = np.lib.stride_tricks.sliding_window_view(data, 8)
-    words = np.ascontiguousarray(window[pos]).view("<u8").ravel()
-    # the last word of a value may run into the next one: keep only its own bytes
-    partial = np.flatnonzero(lengths % 8)
-    tail = (lengths[partial] % 8).astype(np.uint64) * _U64(8)
-    words[first[partial] + nwords[partial] - 1] &= (_U64(1) << tail) - _U64(1)
-    keys = _mix(np.arange(int(nwords.max(initial=0)), dtype=np.uint64) + _SEED_WORD)
-    mixed = _mix(words ^ keys[j])
-    acc = np.zeros(n, dtype=np.uint64)
-    nonempty = nwords > 0
-    if total:
-        acc[nonempty] = np.bitwise_xor.reduceat(mixed, first[nonempty])
-    return _mix(acc ^ _mix(lengths.astype(np.uint64) ^ _SEED_LEN))
-
-
-def _hash_fixed_width(arr: pa.Array) -> np.ndarray:
-    """64-bit hashes of a fixed-width array (decimals) without nulls, from its value bytes."""
-    width = arr.type.byte_width
-    buf = arr.buffers()[1]
-    raw = np.frombuffer(buf, dtype=np.uint8, count=len(arr) * width, offset=arr.offset * width)
-    if width % 8:
-        pad = np.zeros((len(arr), 8 - width % 8), dtype=np.uint8)
-        raw = np.concatenate([raw.reshape(len(arr), width), pad], axis=1)
-    words = np.ascontiguousarray(raw).view("<u8").reshape(len(arr), -1)
-    h = np.full(len(arr), _SEED_LEN, dtype=np.uint64)
-    for k in range(words.shape[1]):
-        h = _mix(h ^ words[:, k])
-    return h
-
-
-def _cheap_hash(t: pa.DataType) -> bool:
-    """Whether :func:`hash64` of ``t`` is a few integer operations per value."""
-    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-            or pa.types.is_temporal(t))
-
-
-def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """64-bit hashes of ``values`` (no nulls), vectorised, equal for equal values of one type.
-
-    Integers, booleans and temporals hash their integer value, floats their float64 bits (``-0.0``
-    as ``0.0``), each through the splitmix64 finaliser; decimals and other fixed-width types their
-    bytes; strings and binaries their bytes, eight at a time (:func:`_hash_bytes`, processed in
-    slices of bounded size). Anything else is cast to a string first.
-    """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    t = values.type
-    if pa.types.is_dictionary(t):
-        values, t = values.cast(t.value_type), t.value_type
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if pa.types.is_boolean(t):
-        values, t = values.cast(pa.uint8()), pa.uint8()
-    if pa.types.is_temporal(t):
-        values = values.view(pa.int64() if t.bit_width == 64 else pa.int32())
-        t = values.type
-    if pa.types.is_integer(t):
-        ints = np.asarray(values.to_numpy(zero_copy_only=False))
-        return _mix(ints.astype(np.int64, copy=False).view(np.uint64))
-    if pa.types.is_floating(t):
-        floats = np.asarray(values.cast(pa.float64()).to_numpy(zero_copy_only=False)) + 0.0
-        return _mix(floats.view(np.uint64))
-    if pa.types.is_decimal(t) or pa.types.is_fixed_size_binary(t):
-        return _hash_fixed_width(values)
-    if not (pa.types.is_binary(t) or pa.types.is_string(t) or pa.types.is_large_binary(t)
-            or pa.types.is_large_string(t) or pa.types.is_binary_view(t)
-            or pa.types.is_string_view(t)):
-        values = values.cast(pa.large_string())  # ArrowNotImplementedError for nested types
-    values = values.cast(pa.large_binary())
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64, count=len(values) + 1,
-                            offset=values.offset * 8)
-    cuts = np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _HASH_SLICE_BYTES)[1:])
-    bounds = [0, *sorted(set(int(c) for c in cuts) - {0, len(values)}), len(values)]
-    return np.concatenate([_hash_bytes(values.slice(lo, hi - lo))
-                           for lo, hi in zip(bounds, bounds[1:], strict=False)])
 
 
 # -- HyperLogLog ---------------------------------------------------------------------------------
@@ -437,7 +321,7 @@ class Aggregator:
                 pairs = _group(sub, self._keys + [v], [])
                 running.add(pairs.rename_columns(self._keys + [f"d{i}"]))
                 continue
-            if not _cheap_hash(sub.column(v).type):  # hash each distinct pair once, not each row
+            if not cheap_to_hash(sub.column(v).type):  # hash each distinct pair once, not each row
                 sub = _group(sub, self._keys + [v], [])
             idx, rank = _registers(hash64(sub.column(v)), self.precision)
             regs = pa.table(sub.columns[:-1] + [pa.array(idx), pa.array(rank)],

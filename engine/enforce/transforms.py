@@ -1,9 +1,9 @@
 """Run a contract's ``transforms`` on each batch, vectorised with :mod:`pyarrow.compute`.
 
 A :class:`Transformer` runs the steps of one file in order, batch after batch, and keeps the state
-that spans batches: the keys ``dedupe`` has seen, the reference tables ``enrich`` joins against.
-No step loops over rows in Python (string key columns are hashed by the vectorised
-:func:`engine.enforce.aggregate.hash64`), except ``python`` steps, which run whatever they run.
+that spans batches: the keys ``dedupe`` has seen (:mod:`engine.enforce.keys`), the reference
+tables ``enrich`` joins against (:mod:`engine.enforce.enrich`). No step loops over rows in Python
+(key columns are hashed vectorised), except ``python`` steps, which run whatever they run.
 
 Failures, each naming the step (``transforms[2] (cast)``) and the input URI:
 
@@ -24,18 +24,23 @@ distinct key in the file; ``enrich`` holds its reference table plus 16 bytes per
 sorted keys), cached for the life of the process so that warm Lambda invocations reuse them.
 
 Example:
-    >>> from engine.contract import load_contract
-    >>> contract = load_contract("contracts/orders.yaml")             # doctest: +SKIP
-    >>> transformer = Transformer.from_contract(contract, uri="orders.csv")  # doctest: +SKIP
-    >>> table, filtered = transformer.apply(batch_table)                # doctest: +SKIP
+    >>> import pyarrow as pa
+    >>> from pydantic import TypeAdapter
+    >>> from engine.contract import Step
+    >>> steps = TypeAdapter(list[Step]).validate_python([
+    ...     {"filter": {"call": "greater", "args": [{"field": "amount"}, {"literal": 5}]}},
+    ...     {"dedupe": {"keys": ["order_id"]}}])
+    >>> transformer = Transformer(steps, uri=path)
+    >>> table, filtered = transformer.apply(pa.table({"order_id": [1, 1, 2, 3],
+    ...                                               "amount": [12.5, 12.5, 7.0, 3.25]}))
+    >>> table.column("order_id").to_pylist(), filtered
+    ([1, 2], 2)
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,14 +48,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.enforce.coerce import parse_timestamps
-from engine.enforce.validate import SeenValues
-from engine.errors import ContractError, EngineError, InputFormatError, ValidationError
-from engine.io import is_s3, object_size, open_input, s3_client
+from engine.enforce.enrich import Enrich
+from engine.enforce.keys import SeenValues, is_exact, row_keys, value_keys
+from engine.errors import ContractError, EngineError, ValidationError
+from engine.io import one_line
 
 if TYPE_CHECKING:
     from engine.contract import Contract, Expr, Step
 
-__all__ = ["Transformer", "clear_reference_cache", "evaluate"]
+__all__ = ["Transformer", "evaluate"]
 
 Value = pa.Array | pa.ChunkedArray | pa.Scalar
 
@@ -123,7 +129,7 @@ def _field(table: pa.Table, path: Sequence[str]) -> pa.ChunkedArray:
         try:
             column = pc.struct_field(column, list(path[1:]))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, KeyError) as exc:
-            raise ContractError(f"no field {'.'.join(path)!r}: {_one_line(exc)}") from None
+            raise ContractError(f"no field {'.'.join(path)!r}: {one_line(exc)}") from None
     return column
 
 
@@ -132,9 +138,9 @@ def _call(name: str, values: list[Value], options: pc.FunctionOptions | None) ->
         return pc.call_function(name, values, options)
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError) as exc:
         types = ", ".join(str(v.type) for v in values)
-        raise ContractError(f"{name}({types}): {_one_line(exc)}") from None
+        raise ContractError(f"{name}({types}): {one_line(exc)}") from None
     except pa.ArrowInvalid as exc:
-        raise ValidationError(f"{name}: {_one_line(exc)}") from None
+        raise ValidationError(f"{name}: {one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +232,7 @@ class Transformer:
         for function in self._functions:
             if isinstance(function, _Dedupe):
                 total += function.nbytes
-            elif isinstance(function, _Enrich) and function.lookup is not None:
+            elif isinstance(function, Enrich) and function.lookup is not None:
                 lookup = function.lookup
                 if id(lookup.table) not in shared:
                     shared.add(id(lookup.table))
@@ -284,7 +290,7 @@ class Transformer:
             return _Dedupe(list(step.dedupe.keys))
         if kind == "enrich":
             spec = step.enrich
-            return _Enrich(self._resolve(spec.path), spec.reference_format, list(spec.on),
+            return Enrich(self._resolve(spec.path), spec.reference_format, list(spec.on),
                            None if spec.columns is None else list(spec.columns), spec.how)
         if kind == "python":
             return _Python(step.python.function)
@@ -338,11 +344,11 @@ def _safe_cast(values: pa.ChunkedArray, target: pa.DataType, name: str) -> pa.Ch
         return pc.cast(values, target)
     except pa.ArrowNotImplementedError as exc:
         raise ContractError(f"column {name!r}: cannot cast {values.type} to {target} "
-                            f"({_one_line(exc)})") from None
+                            f"({one_line(exc)})") from None
     except pa.ArrowInvalid as exc:
         value = _first_uncastable(values, target)
         raise ValidationError(f"column {name!r}: value {value!r} does not convert to {target} "
-                              f"({_one_line(exc)})") from None
+                              f"({one_line(exc)})") from None
 
 
 def _first_uncastable(values: pa.ChunkedArray, target: pa.DataType) -> Any:
@@ -368,7 +374,7 @@ def _parse_timestamp(column: str, target: pa.DataType, formats: list[str],
         try:
             parsed, bad = parse_timestamps(raw, target, formats, timezone)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ContractError(f"column {column!r} ({raw.type}): {_one_line(exc)}") from None
+            raise ContractError(f"column {column!r} ({raw.type}): {one_line(exc)}") from None
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             raise ValidationError(f"column {column!r}: {raw[first].as_py()!r} matches none of "
@@ -427,94 +433,18 @@ def _drop(names: list[str]) -> StepFunction:
 
 
 # ---------------------------------------------------------------------------------------------
-# 64-bit row keys (dedupe and enrich)
+# Dedupe
 # ---------------------------------------------------------------------------------------------
-
-_U64 = np.uint64
-_SEED = _U64(0x9E3779B97F4A7C15)
-#: Stands for a null in a hashed key (a value hashing to it is a 2**-64 event).
-_NULL_MARK = _U64(0x6A09E667F3BCC909)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a bijection on uint64 that spreads every input bit."""
-    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-    return z ^ (z >> _U64(31))
-
-
-def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    return values
-
-
-def _is_exact(t: pa.DataType) -> bool:
-    """Whether a value of ``t`` is its own 64-bit key (no hashing, no collisions)."""
-    if pa.types.is_dictionary(t):
-        return _is_exact(t.value_type)
-    return (pa.types.is_integer(t) or pa.types.is_boolean(t)
-            or (pa.types.is_temporal(t) and t.bit_width in (32, 64)))
-
-
-def _column_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """A uint64 key per value, and the validity mask (keys of nulls are meaningless).
-
-    Integers, booleans, dates and times are their own keys; floats their bits (``-0.0`` is
-    ``0.0``, every NaN the same); decimals a mix of their 128/256 bits; strings and binaries
-    :func:`engine.enforce.aggregate.hash64` (vectorised, eight bytes at a time).
-    """
-    array = _as_array(values)
-    t = array.type
-    if pa.types.is_dictionary(t):
-        array, t = array.cast(t.value_type), t.value_type
-    n = len(array)
-    valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        ints = array.view(pa.int64()) if pa.types.is_uint64(t) else array.cast(pa.int64())
-        keys = np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False)).view(_U64)
-    elif pa.types.is_temporal(t) and t.bit_width in (32, 64):
-        ints = array.view(pa.int64()) if t.bit_width == 64 else array.view(pa.int32())
-        keys = np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False)).astype(np.int64)
-        keys = keys.view(_U64)
-    elif pa.types.is_floating(t):
-        floats = np.asarray(array.cast(pa.float64()).fill_null(0).to_numpy(zero_copy_only=False))
-        floats = np.where(np.isnan(floats), np.nan, floats + 0.0)
-        keys = _mix(floats.view(_U64))
-    elif pa.types.is_decimal(t):
-        words = t.byte_width // 8
-        raw = np.frombuffer(array.buffers()[1], dtype=_U64)
-        raw = raw[array.offset * words:(array.offset + n) * words].reshape(n, words)
-        keys = np.full(n, _SEED, dtype=_U64)
-        for w in range(words):
-            keys = _mix(keys ^ raw[:, w])
-    elif (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
-          or pa.types.is_large_binary(t)):
-        from engine.enforce.aggregate import hash64  # vectorised: no per-value Python
-
-        keys = np.zeros(n, dtype=_U64)
-        keys[valid] = hash64(array.drop_null())
-    else:
-        raise ContractError(f"a key column must hold scalar values, not {t}")
-    return np.where(valid, keys, _U64(0)), valid
-
-
-def _row_keys(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
-    """One uint64 per row for the tuple of ``columns``; a null is a value like any other."""
-    h = np.full(len(columns[0]), _SEED, dtype=_U64)
-    for column in columns:
-        keys, valid = _column_keys(column)
-        h = _mix(h ^ np.where(valid, _mix(keys), _NULL_MARK))
-    return h
 
 
 class _Dedupe:
     """Drops rows whose key tuple appeared earlier in the file (``keep: first``).
 
-    One integer-like key is exact. Other keys are hashed to 64 bits: two different key tuples
-    share a hash with probability about n² / 2**65 for n distinct keys (1e-7 for 2 million), and
-    then the later row is dropped as a duplicate. Nulls are values: two rows with null keys are
-    duplicates (as ``SELECT DISTINCT`` has it).
+    One key column of an exact type (integers, booleans, dates, times, timestamps) is exact.
+    Other keys are hashed to 64 bits (:func:`engine.enforce.keys.row_keys`): two different key
+    tuples share a hash with probability about n² / 2**65 for n distinct keys (1e-7 for 2
+    million), and then the later row is dropped as a duplicate. Nulls are values: two rows with
+    null keys are duplicates (as ``SELECT DISTINCT`` has it).
     """
 
     def __init__(self, keys: list[str]) -> None:
@@ -531,9 +461,9 @@ class _Dedupe:
         if not table.num_rows:
             return table
         columns = [table.column(k) for k in self.keys]
-        if len(columns) == 1 and _is_exact(columns[0].type):
-            keys, valid = _column_keys(columns[0])
-            dup = self.seen.add(pa.array(keys.view(np.int64), mask=~valid))
+        if len(columns) == 1 and is_exact(columns[0].type):
+            keys, valid = value_keys(columns[0])
+            dup = self.seen.add_keys(keys, valid)
             nulls = np.flatnonzero(~valid)
             if len(nulls):
                 dup[nulls] = True
@@ -541,220 +471,8 @@ class _Dedupe:
                     dup[nulls[0]] = False
                     self.seen_null = True
         else:
-            dup = self.seen.add(pa.array(_row_keys(columns).view(np.int64)))
+            dup = self.seen.add_keys(row_keys(columns))
         return table.filter(pa.array(~dup)) if dup.any() else table
-
-
-# ---------------------------------------------------------------------------------------------
-# Enrichment
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Reference:
-    """A reference table as read, and the version it was read at."""
-
-    version: tuple[Any, ...]
-    table: pa.Table
-
-
-@dataclass
-class _Lookup:
-    """A reference table ready for joins on some key columns.
-
-    ``sorted_keys[i]`` is the 64-bit key of reference row ``order[i]``; rows with a null key are
-    left out (they match nothing). ``key_columns`` are the reference key columns cast to the
-    data's key types, compared with the data's values to confirm a hashed match.
-    """
-
-    table: pa.Table
-    key_columns: list[pa.Array]
-    sorted_keys: np.ndarray
-    order: np.ndarray
-    exact: bool
-    as_string: bool
-    #: the most reference rows sharing one 64-bit key: 1, but after a hash collision
-    longest_run: int
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.sorted_keys.nbytes + self.order.nbytes
-                   + sum(c.nbytes for c in self.key_columns))
-
-
-#: Reference tables by (uri, format), with the version (size, mtime or ETag) they were read at.
-_TABLES: dict[tuple[str, str], _Reference] = {}
-#: Prepared lookups by (uri, format, version, keys, the data's key types).
-_LOOKUPS: dict[tuple[Any, ...], _Lookup] = {}
-
-
-def clear_reference_cache() -> None:
-    """Forget every cached reference table (tests; a long-lived process that must reload)."""
-    _TABLES.clear()
-    _LOOKUPS.clear()
-
-
-def _version(uri: str) -> tuple[Any, ...]:
-    """What identifies the stored bytes: (size, ETag) on S3, (size, mtime) locally."""
-    if is_s3(uri):
-        from engine.io.s3 import head_object  # boto3 loads only for a file on S3
-
-        head = head_object(s3_client(), uri)
-        return int(head["ContentLength"]), head.get("ETag")
-    size = object_size(uri)
-    path = uri[7:] if uri.startswith("file://") else uri
-    return size, os.stat(path).st_mtime_ns
-
-
-def _read_reference(uri: str, fmt: str) -> pa.Table:
-    """Read a whole reference table (the bytes stream through :func:`engine.io.open_input`)."""
-    with open_input(uri) as stream:
-        try:
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                # Parquet needs random access: the stored bytes are held while decoding.
-                return pq.read_table(pa.BufferReader(stream.read()))
-            import pyarrow.csv as pacsv
-
-            return pacsv.read_csv(stream)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise InputFormatError(f"cannot read the reference table as {fmt}: "
-                                   f"{_one_line(exc)}", uri=uri) from None
-
-
-def _reference(uri: str, fmt: str) -> tuple[tuple[Any, ...], pa.Table]:
-    """The reference table, from the cache when the stored version has not changed."""
-    version = _version(uri)
-    cached = _TABLES.get((uri, fmt))
-    if cached is None or cached.version != version:
-        for key in [k for k in _LOOKUPS if k[:2] == (uri, fmt)]:
-            del _LOOKUPS[key]  # an older version: let it go
-        _TABLES.pop((uri, fmt), None)
-        cached = _TABLES[(uri, fmt)] = _Reference(version, _read_reference(uri, fmt))
-    return cached.version, cached.table
-
-
-class _Enrich:
-    """Adds reference columns to each row by key, keeping the rows' order.
-
-    The reference keys are reduced to 64-bit keys and sorted once; each batch is a
-    ``searchsorted`` (O(rows · log reference rows), where ``pc.index_in`` would rebuild a hash
-    table of the whole reference for every batch), and hashed matches are confirmed by comparing
-    the key values themselves.
-    """
-
-    def __init__(self, uri: str, fmt: str, on: list[str], columns: list[str] | None,
-                 how: str) -> None:
-        self.uri, self.fmt, self.on, self.columns, self.how = uri, fmt, on, columns, how
-        self.lookup: _Lookup | None = None
-        self.added: list[str] = []
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        _need(table, self.on)
-        if self.lookup is None:
-            self.lookup = self._prepare(table.schema)
-        lookup = self.lookup
-        left = [_as_array(table.column(k)) for k in self.on]
-        left = [pc.cast(c, pa.string()) if lookup.as_string else
-                c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in left]
-        index = self._match(left, lookup)
-        added = lookup.table.select(self.added).take(index)
-        out = table
-        for name in self.added:
-            out = out.append_column(name, added.column(name))
-        if self.how == "inner":
-            out = out.filter(index.is_valid())
-        return out
-
-    def _match(self, left: list[pa.Array], lookup: _Lookup) -> pa.Array:
-        """The reference row of each data row (null: no match)."""
-        n = len(left[0])
-        valid = np.ones(n, dtype=bool)
-        for column in left:
-            valid &= np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        keys = _column_keys(left[0])[0] if lookup.exact else _row_keys(left)
-        found = np.zeros(n, dtype=bool)
-        rows = np.zeros(n, dtype=np.int64)
-        size = len(lookup.sorted_keys)
-        start = np.searchsorted(lookup.sorted_keys, keys)
-        for step in range(lookup.longest_run if size else 0):
-            pos = start + step
-            inside = pos < size
-            pos[~inside] = 0
-            hit = valid & ~found & inside & (lookup.sorted_keys[pos] == keys)
-            if not hit.any():
-                break
-            candidate = lookup.order[pos]
-            if not lookup.exact:  # equal hashes: confirm that the values are equal
-                taken = pa.array(candidate, mask=~hit)
-                for mine, theirs in zip(left, lookup.key_columns, strict=True):
-                    same = pc.fill_null(pc.equal(mine, theirs.take(taken)), False)
-                    hit &= np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
-            rows[hit] = candidate[hit]
-            found |= hit
-        return pa.array(rows, mask=~found)
-
-    def _prepare(self, schema: pa.Schema) -> _Lookup:
-        version, reference = _reference(self.uri, self.fmt)
-        missing = [k for k in self.on if k not in reference.column_names]
-        if missing:
-            raise ContractError(f"the reference table has no key column {missing}; it has "
-                                f"{', '.join(reference.column_names)}", uri=self.uri)
-        if self.columns is None:
-            self.added = [c for c in reference.column_names if c not in self.on]
-        else:
-            _need(reference, self.columns)
-            self.added = list(self.columns)
-        clash = [c for c in self.added if c in schema.names]
-        if clash:
-            raise ContractError(f"the reference column(s) {clash} already exist in the data; "
-                                "rename them first or list the columns to add")
-        left_types = tuple(str(schema.field(k).type) for k in self.on)
-        cache_key = (self.uri, self.fmt, version, tuple(self.on), left_types)
-        if cache_key not in _LOOKUPS:
-            _LOOKUPS[cache_key] = self._index(reference, schema)
-        return _LOOKUPS[cache_key]
-
-    def _index(self, reference: pa.Table, schema: pa.Schema) -> _Lookup:
-        keys, as_string = _aligned_keys([reference.column(k) for k in self.on],
-                                        [schema.field(k).type for k in self.on])
-        exact = len(keys) == 1 and _is_exact(keys[0].type)
-        row_keys = _column_keys(keys[0])[0] if exact else _row_keys(keys)
-        valid = np.ones(reference.num_rows, dtype=bool)
-        for column in keys:
-            valid &= np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        rows = np.flatnonzero(valid)  # a null key matches nothing
-        order = rows[np.argsort(row_keys[rows], kind="stable")]
-        sorted_keys = row_keys[order]
-        starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-        runs = np.diff(np.append(starts, len(sorted_keys)))
-        for first, length in zip(starts[runs > 1], runs[runs > 1], strict=True):
-            # Equal 64-bit keys: equal values are a repeated key; otherwise a hash collision
-            # (about 1e-7 for 2 million keys), which _match resolves by comparing values.
-            members = [int(r) for r in order[first:first + length]]
-            for i, a in enumerate(members):
-                for b in members[i + 1:]:
-                    if all(c[a] == c[b] for c in keys):
-                        shown = ", ".join(f"{k}={c[a].as_py()!r}"
-                                          for k, c in zip(self.on, keys, strict=True))
-                        raise ValidationError(f"the reference table repeats the key ({shown}); "
-                                              "a lookup key must be unique", uri=self.uri)
-        longest = int(runs.max()) if len(runs) else 1
-        return _Lookup(reference, keys, sorted_keys, order, exact, as_string, longest)
-
-
-def _aligned_keys(columns: list[pa.ChunkedArray], types: list[pa.DataType]
-                  ) -> tuple[list[pa.Array], bool]:
-    """Reference key columns in the data's key types; as strings (both sides) if that fails."""
-    out = []
-    try:
-        for column, target in zip(columns, types, strict=True):
-            plain = target.value_type if pa.types.is_dictionary(target) else target
-            out.append(_as_array(column).cast(plain))
-        return out, False
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        return [_as_array(column).cast(pa.string()) for column in columns], True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -780,7 +498,7 @@ class _Python:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise ContractError(f"cannot import {module_name!r} for {self.name!r}: "
-                                f"{_one_line(exc)}") from None
+                                f"{one_line(exc)}") from None
         function = getattr(module, attribute, None)
         if not callable(function):
             raise ContractError(f"{module_name!r} has no function {attribute!r}")
@@ -805,8 +523,4 @@ class _Python:
             return pa.concat_tables(parts)
         except pa.ArrowInvalid as exc:
             raise ContractError(f"{self.name} returned batches with different schemas: "
-                                f"{_one_line(exc)}") from None
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+                                f"{one_line(exc)}") from None

@@ -16,91 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.enforce.coerce import convert_strings, parse_timestamps
+from engine.enforce.keys import SeenValues
 from engine.errors import SchemaError
 from engine.readers.base import Chunk, Reject
 from engine.types import parse_type
 
-__all__ = ["SeenValues", "Validator"]
+__all__ = ["Validator"]
 
 #: Examples kept per (column, check) for the ``validate`` summary.
 EXAMPLES_PER_CHECK = 3
-
-
-class SeenValues:
-    """The values of a ``unique`` column seen so far in the file, as sorted 64-bit keys.
-
-    Memory is 8 bytes per distinct value (reported as ``state_bytes``): integer, date and
-    timestamp values are their own keys; other values are hashed to 64 bits
-    (:func:`engine.enforce.aggregate.hash64`, vectorised), so two distinct values collide with
-    probability ~n²/2⁶⁵.
-    """
-
-    def __init__(self) -> None:
-        self._runs: list[np.ndarray] = []
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held."""
-        return sum(run.nbytes for run in self._runs)
-
-    def add(self, values: pa.Array) -> np.ndarray:
-        """Record ``values``; return a mask of those seen before (in the file or earlier here).
-
-        Nulls are never duplicates.
-        """
-        keys, valid = _keys(values)
-        dup = np.zeros(len(keys), dtype=bool)
-        idx = np.flatnonzero(valid)
-        if not len(idx):
-            return dup
-        k = keys[idx]
-        # Sort-based, not np.unique (hash-based in numpy 2, 10x slower here): a stable sort
-        # keeps the earliest of equal keys first, so later copies in this batch are repeats.
-        order = np.argsort(k, kind="stable")
-        ordered = k[order]
-        repeat = np.zeros(len(k), dtype=bool)
-        repeat[1:] = ordered[1:] == ordered[:-1]
-        for run in self._runs:
-            pos = np.searchsorted(run, ordered)
-            pos[pos == len(run)] = 0
-            repeat |= run[pos] == ordered
-        fresh = ordered[~repeat]
-        dup[idx[order]] = repeat
-        if len(fresh):
-            self._runs.append(fresh)
-            self._compact()
-        return dup
-
-    def _compact(self) -> None:
-        # Merge the newest runs while a run is not much larger than the one after it: few runs,
-        # each value merged O(log n) times. Both runs are sorted, so timsort merges them in one
-        # linear pass.
-        # The merge sorts in place, after dropping the two runs: the transient is the merged
-        # run plus the sort's half-size buffer, not three copies.
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            last = self._runs.pop()
-            merged = np.concatenate([self._runs[-1], last])
-            self._runs[-1] = merged
-            del last
-            merged.sort(kind="stable")
-
-
-def _keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    t = values.type
-    if pa.types.is_dictionary(t):
-        values = values.cast(t.value_type)
-        t = t.value_type
-    if pa.types.is_integer(t) or pa.types.is_temporal(t):
-        ints = values.cast(pa.int64()) if not pa.types.is_int64(t) else values
-        return np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False)).view(np.uint64), valid
-    # Other types: the aggregate module's vectorised 64-bit hash (strings eight bytes at a
-    # time), computed on the non-null values only.
-    from engine.enforce.aggregate import hash64
-
-    out = np.zeros(len(values), dtype=np.uint64)
-    out[valid] = hash64(values.drop_null())
-    return out, valid
 
 
 class Validator:

@@ -1,23 +1,24 @@
-"""``chunkwise gen``: seeded synthetic datasets, clean or with faults injected at known places."""
+"""``chunkwise gen``: seeded synthetic datasets, clean or with faults injected at known places.
+
+:mod:`engine.gen.core` writes them (:func:`generate`), :mod:`engine.gen.text` renders rows as
+CSV, NDJSON or JSON, :mod:`engine.gen.faults` breaks some on purpose, and
+:mod:`engine.gen.datasets` holds one module per dataset.
+"""
 
 from engine.gen.core import (
-    COMPRESSIONS,
     DATASETS,
-    FAULT_KINDS,
-    FORMATS,
     Dataset,
-    Fault,
     GenReport,
     check_arguments,
     generate,
     infer_format,
 )
+from engine.gen.faults import DIRTY_MAX, FAULT_KINDS, Fault
 
 __all__ = [
-    "COMPRESSIONS",
     "DATASETS",
+    "DIRTY_MAX",
     "FAULT_KINDS",
-    "FORMATS",
     "Dataset",
     "Fault",
     "GenReport",

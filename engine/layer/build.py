@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from engine.config import MiB
 from engine.layer.bytecode import BytecodeResult, compile_hot_modules
 from engine.layer.check import check_layer
 from engine.layer.download import Wheel, default_cache_dir, download_wheels
@@ -33,7 +34,6 @@ from engine.layer.trim import (
 
 __all__ = ["MAX_UNZIPPED", "MAX_ZIPPED", "LayerReport", "build_layer", "engine_source"]
 
-MiB = 2**20
 
 #: The issue-6 budget for the python3.13 arm64 layer. Lambda allows 250 MiB unzipped for a
 #: function and all its layers together; 150 leaves room for the handlers and a second layer.

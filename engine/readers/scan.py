@@ -1,7 +1,7 @@
 r"""Vectorised scanning of JSON text: structure outside strings, and nesting depth.
 
 :func:`structure` finds the bytes that shape a JSON text (``"`` ``\`` ``[`` ``]`` ``{`` ``}``
-``,``) with a few numpy passes; :mod:`engine.readers.json_array` splits arrays with it.
+``,``) with a few numpy passes; :mod:`engine.readers.json_split` splits arrays with it.
 :func:`deep_records` and :func:`deep_lines` find the records nested deeper than
 :data:`engine.config.MAX_JSON_DEPTH` *before* any parser sees them: pyarrow's JSON parser recurses
 once per level and overflows its stack (a segfault, not an exception) at about 20,000 levels,

@@ -18,11 +18,9 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["FULL_VCPU_MB", "PURGE_DELAY_MS", "VARIABLE", "configure", "expected_threads",
-           "purge_delay"]
+from engine.runtime.threads import worker_threads
 
-#: Lambda gives one full vCPU at this memory size (MB); below it a conversion runs on one thread.
-FULL_VCPU_MB = 1769
+__all__ = ["PURGE_DELAY_MS", "VARIABLE", "configure", "purge_delay"]
 
 #: ``MIMALLOC_PURGE_DELAY`` for one thread and for worker threads.
 PURGE_DELAY_MS = {1: 50, 2: 1}
@@ -31,20 +29,12 @@ VARIABLE = "MIMALLOC_PURGE_DELAY"
 _users = VARIABLE in os.environ  # set before the engine was imported: the user's choice
 
 
-def expected_threads() -> int | None:
-    """1 in a Lambda of less than one vCPU (what the pipeline's transform step passes).
-
-    Else ``None``: unknown until the conversion's options are read.
-    """
-    memory = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    return 1 if memory.isdigit() and int(memory) < FULL_VCPU_MB else None
-
-
 def configure(threads: int | None = None) -> None:
     """Set ``MIMALLOC_PURGE_DELAY`` for a conversion on ``threads`` threads.
 
-    ``None`` uses :func:`expected_threads`, and the worker threads' value when that is unknown
-    too. Does nothing once pyarrow is loaded, or when the user set the variable.
+    ``None`` uses the engine's own choice (:func:`~engine.runtime.threads.worker_threads`: one
+    in a Lambda under one vCPU). Does nothing once pyarrow is loaded, or when the user set the
+    variable.
     """
     if _users or "pyarrow" in sys.modules:
         return
@@ -52,6 +42,5 @@ def configure(threads: int | None = None) -> None:
 
 
 def purge_delay(threads: int | None = None) -> str:
-    """The ``MIMALLOC_PURGE_DELAY`` for ``threads`` (``None``: :func:`expected_threads`)."""
-    threads = threads if threads is not None else expected_threads()
-    return str(PURGE_DELAY_MS[1 if threads == 1 else 2])
+    """The ``MIMALLOC_PURGE_DELAY`` for ``threads`` (``None``: the engine's choice)."""
+    return str(PURGE_DELAY_MS[1 if worker_threads(threads) == 1 else 2])

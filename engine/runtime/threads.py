@@ -15,7 +15,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Generic, TypeVar
 
-__all__ = ["Prefetch", "ReadAhead", "limit_malloc_arenas", "worker_threads"]
+from engine.config import FULL_VCPU_MB
+
+__all__ = ["Prefetch", "ReadAhead", "lambda_threads", "limit_malloc_arenas", "worker_threads"]
+
+#: Set by Lambda to the function's memory size in MB.
+LAMBDA_MEMORY_VARIABLE = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 
 T = TypeVar("T")
 _DONE = object()
@@ -24,10 +29,27 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 _arenas_limited = False
 
 
-def worker_threads(requested: int | None) -> int:
-    """The threads a conversion uses: ``requested``, else 2 when two cores are usable, else 1."""
+def lambda_threads(memory_mb: int) -> int:
+    """The threads a conversion uses in a Lambda of ``memory_mb``: one below a full vCPU.
+
+    Lambda reports two CPUs whatever the memory size (the share is enforced by throttling);
+    below :data:`~engine.config.FULL_VCPU_MB` a second thread only competes with the first for
+    the same share of a core, and costs ~30 MiB of peak RSS.
+    """
+    return 1 if memory_mb < FULL_VCPU_MB else 2
+
+
+def worker_threads(requested: int | None = None) -> int:
+    """The threads a conversion uses: the one rule, wherever the engine decides it.
+
+    ``requested``, else in a Lambda :func:`lambda_threads` of its memory size
+    (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``), else 2 when two cores are usable, else 1.
+    """
     if requested is not None:
         return max(1, requested)
+    memory = os.environ.get(LAMBDA_MEMORY_VARIABLE, "")
+    if memory.isdigit():
+        return lambda_threads(int(memory))
     try:
         return min(2, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux

@@ -27,7 +27,6 @@ from typing import Any
 
 __all__ = ["LAMBDA_ABSENT", "LAUNCHER", "Launched", "Measurement", "launch", "measure"]
 
-MiB = 1024**2
 
 #: Modules the Lambda layer does not carry that pyarrow imports when they are installed.
 LAMBDA_ABSENT = ("pandas",)

@@ -4,7 +4,7 @@ The model (all of it here, so a test can check it by hand):
 
 - **CPU share.** Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB,
   up to six at 10,240 MB. The engine runs one thread below 1,769 MB and two from there
-  (:func:`engine.aws.conversion.lambda_threads`), so the share it can use is
+  (:func:`engine.runtime.threads.lambda_threads`), so the share it can use is
   ``min(memory / 1769, threads, 6)``.
 - **Duration** = measured CPU seconds of the whole process (start-up included: Lambda bills the
   INIT phase of on-demand functions) ÷ that share + I/O seconds (bytes to and from S3 at an
@@ -28,6 +28,9 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from typing import Any
 
+from engine.config import FULL_VCPU_MB, MiB
+from engine.runtime.threads import lambda_threads
+
 __all__ = [
     "DEFAULT_MEMORY_SETTINGS",
     "FULL_VCPU_MB",
@@ -45,10 +48,6 @@ __all__ = [
     "vcpu_share",
 ]
 
-MiB = 1024**2
-
-#: Memory (MB) at which a function has one full vCPU (AWS Lambda documentation).
-FULL_VCPU_MB = 1769
 #: The most vCPUs a function gets (at 10,240 MB).
 MAX_VCPUS = 6
 #: Memory settings a sweep considers (Lambda accepts any MB from 128 to 10,240).
@@ -109,11 +108,6 @@ class ModelParams:
     timeout_s: float = 900.0
     timeout_margin: float = 0.5
     s3_mb_per_s: float = 90.0
-
-
-def lambda_threads(memory_mb: int) -> int:
-    """The threads the engine uses in a Lambda of ``memory_mb`` (one below a full vCPU)."""
-    return 1 if memory_mb < FULL_VCPU_MB else 2
 
 
 def vcpu_share(memory_mb: int, threads: int) -> float:

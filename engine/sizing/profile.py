@@ -16,9 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.config import MiB
 from engine.errors import EngineError, InputNotFoundError
+from engine.io import input_stem
 from engine.runtime.threads import worker_threads
-from engine.sizing.measure import MiB, measure
+from engine.sizing.measure import measure
 from engine.sizing.model import (
     DEFAULT_MEMORY_SETTINGS,
     ModelParams,
@@ -43,7 +45,7 @@ def run_profile(src: str, *, out_dir: Path, name: str | None = None,
     params = params or ModelParams()
     if not io.is_s3(src) and not Path(src).exists():
         raise InputNotFoundError(f"no such file: {src}", uri=src)
-    name = name or _stem(src)
+    name = name or input_stem(src, default="profile")
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = worker_threads(threads)
     block = block_size or DEFAULT_BLOCK_SIZE
@@ -95,8 +97,3 @@ def run_profile(src: str, *, out_dir: Path, name: str | None = None,
     return profile
 
 
-def _stem(src: str) -> str:
-    base = src.rstrip("/").rsplit("/", 1)[-1]
-    for suffix in (".gz", ".bz2", ".zst"):
-        base = base.removesuffix(suffix)
-    return base.rsplit(".", 1)[0] or "profile"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.sizing.measure import MiB
+from engine.config import MiB
 
 if TYPE_CHECKING:
     from engine.sizing.remote import RemoteResult

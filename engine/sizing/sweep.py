@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config import DEFAULT_BLOCK_SIZE
-from engine.sizing.measure import Measurement, MiB, measure
+from engine.config import DEFAULT_BLOCK_SIZE, MiB
+from engine.sizing.measure import Measurement, measure
 from engine.sizing.model import (
     DEFAULT_MEMORY_SETTINGS,
     ModelParams,
@@ -85,7 +85,7 @@ def data_file(data_dir: Path, fmt: str, size: int, seed: int) -> Path:
     """
     path = data_dir / f"orders_{size}_seed{seed}.{_SUFFIX[fmt]}"
     if not path.exists():
-        from engine.gen.core import generate
+        from engine.gen import generate
 
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -16,5 +16,5 @@ from engine.aws.observability import logger, metrics, observe
 @metrics.log_metrics
 @observe("plan")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Add ``ranges`` to the state; see :func:`steps.plan`."""
+    """Add ``ranges`` and ``map_max_concurrency`` to the state; see :func:`steps.plan`."""
     return steps.plan(event, remaining_ms=context.get_remaining_time_in_millis)

@@ -38,7 +38,7 @@ _spec.loader.exec_module(_memory)
 without_pandas = _memory.without_pandas  # the Lambda layer has no pandas: measure without it
 
 MiB = 1024**2
-#: The memory budget of DESIGN.md, for every input whatever its size.
+#: The memory budget of docs/memory.md, for every input whatever its size.
 BUDGET = 256 * MiB
 #: The console script's entry point (``python -m engine.cli.app`` would do as well).
 CLI = [sys.executable, "-c", "from engine.cli.app import main; main()"]

@@ -39,7 +39,7 @@ WRITE = {"compression": "none", "part_size": 5 * MiB}
 
 @pytest.fixture(scope="module")
 def orders_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from engine.gen.core import generate
+    from engine.gen import generate
 
     path = tmp_path_factory.mktemp("faults") / "orders.csv"
     generate("orders", str(path), size=24 * 10**6, seed=3)

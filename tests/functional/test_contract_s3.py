@@ -14,9 +14,9 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from engine.enforce.transforms import clear_reference_cache
+from engine.enforce.enrich import clear_reference_cache
 from engine.errors import ValidationError
-from engine.gen.core import generate
+from engine.gen import generate
 from engine.run import transform, validate
 
 ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"

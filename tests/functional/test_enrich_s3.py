@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import TypeAdapter
 
-import engine.enforce.transforms as transforms
+import engine.enforce.enrich as enrich_module
 from engine.contract import Step
-from engine.enforce.transforms import Transformer, clear_reference_cache
+from engine.enforce.enrich import clear_reference_cache
+from engine.enforce.transforms import Transformer
 from engine.errors import InputNotFoundError
 
 BUCKET = "reference-bucket"
@@ -70,13 +71,13 @@ def test_warm_invocations_reuse_the_table_until_the_object_changes(
 ) -> None:
     uri = put_parquet(bucket, "ref/countries.parquet", COUNTRIES)
     reads: list[str] = []
-    real = transforms._read_reference
+    real = enrich_module._read_reference
 
     def counting(uri: str, fmt: str) -> pa.Table:
         reads.append(uri)
         return real(uri, fmt)
 
-    monkeypatch.setattr(transforms, "_read_reference", counting)
+    monkeypatch.setattr(enrich_module, "_read_reference", counting)
     for _ in range(3):
         t = enrich(uri, on="country", columns=["region"])
         assert t.apply(DATA)[0].column("region").to_pylist()[0] == "EMEA-W"

@@ -17,7 +17,7 @@ import pytest
 
 import engine.io
 from engine.errors import InputFormatError, InputNotFoundError, PermanentError, UsageError
-from engine.gen.core import generate
+from engine.gen import generate
 from engine.run import transform
 
 MiB = 1024**2

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli.app import app
-from engine.gen.core import generate
+from engine.gen import generate
 
 REPORT_KEYS = {"status", "input", "output", "format", "rows_in", "rows_out", "rows_rejected",
                "bytes_in", "bytes_out", "seconds", "peak_rss_bytes", "schema", "widened",
@@ -302,7 +302,7 @@ def test_gen_json(runner: CliRunner, tmp_path: Path):
 @pytest.mark.parametrize(("args", "problem"), [
     (["nope", "-o", "x.csv"], "unknown dataset 'nope'"),
     (["orders", "-o", "x.csv", "--size", "0"], "size must be a positive number"),
-    (["orders", "-o", "x.txt"], "cannot infer the format of"),
+    (["orders", "-o", "x.tsv"], "cannot infer the format of"),
     (["orders", "-o", "x.csv", "--seed", "-1"], "seed must be a non-negative integer"),
     (["orders", "-o", "x.csv", "--dirty", "0.9"], "dirty must be a ratio from 0 to 0.5"),
 ])
@@ -394,3 +394,125 @@ def test_subprocess_summary_is_one_line(orders_csv: Path, tmp_path: Path):
     assert str(dst) in lines[0]
     assert "Traceback" not in proc.stderr
     assert not proc.stdout.lstrip().startswith("{")
+
+
+# ---------------------------------------------------------------------------------------------
+# the command introduces itself: version, completion, choices, panels, environment defaults
+
+
+def test_version_is_the_package_version(runner: CliRunner):
+    import importlib.metadata
+    import tomllib
+
+    import engine
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"chunkwise {engine.__version__}\n"
+    # engine.__version__ is the one source: the packaging metadata reads it from there
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                              .read_text("utf-8"))
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "engine.__version__"}
+    assert importlib.metadata.version("chunkwise") == engine.__version__
+
+
+def test_subprocess_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("chunkwise ") and len(proc.stdout.split()) == 2
+
+
+def _complete(words: str) -> list[str]:
+    """What the shell's completion gets for the command line ``words`` (the last one partial)."""
+    env = {"_CHUNKWISE_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    proc = run_cli(env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_shell_completion_of_commands_and_choices():
+    assert _complete("chunkwise tra") == ["transform"]
+    assert _complete("chunkwise transform in.csv out.parquet --compression s") == ["snappy"]
+    assert _complete("chunkwise gen orders --format ") == ["csv", "ndjson", "json"]
+
+
+def test_completion_can_be_shown_and_installed(runner: CliRunner):
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "160"})
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+    # typer's switch to take the shell's name rather than detect the parent process's shell
+    proc = run_cli("--show-completion", "bash",
+                   env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "_CHUNKWISE_COMPLETE=complete_bash" in proc.stdout
+
+
+def test_transform_help_groups_options_and_lists_choices(runner: CliRunner):
+    result = runner.invoke(app, ["transform", "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    panels = [line.split("─")[1].strip() for line in text.splitlines() if line.startswith("╭─")]
+    assert panels == ["Arguments", "Options", "Input", "CSV", "Output (Parquet)", "Contract",
+                      "Run"]
+    for choices in ("[csv|ndjson|json]", "[none|gzip|bz2|zstd]", "[zstd|snappy|gzip|none]"):
+        assert choices in text
+    for variable in ("CHUNKWISE_THREADS", "CHUNKWISE_BLOCK_SIZE", "CHUNKWISE_COMPRESSION",
+                     "CHUNKWISE_ROW_GROUP_SIZE"):
+        assert f"env var: {variable}" in text
+
+
+def test_choices_are_case_insensitive(runner: CliRunner, orders_csv: Path, tmp_path: Path):
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet"),
+                                 "--format", "CSV", "--compression", "Snappy",
+                                 "--input-compression", "none", "--json"])
+    assert result.exit_code == 0, result.output
+    report = one_json_object(result.stdout)
+    assert (report["format"], report["compression"]) == ("csv", "snappy")
+
+
+def test_input_compression_option(runner: CliRunner, orders_csv: Path, tmp_path: Path):
+    src = tmp_path / "orders.data"  # no suffix says it is compressed
+    src.write_bytes(gzip.compress(orders_csv.read_bytes()))
+    dst = tmp_path / "o.parquet"
+    result = runner.invoke(app, ["transform", str(src), str(dst), "--format", "csv",
+                                 "--input-compression", "gzip", "--json"])
+    assert result.exit_code == 0, result.output
+    assert one_json_object(result.stdout)["rows_out"] == pq.read_table(dst).num_rows > 0
+
+
+@pytest.mark.parametrize("args", [["--format", "xml"], ["--input-compression", "lzma"],
+                                  ["--row-group-rows", "many"]])
+def test_a_value_click_refuses_with_json_prints_a_failure_object(
+        runner: CliRunner, orders_csv: Path, tmp_path: Path, args: list[str]):
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet"),
+                                 "--json", *args])
+    assert result.exit_code == 2
+    error = one_json_object(result.stdout)["error"]
+    assert error["type"] == "UsageError" and args[0] in error["message"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_environment_variables_set_defaults(runner: CliRunner, orders_csv: Path,
+                                            tmp_path: Path):
+    env = {"CHUNKWISE_COMPRESSION": "snappy", "CHUNKWISE_BLOCK_SIZE": "64KiB",
+           "CHUNKWISE_ROW_GROUP_SIZE": "64KiB"}
+    dst = tmp_path / "env.parquet"
+    result = runner.invoke(app, ["transform", str(orders_csv), str(dst), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert one_json_object(result.stdout)["compression"] == "snappy"
+    meta = pq.ParquetFile(dst).metadata
+    assert meta.row_group(0).column(0).compression == "SNAPPY" and meta.num_row_groups > 1
+    # the command line wins over the environment
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "cli.parquet"),
+                                 "--compression", "gzip", "--json"], env=env)
+    assert one_json_object(result.stdout)["compression"] == "gzip"
+
+
+def test_an_unusable_environment_value_is_a_usage_error(runner: CliRunner, orders_csv: Path,
+                                                        tmp_path: Path):
+    result = runner.invoke(app, ["transform", str(orders_csv), str(tmp_path / "o.parquet")],
+                           env={"CHUNKWISE_THREADS": "0"})
+    assert result.exit_code == 2, result.output
+    assert "--threads" in result.stderr and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []

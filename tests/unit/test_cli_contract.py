@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from engine.cli.app import app
 from engine.contract import load_contract
-from engine.gen.core import ORDERS_COLUMNS, generate
+from engine.gen import generate
+from engine.gen.datasets.orders import ORDERS_COLUMNS
 
 ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
 

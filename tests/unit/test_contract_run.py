@@ -31,9 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.contract import load_contract
-from engine.enforce.transforms import clear_reference_cache
+from engine.enforce.enrich import clear_reference_cache
 from engine.errors import SchemaError, ValidationError
-from engine.gen.core import ORDERS_COLUMNS, generate
+from engine.gen import generate
+from engine.gen.datasets.orders import ORDERS_COLUMNS
 from engine.infer import infer_contract
 from engine.run import RunReport, transform, validate
 
@@ -41,7 +42,8 @@ ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
 FORMATS = ("csv", "ndjson", "json")
 UTC = dt.UTC
 
-#: The check a fault of each kind breaks (see engine.gen.core._ORDERS_FAULTS and orders.yaml).
+#: The check a fault of each kind breaks (see ORDERS_FAULTS in engine/gen/datasets/orders.py and
+#: orders.yaml).
 KIND_CHECKS = {
     "wrong_type": {"type"},
     "out_of_range": {"min", "max"},

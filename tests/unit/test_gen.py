@@ -1,10 +1,11 @@
-"""Tests for engine.gen.core: the deterministic sample-data generator."""
+"""Tests for engine.gen: the deterministic sample-data generator."""
 
 from __future__ import annotations
 
 import bz2
 import collections
 import csv
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
@@ -18,7 +19,8 @@ import pyarrow.csv as pv
 import pytest
 import zstandard
 
-from engine.gen.core import DATASETS, GenReport, generate, infer_format, parse_size
+from engine.config import parse_size
+from engine.gen import DATASETS, GenReport, generate, infer_format
 
 COLUMNS = [
     "order_id",
@@ -293,7 +295,11 @@ def test_gzip_header_is_reproducible(tmp_path: Path) -> None:
         ("orders.jsonl.zst", ("ndjson", "zstd")),
         ("orders.json", ("json", None)),
         ("orders.json.gz", ("json", "gzip")),
-        ("orders.txt", (None, None)),
+        ("orders.csv.zstd", ("csv", "zstd")),
+        ("orders.txt", ("csv", None)),  # as the reader takes it (engine.config.FORMAT_SUFFIXES)
+        ("orders.ldjson", ("ndjson", None)),
+        ("orders.tsv", (None, None)),  # implies tabs: gen's CSV is comma-separated
+        ("orders.parquet", (None, None)),
         ("orders.gz", (None, "gzip")),
     ],
 )
@@ -315,7 +321,7 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="orders"):
         generate("customers", tmp_path / "x.csv", size=1_000)
     with pytest.raises(ValueError, match="cannot infer"):
-        generate("orders", tmp_path / "x.txt", size=1_000)
+        generate("orders", tmp_path / "x.tsv", size=1_000)
     with pytest.raises(ValueError, match="unknown format"):
         generate("orders", tmp_path / "x.csv", size=1_000, fmt="parquet")
     with pytest.raises(ValueError, match="size"):
@@ -323,12 +329,28 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):
         generate("orders", tmp_path / "x.csv", size=1_000, seed=-1)
     assert not (tmp_path / "x.csv").exists()
-    assert not (tmp_path / "x.txt").exists()
+    assert not (tmp_path / "x.tsv").exists()
 
 
 def test_registry() -> None:
     assert list(DATASETS) == ["orders"]
     assert list(DATASETS["orders"].columns) == COLUMNS
+
+
+def test_dirty_needs_a_fault_for_the_format(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    orders = DATASETS["orders"]
+    ragged = tuple(f for f in orders.faults if f.kind == "ragged")  # CSV only
+    assert ragged and all(f.formats == ("csv",) for f in ragged)
+    monkeypatch.setitem(DATASETS, "ragged", dataclasses.replace(orders, name="ragged",
+                                                                faults=ragged))
+    report = generate("ragged", tmp_path / "x.csv", size=50_000, dirty=0.1)
+    assert report.injected > 0
+    assert {i["kind"] for i in _injected(report)} == {"ragged"}
+    with pytest.raises(ValueError, match="dataset 'ragged' defines no faults for ndjson"):
+        generate("ragged", tmp_path / "x.ndjson", size=50_000, dirty=0.1)
+    assert not (tmp_path / "x.ndjson").exists()
+    assert generate("ragged", tmp_path / "x.ndjson", size=50_000).injected == 0
 
 
 # ------------------------------------------------------------------------- faults (dirty=RATIO)

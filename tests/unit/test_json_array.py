@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from engine.config import ReadOptions
 from engine.errors import InputFormatError
-from engine.readers import json_array
+from engine.readers import json_split
 from engine.readers.base import Chunk, Sample, SchemaWidening
-from engine.readers.json_array import JsonArrayReader, path_keys
+from engine.readers.json_array import JsonArrayReader
+from engine.readers.json_split import path_keys
 
 BLOCKS = [64, 1000, 1 << 20]
 
@@ -24,7 +25,7 @@ BLOCKS = [64, 1000, 1 << 20]
 def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with guessed separators, and again with the exact splitter only."""
     if request.param == "exact":
-        monkeypatch.setattr(json_array, "_guess", lambda a, scratch: None)
+        monkeypatch.setattr(json_split, "guess_elements", lambda a, scratch: None)
     return request.param
 
 
@@ -455,7 +456,7 @@ def test_property_round_trip(rows, layout, ascii_only, block_size):
 def test_property_exact_splitter_alone(rows, block_size):
     data = json.dumps(rows, ensure_ascii=False).encode()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(json_array, "_guess", lambda a, scratch: None)
+        mp.setattr(json_split, "guess_elements", lambda a, scratch: None)
         got = read_rows(data, schema=pa.schema([("n", pa.int64()), ("s", pa.string())]),
                         block_size=block_size)
     assert got == with_all_keys(rows)

@@ -26,7 +26,7 @@ FLATNESS = 16 * MiB
 @pytest.fixture(scope="module", autouse=True)
 def without_pandas(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Hide pandas from the measured children: pyarrow imports it, when installed, on the first
-    conversion of Python values (+45 MiB). The Lambda layer has no pandas; the README says so."""
+    conversion of Python values (+45 MiB). The Lambda layer has no pandas (docs/memory.md)."""
     stub = tmp_path_factory.mktemp("nopandas")
     (stub / "pandas").mkdir()
     (stub / "pandas" / "__init__.py").write_text('raise ImportError("hidden by test_memory")\n')

@@ -23,7 +23,7 @@ from engine import transform
 from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
 from engine.errors import InputFormatError, SchemaError
 from engine.readers import scan
-from engine.readers.ndjson import TooManyKeys, loads, parse_json_objects
+from engine.readers.json_common import TooManyKeys, loads, parse_json_objects
 from engine.readers.streams import aligned_pieces
 
 MiB = 1024**2

@@ -30,7 +30,7 @@ from engine.errors import (
     SchemaError,
     UsageError,
 )
-from engine.gen.core import generate
+from engine.gen import generate
 from engine.run import RunReport, build_options, read_batches, transform
 
 COLUMNS = ["order_id", "created_at", "customer_id", "country", "amount", "quantity", "status",

@@ -1,4 +1,4 @@
-"""template.yaml carries every resource and setting of ADR-001..008 (../shared/ADRs.md).
+"""template.yaml carries every resource and setting of ADR-001..008 (docs/adr/).
 
 The template is read with a YAML loader that knows CloudFormation's short tags (``!Ref``,
 ``!GetAtt``, ``!Sub`` ...) and turns them into their long form (``{"Ref": ...}``,
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.aws.local.runner import TRANSIENT_ERRORS
+from engine.aws.local.asl import TRANSIENT_ERRORS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -34,7 +34,7 @@ FUNCTIONS = {
     "ErrorHandlerFunction": "lambda/error_handler/",
     "DLQRouteFunction": "lambda/dlq_route/",
 }
-EXPECTED_SUBSTITUTIONS = {f"{name}Arn" for name in FUNCTIONS} | {"MapMaxConcurrency"}
+EXPECTED_SUBSTITUTIONS = {f"{name}Arn" for name in FUNCTIONS}
 ENV_VARS = {
     "METADATA_TABLE",
     "PROCESSED_BUCKET",
@@ -210,7 +210,7 @@ def _asl_placeholders() -> set[str]:
 
 
 def _rendered_asl() -> dict[str, Any]:
-    """The ASL with its placeholders substituted (the concurrency one is an unquoted number)."""
+    """The ASL with its function ARN placeholders substituted."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -242,7 +242,8 @@ def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------------ ADR-001
 
 
-def test_adr001_standard_state_machine_from_the_asl_file(resources: dict[str, Any]) -> None:
+def test_adr001_standard_state_machine_from_the_asl_file(
+        template: dict[str, Any], resources: dict[str, Any]) -> None:
     name, machine = _one(resources, "AWS::Serverless::StateMachine")
     props = _props(machine)
     assert props["Type"] == "STANDARD"
@@ -252,7 +253,9 @@ def test_adr001_standard_state_machine_from_the_asl_file(resources: dict[str, An
     assert set(subs) == EXPECTED_SUBSTITUTIONS
     for function in FUNCTIONS:
         assert subs[f"{function}Arn"] == {"Fn::GetAtt": [function, "Arn"]}
-    assert subs["MapMaxConcurrency"] == _ref("MapMaxConcurrency")
+    # the Map's concurrency is no substitution: the plan function hands it to the Map in the
+    # state (MaxConcurrencyPath), so the definition stays JSON as committed
+    assert _fn_env(template, "PlanFunction")["MAP_MAX_CONCURRENCY"] == _ref("MapMaxConcurrency")
     # logging and tracing
     logging = props["Logging"]
     assert logging["IncludeExecutionData"] is False
@@ -296,7 +299,7 @@ def test_adr001_eventbridge_object_created_starts_the_state_machine(
 
 def test_asl_placeholders_and_definition_substitutions_match(resources: dict[str, Any]) -> None:
     subs = set(_substitutions(resources))
-    # docs/pipeline.md names the Task functions and the Map concurrency.
+    # docs/pipeline.md names the Task functions: their ARNs are the only substitutions.
     assert subs == EXPECTED_SUBSTITUTIONS
     if ASL_PATH.exists():
         used = _asl_placeholders()

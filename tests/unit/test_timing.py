@@ -57,7 +57,7 @@ def test_iterate_charges_producing_items_not_consuming_them() -> None:
 
 def test_a_run_reports_every_stage(tmp_path: Path) -> None:
     src = tmp_path / "o.csv"
-    from engine.gen.core import generate
+    from engine.gen import generate
 
     generate("orders", src, size=300_000, fmt="csv")
     report = engine.transform(str(src), str(tmp_path / "o.parquet"), threads=1)

@@ -15,9 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import TypeAdapter
 
-import engine.enforce.transforms as transforms
+import engine.enforce.enrich as enrich
 from engine.contract import Step, load_contract
-from engine.enforce.transforms import Transformer, clear_reference_cache, evaluate
+from engine.enforce.enrich import clear_reference_cache
+from engine.enforce.keys import row_keys
+from engine.enforce.transforms import Transformer, evaluate
 from engine.errors import ContractError, InputFormatError, InputNotFoundError, ValidationError
 
 URI = "s3://in/orders.csv"
@@ -222,10 +224,10 @@ def test_dedupe_on_floats_decimals_and_dictionaries() -> None:
 
 def test_row_keys_are_equal_for_equal_values_in_any_layout() -> None:
     strings = pa.array(["alpha", "beta", None, "gamma"])
-    whole = transforms._row_keys([strings, pa.array([1, 2, 3, 4])])
-    sliced = transforms._row_keys([strings.slice(1), pa.array([2, 3, 4])])
+    whole = row_keys([strings, pa.array([1, 2, 3, 4])])
+    sliced = row_keys([strings.slice(1), pa.array([2, 3, 4])])
     assert list(whole[1:]) == list(sliced)
-    keys = transforms._row_keys([pa.array([f"k{i}" for i in range(10_000)])])
+    keys = row_keys([pa.array([f"k{i}" for i in range(10_000)])])
     assert len(np.unique(keys)) == 10_000
 
 
@@ -285,8 +287,8 @@ def test_enrich_survives_hash_collisions(tmp_path: Path, monkeypatch: pytest.Mon
                                          ) -> None:
     reference = pa.table({"k": [f"key{i}" for i in range(50)], "v": list(range(50))})
     path = write_reference(tmp_path, reference, "ref.parquet")
-    real = transforms._row_keys
-    monkeypatch.setattr(transforms, "_row_keys", lambda cols: real(cols) % np.uint64(4))
+    real = enrich.row_keys
+    monkeypatch.setattr(enrich, "row_keys", lambda cols: real(cols) % np.uint64(4))
     t = make({"enrich": {"path": path, "on": "k"}})
     data = pa.table({"k": ["key7", "key49", "nope", "key0", None]})
     out, _ = t.apply(data)
@@ -311,13 +313,13 @@ def test_enrich_cache_is_shared_and_follows_the_file(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_reference(tmp_path, customers(), "countries.csv")
     reads: list[str] = []
-    real = transforms._read_reference
+    real = enrich._read_reference
 
     def counting(uri: str, fmt: str) -> pa.Table:
         reads.append(uri)
         return real(uri, fmt)
 
-    monkeypatch.setattr(transforms, "_read_reference", counting)
+    monkeypatch.setattr(enrich, "_read_reference", counting)
     step = {"enrich": {"path": path, "on": "country", "columns": ["region"]}}
     data = pa.table({"country": ["FR"]})
     for _ in range(3):  # one Transformer per file, as on warm invocations

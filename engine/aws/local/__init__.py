@@ -1,1 +1,20 @@
-"""The pipeline on local AWS (moto): the real state machine, the real handlers, no account."""
+"""The pipeline on local AWS (moto): the real state machine, the real handlers, no account.
+
+One module per concern:
+
+- :mod:`engine.aws.local.asl`: the definition (where it is, rendering its ARNs) and the error
+  names its ``Retry`` and ``Catch`` match.
+- :mod:`engine.aws.local.lambdas`: the Lambda service of a local run (the real handlers,
+  in-process, answering as the Python runtime does).
+- :mod:`engine.aws.local.sandbox`: moto, fake credentials and the Lambda hook, set up and undone.
+- :mod:`engine.aws.local.inputs`: settings as the handlers' environment, files as object keys.
+- :mod:`engine.aws.local.runner`: the resources, the executions and their results.
+
+Running the pipeline is what callers need from here; the modules are there for the rest.
+"""
+
+from __future__ import annotations
+
+from engine.aws.local.runner import LocalPipeline, run_local
+
+__all__ = ["LocalPipeline", "run_local"]

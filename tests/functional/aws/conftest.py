@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.gen.core import generate
+from engine.gen import generate
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.aws.local.runner import (
+from engine import errors
+from engine.aws.local.asl import (
     FUNCTIONS,
     PERMANENT_ERRORS,
     TRANSIENT_ERRORS,
@@ -24,7 +25,7 @@ from engine.aws.local.runner import (
 
 @pytest.fixture(scope="module")
 def asl() -> dict[str, Any]:
-    return json.loads(render_definition(substitutions(map_max_concurrency=7)))
+    return json.loads(render_definition(substitutions()))
 
 
 def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -37,17 +38,31 @@ def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_template_uses_only_substitutions_and_needs_rendering() -> None:
-    text = asl_path().read_text()
+def test_definition_is_json_as_committed_with_arn_placeholders_in_strings() -> None:
+    text = asl_path().read_text(encoding="utf-8")
     assert "arn:aws" not in text  # no account, region or function baked in
     placeholders = set(re.findall(r"\$\{([^}]+)\}", text))
-    assert placeholders == {f"{name}Arn" for name in FUNCTIONS} | {"MapMaxConcurrency"}
-    # MaxConcurrency must be a JSON number once substituted, so its placeholder is unquoted
-    assert re.search(r'"MaxConcurrency":\s*\$\{MapMaxConcurrency\}', text)
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(text)
-    with pytest.raises(KeyError, match="MapMaxConcurrency"):
-        render_definition({f"{name}Arn": "x" for name in FUNCTIONS})
+    assert placeholders == {f"{name}Arn" for name in FUNCTIONS}
+    raw = json.loads(text)  # editors, the AWS Toolkit graph and statelint read the file itself
+    resources = {task["Resource"] for task in _tasks(raw["States"]).values()}
+    assert resources == {f"${{{name}Arn}}" for name in FUNCTIONS}  # each one whole JSON string
+    with pytest.raises(KeyError, match="IngestFunctionArn"):
+        render_definition({f"{name}Arn": "x" for name in FUNCTIONS if name != "IngestFunction"})
+
+
+def test_error_lists_are_the_hierarchy_of_engine_errors() -> None:
+    # every class deriving from PermanentError (the base too: it is raised as such), by name
+    assert PERMANENT_ERRORS == {"PermanentError", "ValidationError", "SchemaError",
+                                "InputFormatError", "InputNotFoundError", "ContractError",
+                                "UsageError"}
+    for name in PERMANENT_ERRORS:
+        assert issubclass(getattr(errors, name), errors.PermanentError), name
+    engine_transient = {n for n in TRANSIENT_ERRORS if not n.startswith(("States.", "Lambda.",
+                                                                         "DynamoDB."))}
+    assert engine_transient == {"TransientError"}
+    assert not PERMANENT_ERRORS & TRANSIENT_ERRORS
+    # AccountingError is neither: a defect goes to the error handler (States.ALL), as do the rest
+    assert "AccountingError" not in PERMANENT_ERRORS | TRANSIENT_ERRORS
 
 
 def test_states_and_transitions(asl: dict[str, Any]) -> None:
@@ -83,7 +98,9 @@ def test_map_of_ranges(asl: dict[str, Any]) -> None:
     assert m["ItemsPath"] == "$.ranges"
     assert m["ItemSelector"]["range.$"] == "$$.Map.Item.Value"
     assert "state.$" in m["ItemSelector"] or "state" in m["ItemSelector"]
-    assert m["MaxConcurrency"] == 7
+    # the template's MapMaxConcurrency reaches the Map through the state: Plan puts it there
+    assert m["MaxConcurrencyPath"] == "$.map_max_concurrency"
+    assert "MaxConcurrency" not in m
     assert m["ResultPath"] == "$.parts"
     proc = m["ItemProcessor"]
     assert proc["ProcessorConfig"] == {"Mode": "INLINE"}
@@ -132,9 +149,10 @@ def test_statelint(tmp_path: Path) -> None:
         pytest.skip("statelint is not installed (pip install statelint; or set STATELINT)")
     rendered = tmp_path / "pipeline.asl.json"
     rendered.write_text(render_definition())
-    done = subprocess.run([statelint, "--ignore=URI,FLOAT", str(rendered)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    for path in (asl_path(), rendered):  # the file as committed, and as deployed
+        done = subprocess.run([statelint, "--ignore=URI,FLOAT", str(path)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (path, done.stdout + done.stderr)
     # and it does catch what moto would only find at run time
     broken = tmp_path / "broken.asl.json"
     broken.write_text(render_definition().replace('"Next": "Done"', '"Next": "Nowhere"'))
@@ -142,3 +160,29 @@ def test_statelint(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "Nowhere" in done.stdout + done.stderr
+
+
+def test_moto_runs_the_map_at_the_concurrency_plan_hands_it(tmp_path: Path) -> None:
+    from test_pipeline_runner import STUBS, _plan
+
+    from engine.aws.local import run_local
+
+    src = tmp_path / "small.csv"
+    src.write_text("a,b\n1,2\n3,4\n")
+    route_map = {"key": "in/small.csv", "settings": {"MAX_SINGLE_BYTES": "1"}}
+    seen: list[Any] = []
+
+    def plan(state: dict[str, Any], context: Any) -> dict[str, Any]:
+        planned = _plan(state, context)
+        seen.append(planned["map_max_concurrency"])
+        return planned
+
+    result = run_local(src, handlers={**STUBS, "plan": plan}, map_max_concurrency=2, **route_map)
+    assert result["status"] == "SUCCEEDED", result["error"]
+    assert result["states"].count("TransformPart") == 3 and seen == [2]
+    # the interpreter really reads the path: a value that is no count fails the execution
+    result = run_local(src, handlers={**STUBS, "plan": lambda s, c: {
+        **_plan(s, c), "map_max_concurrency": "lots"}}, **route_map)
+    assert result["status"] == "FAILED"
+    assert result["error"]["type"] == "States.Runtime"
+    assert "TransformPart" not in result["states"]  # the Map failed before any iteration

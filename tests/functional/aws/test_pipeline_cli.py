@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from engine.aws.local.runner import FUNCTIONS
+from engine.aws.local.asl import FUNCTIONS
 from engine.cli import pipeline as pipeline_cli
 
 STUB = '''
@@ -160,7 +160,7 @@ def test_stack_runs_remote(monkeypatch: pytest.MonkeyPatch) -> None:
                 "error": {"type": "Lambda.TooManyRequestsException", "message": "slow down"},
                 "record": None, "outputs": [], "dlq": [], "execution_arn": "arn:x"}
 
-    monkeypatch.setattr("engine.aws.local.runner.run_remote", fake_remote)
+    monkeypatch.setattr("engine.aws.remote.run_remote", fake_remote)
     res = _invoke("s3://raw/orders/x.csv", "--stack", "chunkwise-dev", "--region", "eu-west-1",
                   "--json")
     assert res.exit_code == 74

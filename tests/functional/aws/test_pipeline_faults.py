@@ -29,7 +29,7 @@ from test_pipeline_paths import HAPPY, _contract
 
 import engine.run
 from engine.aws.local.runner import LocalPipeline
-from engine.gen.core import generate
+from engine.gen import generate
 
 BLOCK = 64 * 1024
 RUNS = int(os.environ.get("CHUNKWISE_FAULT_SEEDS", "6"))

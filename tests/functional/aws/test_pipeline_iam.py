@@ -47,18 +47,13 @@ import yaml
 from fault_injection import MAP_SETTINGS, failing_part
 from test_pipeline_paths import HAPPY, _contract
 
-import engine.enforce.transforms
+import engine.enforce.enrich
 from engine.aws import metadata, routing
-from engine.aws.local.runner import (
-    ACCOUNT,
-    FUNCTIONS,
-    LOCAL_NAMES,
-    REGION,
-    LocalPipeline,
-    load_handler,
-)
+from engine.aws.local.asl import ACCOUNT, FUNCTIONS, REGION
+from engine.aws.local.lambdas import load_handler
+from engine.aws.local.runner import LOCAL_NAMES, LocalPipeline
 from engine.errors import SchemaError, TransientError
-from engine.gen.core import generate
+from engine.gen import generate
 
 REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "template.yaml"
@@ -514,7 +509,7 @@ def _kept(params: Mapping[str, Any]) -> dict[str, Any]:
 def _cold_sandbox() -> None:
     """Forget what another function's invocation cached in this shared process."""
     routing.clear_cache()
-    engine.enforce.transforms.clear_reference_cache()
+    engine.enforce.enrich.clear_reference_cache()
 
 
 class Recorder:

@@ -34,7 +34,7 @@ from fault_injection import multipart_uploads, objects
 from test_pipeline_paths import REPO, _contract
 
 from engine.aws.local.runner import LocalPipeline
-from engine.gen.core import generate
+from engine.gen import generate
 
 FILES = int(os.environ.get("CHUNKWISE_LOAD_FILES", "48"))
 PROCESSED = "chunkwise-processed"
@@ -158,9 +158,9 @@ def _run(specs: list[Spec], contract: Path, concurrency: int) -> Outcome:
         results = pipe.run_many(uploaded, concurrency=concurrency)
         seconds = time.perf_counter() - started
         ddb = pipe.client("dynamodb")
-        from engine.aws.local.runner import _item
+        from engine.aws.executions import plain_item
 
-        records = [_item(i) for page in ddb.get_paginator("scan").paginate(
+        records = [plain_item(i) for page in ddb.get_paginator("scan").paginate(
             TableName="chunkwise-metadata", ConsistentRead=True) for i in page["Items"]]
         return Outcome(concurrency, results, objects(pipe), multipart_uploads(pipe), records,
                        list(pipe.unmatched_dlq), seconds)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from engine.aws.local.runner import LocalPipeline
-from engine.gen.core import generate
+from engine.gen import generate
 
 REPO = Path(__file__).resolve().parents[3]
 CUSTOMERS = "customer_id,segment\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(1, 100_001))

@@ -18,7 +18,7 @@ import yaml
 
 from engine.aws.local.runner import LocalPipeline, run_local
 from engine.errors import TransientError
-from engine.gen.core import generate
+from engine.gen import generate
 from engine.run import transform as single_pass
 
 REPO = Path(__file__).resolve().parents[3]

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from engine.aws.local.runner import run_remote
+from engine.aws.remote import run_remote
 
 SM_ARN = "arn:aws:states:eu-west-1:111122223333:stateMachine:chunkwise-dev-Pipeline"
 EXEC_ARN = "arn:aws:states:eu-west-1:111122223333:execution:chunkwise-dev-Pipeline:e1"

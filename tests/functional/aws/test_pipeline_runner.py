@@ -16,7 +16,7 @@ from typing import Any
 import botocore.handlers
 import pytest
 
-from engine.aws.local import runner as local
+from engine.aws.local import asl, inputs, sandbox
 from engine.aws.local.runner import LocalPipeline, run_local
 from engine.errors import SchemaError, TransientError, ValidationError
 
@@ -55,7 +55,8 @@ def _validate(state: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _plan(state: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {**state, "ranges": [{"index": i, "start": i * 4, "end": i * 4 + 4} for i in range(3)]}
+    return {**state, "ranges": [{"index": i, "start": i * 4, "end": i * 4 + 4} for i in range(3)],
+            "map_max_concurrency": int(os.environ["MAP_MAX_CONCURRENCY"])}
 
 
 def _transform(state: dict[str, Any], context: Any) -> Any:
@@ -143,7 +144,7 @@ def test_permanent_error_goes_to_the_dlq_by_class_name(small_csv: Path) -> None:
     cause = json.loads(result["error"]["cause"])  # the Python runtime's error payload
     assert cause["errorType"] == "SchemaError"
     assert any("_raising" in line or "handler" in line for line in cause["stackTrace"])
-    assert not any("local.py" in line for line in cause["stackTrace"])
+    assert not any("engine/aws/local/" in line for line in cause["stackTrace"])
     assert result["attempts"]["Validate"] == 1  # permanent: never retried
     assert result["dlq"] == [{"bucket": "chunkwise-raw", "key": "in/small.csv",
                               "error": "SchemaError"}]
@@ -178,7 +179,7 @@ def test_transient_exhausted_goes_to_the_error_handler(small_csv: Path) -> None:
     assert result["retry_waits"] == [2.0, 4.0, 8.0]
     assert result["error"]["type"] == "TransientError"
     assert result["record"]["status"] == "FAILED" and result["dlq"] == []
-    assert local.error_exit_code(result["error"]["type"]) == 74
+    assert asl.error_exit_code(result["error"]["type"]) == 74
 
 
 def test_unexpected_error_and_unserialisable_result_go_to_the_error_handler(
@@ -191,7 +192,7 @@ def test_unexpected_error_and_unserialisable_result_go_to_the_error_handler(
     result = run_local(small_csv, handlers={**STUBS, "output": lambda s, c: {"x": object()}},
                        key="in/small.csv")
     assert result["error"]["type"] == "Runtime.MarshalError"
-    assert local.error_exit_code(result["error"]["type"]) == 70
+    assert asl.error_exit_code(result["error"]["type"]) == 70
 
 
 def test_map_route_gives_each_iteration_the_state_and_its_range(small_csv: Path) -> None:
@@ -264,7 +265,7 @@ def test_missing_handler_falls_through_to_moto(small_csv: Path, tmp_path: Path,
 
 def test_handlers_are_loaded_from_the_lambda_dir(small_csv: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    for step in local.FUNCTIONS.values():
+    for step in asl.FUNCTIONS.values():
         (tmp_path / step).mkdir()
         (tmp_path / step / "handler.py").write_text(
             "def handler(event, context):\n"
@@ -305,9 +306,9 @@ def test_contract_key_follows_its_match_glob(tmp_path: Path) -> None:
     (tmp_path / "orders.json").write_text("[]")
     with pytest.raises(ValueError, match="does not match"):
         run_local(tmp_path / "orders.json", contract=contract, handlers=STUBS)
-    assert local.key_for("x.csv", None) == "incoming/x.csv"
-    assert local.key_for("x.csv", "*.csv") == "x.csv"
-    assert local.key_for("x.csv", "a/b/x*.csv") == "a/b/x.csv"
+    assert inputs.key_for("x.csv", None) == "incoming/x.csv"
+    assert inputs.key_for("x.csv", "*.csv") == "x.csv"
+    assert inputs.key_for("x.csv", "a/b/x*.csv") == "a/b/x.csv"
 
 
 def test_nothing_is_left_patched(small_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -316,7 +317,7 @@ def test_nothing_is_left_patched(small_csv: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setenv("AWS_PROFILE", "someone-real")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
-    retrier = importlib.import_module(local._RETRIER_MODULE)
+    retrier = importlib.import_module(sandbox.RETRIER_MODULE)
     before = list(botocore.handlers.BUILTIN_HANDLERS)
     run_local(small_csv, handlers={**STUBS, "validate": _raising(SchemaError("x"))},
               key="in/small.csv")

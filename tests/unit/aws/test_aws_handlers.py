@@ -66,10 +66,12 @@ def test_map_route_through_the_handlers(aws: Any, handler_module: Any, context: 
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_SINGLE_BYTES", "5000")
     monkeypatch.setenv("RANGE_BYTES", "6000")
+    monkeypatch.setenv("MAP_MAX_CONCURRENCY", "3")
     state = handler_module("ingest").handler(aws.put("orders/big.csv", CSV), context())
     assert state["route"] == "map"
     state = handler_module("validate").handler(state, context())
     state = handler_module("plan").handler(state, context())
+    assert state["map_max_concurrency"] == 3  # what the Map's MaxConcurrencyPath reads
     transform = handler_module("transform").handler
     parts = [transform({"state": state, "range": r}, context()) for r in state["ranges"]]
     assert len(parts) == len(state["ranges"]) > 2

@@ -59,3 +59,12 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.range_bytes = 1  # type: ignore[misc]
+
+
+def test_map_max_concurrency_is_a_positive_count() -> None:
+    assert Settings.from_env({}).map_max_concurrency == s.DEFAULT_MAP_MAX_CONCURRENCY == 10
+    assert Settings.from_env({"MAP_MAX_CONCURRENCY": "3"}).map_max_concurrency == 3
+    with pytest.raises(SettingsError, match="MAP_MAX_CONCURRENCY: not a whole number"):
+        Settings.from_env({"MAP_MAX_CONCURRENCY": "3MB"})
+    with pytest.raises(SettingsError, match="MAP_MAX_CONCURRENCY must be positive"):
+        Settings.from_env({"MAP_MAX_CONCURRENCY": "0"})

@@ -388,27 +388,27 @@ def test_dlq_for_an_event_that_was_not_understood(aws: Any, saved_event: dict[st
     assert "replay" not in message["body"]
 
 
-def test_lambda_threads_follow_the_memory_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
-    assert conversion.lambda_threads() == {}
+def test_worker_threads_follow_the_lambda_memory_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.runtime.threads import worker_threads
+
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-    assert conversion.lambda_threads() == {"threads": 1}
+    assert worker_threads() == 1 and worker_threads(2) == 2  # an explicit request wins
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")
-    assert conversion.lambda_threads() == {}
+    assert worker_threads() == 2
 
 
 def test_transform_in_a_small_lambda_runs_on_one_thread(aws: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine
+    from engine.readers import sampling
 
-    seen: list[Any] = []
-    real = engine.transform
+    seen: list[int] = []
+    real = sampling.worker_threads
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("threads"))
-        return real(*args, **kwargs)
+    def spy(requested: int | None = None) -> int:
+        seen.append(real(requested))
+        return seen[-1]
 
-    monkeypatch.setattr(engine, "transform", spy)
+    monkeypatch.setattr(sampling, "worker_threads", spy)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
     state = steps.transform(_ingest(aws, "x/a.csv", ORDERS), aws.settings, aws.clients)
     assert seen == [1] and state["parts"][0]["rows_out"] == 3

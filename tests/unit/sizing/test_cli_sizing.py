@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,9 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def chunkwise(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def chunkwise(*args: str, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "engine.cli.app", *args], capture_output=True,
-                          text=True, cwd=cwd)
+                          text=True, cwd=cwd, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +91,24 @@ def test_profile_writes_a_timeline_and_stage_times(tmp_path: Path) -> None:
     assert p["fits_mb"] >= p["fits_needs_mb"]
     saved = json.loads((tmp_path / "p" / "orders.json").read_text())
     assert saved["timeline"] and saved["spans"]
+    assert p["outputs"] == {"json": str(tmp_path / "p" / "orders.json"),
+                            "png": str(tmp_path / "p" / "orders.png"),
+                            "python_profile": str(tmp_path / "p" / "orders.cprofile.txt")}
     assert (tmp_path / "p" / "orders.png").stat().st_size > 0
     assert "cumulative" in (tmp_path / "p" / "orders.cprofile.txt").read_text()
+
+
+def test_profile_writes_to_the_user_cache_unless_told_and_says_where(tmp_path: Path) -> None:
+    src, work, cache = tmp_path / "o.csv", tmp_path / "work", tmp_path / "cache"
+    src.write_text("a,b\n" + "".join(f"{i},x{i}\n" for i in range(1_000)), "utf-8")
+    work.mkdir()
+    done = chunkwise("profile", str(src), "--threads", "1", "--no-plot", cwd=work,
+                     env={"XDG_CACHE_HOME": str(cache)})
+    assert done.returncode == 0, done.stderr
+    written = cache / "chunkwise" / "profiles" / "o.json"
+    assert json.loads(written.read_text())["rows_in"] == 1_000
+    assert f"wrote {written}" in done.stdout.replace("\n", "")
+    assert os.listdir(work) == []  # no ./profiles
 
 
 def test_profile_of_a_missing_file_is_a_typed_error(tmp_path: Path) -> None:
@@ -117,8 +135,6 @@ def test_sizing_commands_refuse_unusable_options(tmp_path: Path, args: list[str]
 
 def test_without_the_sizing_extra_the_commands_say_what_to_install(tmp_path: Path) -> None:
     """matplotlib made unfindable in the child: a typed error naming the extra, exit 69."""
-    import os
-
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text(

@@ -17,7 +17,7 @@ FORMATS = {"csv", "ndjson", "json"}
 def _load(name: str) -> dict:
     path = PROFILES / f"{name}.json"
     if not path.exists():
-        pytest.fail(f"{path} is missing: run `chunkwise size` (see README, Sizing)")
+        pytest.fail(f"{path} is missing: run `chunkwise size` (see docs/sizing.md)")
     return json.loads(path.read_text())
 
 
@@ -62,4 +62,4 @@ def test_template_and_samconfig_deploy_the_measured_memory() -> None:
     values = read_memory(ROOT / "template.yaml", ROOT / "samconfig.toml")
     assert values == dict.fromkeys(values, chosen), (
         f"template/samconfig {values} != profiles/sizing-orders.json {chosen}: "
-        "run `chunkwise size ... --apply` (README, Sizing)")
+        "run `chunkwise size ... --apply` (docs/sizing.md)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from engine.sizing.measure import MiB, launch
+from engine.config import MiB
+from engine.sizing.measure import launch
 
 GROW = ("import time\nchunks = []\nfor _ in range(30):\n"
         "    chunks.append(bytearray(10 << 20))\n    time.sleep(0.01)\n")

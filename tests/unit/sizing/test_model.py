@@ -26,7 +26,7 @@ PRICES = Prices("arm64", gb_second=0.0000133334, request=0.0000002, region="us-e
 
 
 def test_full_vcpu_matches_the_lambda_transform_thread_rule() -> None:
-    from engine.aws.conversion import FULL_VCPU_MB as HANDLER_FULL_VCPU
+    from engine.config import FULL_VCPU_MB as HANDLER_FULL_VCPU
 
     assert FULL_VCPU_MB == HANDLER_FULL_VCPU == 1769
     assert lambda_threads(1768) == 1 and lambda_threads(1769) == 2

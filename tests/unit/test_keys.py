@@ -1,0 +1,86 @@
+"""engine.enforce.keys: exact keys, the one 64-bit hash, row keys and the set of seen keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from engine.enforce.keys import SeenValues, hash64, is_exact, row_keys, value_keys
+from engine.errors import ContractError
+
+
+def test_exact_types_are_their_own_keys() -> None:
+    big = 2**63 + 5  # a uint64 beyond int64: its bits, not a failed cast
+    cases = [
+        (pa.array([3, None, -1], pa.int8()), [3, 0, -1]),
+        (pa.array([big, 1], pa.uint64()), [big - 2**64, 1]),
+        (pa.array([True, False, None]), [1, 0, 0]),
+        (pa.array([dt.date(1970, 1, 2), None]), [1, 0]),
+        (pa.array([5, -7], pa.timestamp("us")), [5, -7]),
+        (pa.array([4, 9, 4], pa.int16()).dictionary_encode(), [4, 9, 4]),
+    ]
+    for values, expected in cases:
+        assert is_exact(values.type)
+        keys, valid = value_keys(values)
+        assert keys.view(np.int64).tolist() == expected, values.type
+        assert valid.tolist() == values.is_valid().to_pylist()
+
+
+def test_floats_hash_by_value_zero_and_nan_alike() -> None:
+    payload = np.array([0x7FF8000000000001, 0x7FF8000000000002], np.uint64).view(np.float64)
+    floats = pa.array(np.concatenate([[0.0, -0.0, 1.5, 2.5], payload]))
+    h = hash64(floats)
+    assert h[0] == h[1] and h[4] == h[5]
+    assert len({h[0], h[2], h[3], h[4]}) == 4
+    np.testing.assert_array_equal(hash64(pa.array([1.5], pa.float32())), h[2:3])
+    assert not is_exact(floats.type)
+
+
+def test_hashed_keys_are_hash64_of_the_values_and_nulls_are_zero() -> None:
+    strings = pa.chunked_array([["x", None], ["yy", "x"]])
+    keys, valid = value_keys(strings)
+    assert valid.tolist() == [True, False, True, True]
+    assert keys[1] == 0
+    np.testing.assert_array_equal(keys[valid], hash64(pa.array(["x", "yy", "x"])))
+
+
+@pytest.mark.parametrize("typ", [pa.decimal32(5, 1), pa.decimal64(12, 1), pa.decimal128(20, 1),
+                                 pa.decimal256(40, 1)])
+def test_decimals_of_every_width_have_distinct_keys(typ: pa.DataType) -> None:
+    values = pa.array([Decimal("1.5"), Decimal("2.5"), Decimal("-1.5"), Decimal("1.5")], typ)
+    keys, _ = value_keys(values)
+    assert len(set(keys.tolist())) == 3 and keys[0] == keys[3]
+
+
+def test_nested_values_are_not_keys() -> None:
+    with pytest.raises(ContractError, match="scalar"):
+        value_keys(pa.array([[1], [2]]))
+    with pytest.raises(pa.ArrowNotImplementedError):
+        hash64(pa.array([[1], [2]]))  # the aggregate reports it as a SchemaError
+
+
+def test_row_keys_take_null_as_a_value() -> None:
+    a = pa.array([None, None, "", "x"])
+    b = pa.array([1, 1, 1, None])
+    keys = row_keys([a, b])
+    assert keys[0] == keys[1]
+    assert len(set(keys.tolist())) == 3
+    assert row_keys([pa.array([1, 2])])[0] != row_keys([pa.array([2, 1])])[0]
+
+
+def test_seen_values_across_batches() -> None:
+    seen = SeenValues()
+    assert seen.add(pa.array(["a", "b", "a", None])).tolist() == [False, False, True, False]
+    assert seen.add(pa.array(["b", "c", None])).tolist() == [True, False, False]
+    high = 0
+    for start in range(0, 5000, 500):  # many overlapping batches: runs are merged on the way
+        batch = np.arange(start, start + 700, dtype=np.uint64)
+        assert seen.add_keys(batch).tolist() == [i < high for i in range(start, start + 700)]
+        high = start + 700
+    assert seen.nbytes == 8 * (3 + 5200)
+    assert seen.add_keys(np.array([7, 7], np.uint64), np.array([False, True])).tolist() == [
+        False, True]
