@@ -15,7 +15,8 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     │   ├── ContractError        the dataset contract file itself is invalid
     │   └── UsageError           an option out of range, an output that would replace the input
     ├── TransientError           retried by the state machine (throttling, timeouts, resets)
-    └── AccountingError          a record was neither written, rejected nor filtered: a defect
+    ├── AccountingError          a record was neither written, rejected nor filtered: a defect
+    └── InstallationError        a file chunkwise ships is missing: reinstall it
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "EngineError",
     "InputFormatError",
     "InputNotFoundError",
+    "InstallationError",
     "PermanentError",
     "SchemaError",
     "TransientError",
@@ -140,6 +142,16 @@ class AccountingError(EngineError):
     """
 
     exit_code = 70
+
+
+class InstallationError(EngineError):
+    """A file chunkwise ships (a state machine definition, a handler, the layer's pins) is missing.
+
+    The installation is incomplete; neither the data nor the code is at fault. Exit 72
+    (EX_OSFILE).
+    """
+
+    exit_code = 72
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -225,8 +225,8 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, given: dic
                progress: Progress | None, contract: Any, started: float) -> RunReport:
     clock = CLOCK.get()
     assert clock is not None
-    opts = build_options(options, **given)
-    plan = OutputPlan.load(contract, src, dst, opts.output_stem)
+    stem = given.get("output_stem") or (options.output_stem if options is not None else None)
+    plan = OutputPlan.load(contract, src, dst, stem)
     opts = build_options(options, **{**plan.overrides(), **given})  # the caller's keywords win
     if dst is not None:
         refuse_replacing(src, [plan.data_uri or dst, opts.rejects_uri, plan.aggregate_uri])

@@ -1,4 +1,4 @@
-"""Arrow type names as users write them, and schemas as JSON.
+"""Arrow type names as users write them, and schemas given as JSON.
 
 Type names: ``int64``, ``timestamp[ms, tz=UTC]``, ``decimal128(10, 2)`` and the like.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["parse_schema", "parse_type", "schema_to_json"]
+__all__ = ["parse_schema", "parse_type"]
 
 _SIMPLE: dict[str, pa.DataType] = {
     "null": pa.null(), "bool": pa.bool_(), "boolean": pa.bool_(),
@@ -68,8 +68,3 @@ def parse_schema(spec: str | dict[str, Any] | list[Any]) -> pa.Schema:
                                 nullable=bool(item.get("nullable", True))))
         return pa.schema(out)
     raise ValueError("a schema is a JSON object {name: type} or a list of {name, type}")
-
-
-def schema_to_json(schema: pa.Schema) -> list[dict[str, Any]]:
-    """The schema as a list of ``{name, type, nullable}``, readable by :func:`parse_schema`."""
-    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]

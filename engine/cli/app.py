@@ -2,11 +2,11 @@
 
 ``--json`` prints one JSON object on stdout and nothing else; without it, a progress bar on a TTY
 and a short summary. Logs and errors go to stderr. Exit codes follow sysexits: 0 ok, 2 usage,
-65 data error, 66 input not found, 74 I/O, 70 internal error.
+65 data error, 66 input not found, 72 incomplete installation, 74 I/O, 70 internal error.
 
 The commands live in :mod:`engine.cli.transform` (transform, validate, infer),
-:mod:`engine.cli.gen`, :mod:`engine.cli.sizing` (profile, size), :mod:`engine.cli.pipeline` and
-:mod:`engine.cli.layer`; each imports what it needs when it runs.
+:mod:`engine.cli.gen`, :mod:`engine.cli.sizing` (profile, size), :mod:`engine.cli.pipeline`,
+:mod:`engine.cli.layer` and :mod:`engine.cli.contracts`; each imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 import engine
-from engine.cli import gen, layer, pipeline, sizing, transform
+from engine.cli import contracts, gen, layer, pipeline, sizing, transform
 from engine.cli.common import JsonCommand
 
 __all__ = ["app", "main"]
@@ -48,6 +48,7 @@ app.command()(transform.infer)  # no --json: it prints YAML
 app.command(cls=JsonCommand)(gen.gen)
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(layer.app, name="layer")
+app.add_typer(contracts.app, name="contracts")
 app.command(cls=JsonCommand)(sizing.profile)
 app.command(cls=JsonCommand)(sizing.size)
 

@@ -19,7 +19,7 @@ from typer.core import TyperCommand
 
 from engine.errors import EngineError, exit_code_for
 
-__all__ = ["JsonCommand", "JsonFlag", "choice", "fail", "run_job", "size_option"]
+__all__ = ["JsonCommand", "JsonFlag", "choice", "fail", "print_json", "run_job", "size_option"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
@@ -40,6 +40,13 @@ def size_option(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """Print a command's ``--json`` object on one line, with the chunkwise ``version`` in it."""
+    from engine import __version__
+
+    print(json.dumps({**data, "version": data.get("version", __version__)}, default=str))
 
 
 #: The ``--json`` output of a failed command: ``{"status": "failed", "error": ...}``.
@@ -72,7 +79,7 @@ def fail(exc: BaseException, as_json: bool, envelope: Envelope = _failed) -> NoR
         if os.environ.get("CHUNKWISE_DEBUG"):
             traceback.print_exc()
     if as_json:
-        print(json.dumps(envelope(error)))
+        print_json(envelope(error))
     print(text, file=sys.stderr)
     raise typer.Exit(code)
 
@@ -96,7 +103,7 @@ class JsonCommand(TyperCommand):
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
             if as_json:
-                print(json.dumps(_failed(_usage_error(exc))))
+                print_json(_failed(_usage_error(exc)))
             raise
 
 
@@ -108,7 +115,7 @@ def run_job(as_json: bool, job: Callable[[], Any], envelope: Envelope = _failed)
         raise
     except typer.BadParameter as exc:  # a bad option: typer prints it and exits 2
         if as_json:
-            print(json.dumps(envelope(_usage_error(exc))))
+            print_json(envelope(_usage_error(exc)))
         raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

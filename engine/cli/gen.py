@@ -5,12 +5,11 @@ The generator (numpy, pyarrow) is imported when the command runs, not when the C
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
-from engine.cli.common import JsonFlag, choice, run_job, size_option
+from engine.cli.common import JsonFlag, choice, print_json, run_job, size_option
 from engine.config import COMPRESSION_SUFFIXES, FORMATS
 
 __all__ = ["gen"]
@@ -50,7 +49,7 @@ def gen(
             "bytes": report.bytes_written, "seconds": round(report.seconds, 3),
             "injected": report.injected, "injected_path": report.injected_path}
     if as_json:
-        print(json.dumps(data))
+        print_json(data)
     else:
         print(f"wrote {data['path']}: {data['rows']:,} rows, {data['bytes'] / 1e6:,.1f} MB "
               f"({data['format']}) in {data['seconds']:.2f} s")

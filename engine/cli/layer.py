@@ -11,21 +11,19 @@ written), 74 the package index was unreachable, 78 the pins are incomplete or ma
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from engine.cli.common import JsonFlag, fail, run_job
+from engine.cli.common import JsonFlag, fail, print_json, run_job
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Build the Lambda layer: the engine and its pinned dependencies, trimmed.",
 )
 
-PINS_FILE = Path("layer") / "requirements.txt"
 
 
 @app.callback()
@@ -45,12 +43,10 @@ def _limit(text: str, hint: str) -> int | None:
 
 
 def default_pins() -> Path:
-    """``layer/requirements.txt`` of the current directory, else of the engine's checkout."""
-    if PINS_FILE.is_file():
-        return PINS_FILE
-    from engine.layer.build import engine_source
+    """The installed ``layer/requirements.txt`` (the checkout's own, in a checkout)."""
+    from engine import resources
 
-    return engine_source().parent / PINS_FILE
+    return Path(str(resources.resource("layer/requirements.txt")))
 
 
 @app.command()
@@ -107,7 +103,7 @@ def build(
 
     report = run_job(as_json, job)
     if as_json:
-        print(json.dumps({"status": "built", **report.to_dict()}))
+        print_json({"status": "built", **report.to_dict()})
         return
     print(report.table())
     print(f"\n{report.output}: {report.unzipped / 2**20:.1f} MiB unzipped, "

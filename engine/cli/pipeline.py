@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli.common import JsonFlag, run_job
+from engine.cli.common import JsonFlag, print_json, run_job
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -89,7 +89,7 @@ def run(
         stack=stack, region=region), _failed_run)
     code = exit_code(result)
     if as_json:
-        print(json.dumps(result, default=str))
+        print_json(result)
     else:
         show(result)
     raise typer.Exit(code)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli.common import JsonFlag, checked_options, choice, run_job, size_option
+from engine.cli.common import JsonFlag, checked_options, choice, print_json, run_job, size_option
 from engine.config import FORMATS
 from engine.errors import EngineError
 
@@ -134,8 +134,8 @@ def profile(
 
     result = run_job(as_json, job)
     if as_json:
-        print(json.dumps({**{k: v for k, v in result.items() if k not in ("timeline", "spans")},
-                          "outputs": _profile_outputs(result, out_dir)}))
+        print_json({**{k: v for k, v in result.items() if k not in ("timeline", "spans")},
+                    "outputs": _profile_outputs(result, out_dir)})
         return
     _profile_summary(result, out_dir)
 
@@ -292,7 +292,7 @@ def size(
     result, paths, applied = run_job(as_json, job)
     failed_verify = any(not v["passed"] for v in result.verify)
     if as_json:
-        print(json.dumps({
+        print_json({
             "status": "failed" if failed_verify else "succeeded",
             "chosen_memory_mb": result.chosen_mb,
             "recommendations": [{k: v for k, v in r.to_dict().items() if k != "candidates"}
@@ -300,7 +300,7 @@ def size(
             "fits": result.fits, "flags": result.flags, "verify": result.verify,
             "applied": [vars(a) for a in applied],
             "outputs": {k: str(v) for k, v in paths.items()},
-            "seconds": round(result.seconds, 1)}))
+            "seconds": round(result.seconds, 1)})
     else:
         typer.echo(paths["md"].read_text().split("## Fits")[0].rstrip())
         for a in applied:
@@ -333,8 +333,8 @@ def _remote(function_name: str, memories: list[int], payload: Path, invocations:
 
     (out_dir / f"{name}-remote.md").write_text(remote_markdown(result), encoding="utf-8")
     if as_json:
-        print(json.dumps({**result.to_dict(), "outputs": {
-            "json": str(path), "md": str(path.with_suffix(".md"))}}))
+        print_json({**result.to_dict(), "outputs": {
+            "json": str(path), "md": str(path.with_suffix(".md"))}})
         return
     for r in result.runs:
         typer.echo(f"{r.memory_mb:>6} MB: {r.duration_ms:9.1f} ms (billed {r.billed_ms:.0f}), "

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from engine.config import parse_size
+from engine.io.uri import one_line
 from engine.types import parse_type
 
 #: Prefixes of the tags pydantic inserts into an error's location for the step and expression
@@ -175,12 +176,8 @@ def _to_python(value: Any, arrow_type: pa.DataType, zone: str | None = None) -> 
     try:
         pa.scalar(out, type=t)
     except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{value!r} does not fit {t}: {_one_line(exc)}") from None
+        raise ValueError(f"{value!r} does not fit {t}: {one_line(exc)}") from None
     return out
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 

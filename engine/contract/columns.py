@@ -22,11 +22,11 @@ from engine.contract.base import (
     _is_string,
     _is_temporal,
     _Model,
-    _one_line,
     _parse_arrow_type,
     _to_python,
     _value_type,
 )
+from engine.io.uri import one_line
 
 # ---------------------------------------------------------------------------------------------
 # Columns
@@ -144,7 +144,7 @@ class ColumnSpec(_Model):
             try:
                 pc.match_substring_regex(pa.array([""], pa.string()), value)
             except pa.ArrowException as exc:
-                raise ValueError(f"bad regex {value!r} (RE2): {_one_line(exc)}") from None
+                raise ValueError(f"bad regex {value!r} (RE2): {one_line(exc)}") from None
         return value
 
     @field_validator("max_length")

@@ -20,12 +20,12 @@ from engine.contract.base import (
     _EXPR_TAG,
     NonEmptyStr,
     _Model,
-    _one_line,
     _parse_arrow_type,
     _short,
     _to_python,
     _value_type,
 )
+from engine.io.uri import one_line
 
 # ---------------------------------------------------------------------------------------------
 # Expressions
@@ -74,7 +74,7 @@ class LiteralExpr(_Model):
         try:
             self.scalar  # noqa: B018 - building the scalar is the check
         except (pa.ArrowException, TypeError, OverflowError) as exc:
-            raise ValueError(f"literal {self.literal!r}: {_one_line(exc)}") from None
+            raise ValueError(f"literal {self.literal!r}: {one_line(exc)}") from None
         return self
 
 
@@ -143,7 +143,7 @@ class CallExpr(_Model):
         try:
             self.function_options()
         except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise ValueError(f"options of {self.call!r} ({class_name}): {_one_line(exc)}") from None
+            raise ValueError(f"options of {self.call!r} ({class_name}): {one_line(exc)}") from None
         return self
 
 

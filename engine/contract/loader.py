@@ -21,13 +21,13 @@ from engine.contract.base import (
     _dotted,
     _is_tag,
     _Model,
-    _one_line,
     _short,
 )
 from engine.contract.expressions import CallExpr, FieldExpr, LiteralExpr
 from engine.contract.model import Contract
 from engine.contract.steps import _STEP_MODELS
 from engine.errors import ContractError
+from engine.io.uri import one_line
 
 #: A contract larger than this is not a contract (a data file passed by mistake).
 MAX_CONTRACT_BYTES = 1024 * 1024
@@ -130,7 +130,7 @@ def _parse(text: str, uri: str) -> Contract:
     except yaml.MarkedYAMLError as exc:
         raise ContractError(_yaml_message(exc), uri=uri) from None
     except yaml.YAMLError as exc:
-        raise ContractError(f"invalid YAML: {_one_line(exc)}", uri=uri) from None
+        raise ContractError(f"invalid YAML: {one_line(exc)}", uri=uri) from None
     finally:
         loader.dispose()
     if not isinstance(data, dict) or root is None:
@@ -172,7 +172,7 @@ def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
         what.append(exc.context + (f" (line {started})" if started and started != line else ""))
     if exc.problem:
         what.append(exc.problem)
-    return f"line {line}: invalid YAML: {': '.join(what) or _one_line(exc)}"
+    return f"line {line}: invalid YAML: {': '.join(what) or one_line(exc)}"
 
 
 def _duplicate_keys(root: yaml.Node) -> list[_Problem]:

@@ -13,7 +13,8 @@ from pydantic import (
 )
 
 from engine.config import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS
-from engine.contract.base import NonEmptyStr, Size, _Model, _one_line
+from engine.contract.base import NonEmptyStr, Size, _Model
+from engine.io.uri import one_line
 
 # ---------------------------------------------------------------------------------------------
 # Aggregate, output
@@ -115,7 +116,7 @@ class OutputSpec(_Model):
         try:
             pa.Codec(codec, compression_level=value)
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise ValueError(f"level {value} is not valid for {codec}: {_one_line(exc)}") from None
+            raise ValueError(f"level {value} is not valid for {codec}: {one_line(exc)}") from None
         return value
 
     def write_overrides(self) -> dict[str, Any]:

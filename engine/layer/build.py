@@ -42,6 +42,15 @@ MAX_UNZIPPED = 150 * MiB
 #: the layer publishable with `aws lambda publish-layer-version --zip-file` too.
 MAX_ZIPPED = 50 * MiB
 
+#: Folders of ``engine/`` the Lambda handlers never import, left out of the layer: the CLI, the
+#: data generator, sizing, the layer builder itself, the local pipeline runner (moto), and the
+#: files the commands read (the handlers themselves are each function's code, not the layer's).
+#: ``tests/functional/layer/test_layer_build.py`` imports every handler from the layer.
+TOOL_FOLDERS = ("cli", "gen", "sizing", "layer", "aws/local", "resources")
+
+#: Single modules of ``engine/`` left out for the same reason.
+TOOL_MODULES = ("aws/remote.py",)
+
 
 @dataclass
 class LayerReport:
@@ -256,11 +265,16 @@ def _unpack(wheel: Wheel, root: Path) -> list[Path]:
 
 
 def _copy_engine(source: Path, dest: Path) -> list[Path]:
+    """Copy the engine package, without its tools (:data:`TOOL_FOLDERS`, :data:`TOOL_MODULES`)."""
     if not (source / "__init__.py").is_file():
         raise LayerError(f"{source} is not the engine package", uri=str(source))
     written = []
     for path in sorted(source.rglob("*")):
         if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        relative = path.relative_to(source).as_posix()
+        if relative in TOOL_MODULES or any(relative.startswith(f"{folder}/")
+                                           for folder in TOOL_FOLDERS):
             continue
         target = dest / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)

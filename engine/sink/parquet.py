@@ -9,8 +9,10 @@ Example:
     >>> import pyarrow as pa
     >>> from engine.sink.parquet import ParquetSink
     >>> table = pa.table({"a": [1, 2, 3]})
-    >>> with ParquetSink("/tmp/doc-example.parquet", table.schema) as sink:  # doctest: +SKIP
+    >>> with ParquetSink(f"{tmp}/a.parquet", table.schema) as sink:
     ...     sink.write(table)
+    >>> [(f.rows, f.row_groups) for f in sink.files]
+    [(3, 1)]
 """
 
 from __future__ import annotations

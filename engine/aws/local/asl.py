@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine import errors
+from engine import errors, resources
 
 __all__ = [
     "ACCOUNT",
@@ -92,24 +92,14 @@ TRANSIENT_ERRORS = _SERVICE_TRANSIENT_ERRORS | _error_names(errors.TransientErro
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.:]+)\}")
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
 def locate(env: str, relative: str) -> Path:
-    """``$env``, else ``relative`` beside ``engine/`` (a checkout), else under the cwd."""
+    """``$env`` when set, else the packaged file ``relative`` (:mod:`engine.resources`)."""
     given = os.environ.get(env)
-    if given:
-        return Path(given)
-    beside = _repo_root() / relative
-    if beside.exists():
-        return beside
-    here = Path.cwd() / relative
-    return here if here.exists() else beside
+    return Path(given) if given else Path(str(resources.resource(relative)))
 
 
 def asl_path() -> Path:
-    """The state machine definition (``$CHUNKWISE_ASL``, or the checkout's or cwd's)."""
+    """The state machine definition (``$CHUNKWISE_ASL``, else the packaged one)."""
     return locate("CHUNKWISE_ASL", "stepfunctions/pipeline.asl.json")
 
 

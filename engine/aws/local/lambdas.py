@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.aws.local.asl import function_arn, locate
+from engine.errors import InstallationError
 
 __all__ = [
     "Dispatcher",
@@ -46,8 +47,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def lambda_dir() -> Path:
-    """The handlers' ``lambda/`` (``$CHUNKWISE_LAMBDA_DIR``, or the checkout's or cwd's)."""
-    return locate("CHUNKWISE_LAMBDA_DIR", "lambda")
+    """The handlers' ``lambda/`` (``$CHUNKWISE_LAMBDA_DIR``, else the packaged handlers)."""
+    return locate("CHUNKWISE_LAMBDA_DIR", "handlers")
 
 
 class LocalContext:
@@ -75,7 +76,9 @@ def load_handler(step: str, directory: Path | None = None) -> Handler:
     """Import ``lambda/<step>/handler.py`` under a private module name; return its ``handler``."""
     path = (directory or lambda_dir()) / step / "handler.py"
     if not path.is_file():
-        raise FileNotFoundError(f"no handler for step {step!r}: {path}")
+        raise InstallationError(f"no handler for step {step!r} at {path}: the installation is "
+                                "incomplete, or CHUNKWISE_LAMBDA_DIR names the wrong folder",
+                                uri=str(path))
     spec = importlib.util.spec_from_file_location(f"chunkwise_lambda_{step}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

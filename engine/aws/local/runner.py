@@ -43,6 +43,7 @@ from engine.aws.local.asl import ACCOUNT, FUNCTIONS, REGION, render_definition
 from engine.aws.local.inputs import contract_key, settings_env
 from engine.aws.local.lambdas import Handler, lambda_dir, load_handler
 from engine.aws.local.sandbox import handler_environment, moto_sandbox
+from engine.errors import InstallationError
 
 __all__ = ["LOCAL_NAMES", "LocalPipeline", "run_local"]
 
@@ -136,11 +137,11 @@ class LocalPipeline:
                 raise KeyError(f"unknown function {name!r}: one of {sorted(FUNCTIONS)} or a step "
                                f"name {sorted(by_step)}")
             overrides[logical] = fn
-        directory = lambda_dir()
-        if not directory.is_dir() and set(overrides) != set(FUNCTIONS):
-            raise FileNotFoundError(
-                f"the Lambda handlers are not at {directory}: run from a checkout of the "
-                "repository or set CHUNKWISE_LAMBDA_DIR to its lambda/ directory")
+        directory = lambda_dir() if set(overrides) != set(FUNCTIONS) else Path()
+        if set(overrides) != set(FUNCTIONS) and not directory.is_dir():
+            raise InstallationError(f"the Lambda handlers are not at {directory}: unset "
+                                    "CHUNKWISE_LAMBDA_DIR, or point it at a lambda/ folder",
+                                    uri=str(directory))
         handlers: dict[str, Handler] = {}
         for logical, step in FUNCTIONS.items():
             if logical in overrides:

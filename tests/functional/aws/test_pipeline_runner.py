@@ -18,7 +18,7 @@ import pytest
 
 from engine.aws.local import asl, inputs, sandbox
 from engine.aws.local.runner import LocalPipeline, run_local
-from engine.errors import SchemaError, TransientError, ValidationError
+from engine.errors import InstallationError, SchemaError, TransientError, ValidationError
 
 
 def _ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -259,7 +259,7 @@ def test_missing_handler_falls_through_to_moto(small_csv: Path, tmp_path: Path,
     assert result["states"][:3] == ["Ingest", "IsDuplicate", "Validate"]
     assert "Function not found" in result["error"]["message"]  # moto's Lambda answered
     monkeypatch.setenv("CHUNKWISE_LAMBDA_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="CHUNKWISE_LAMBDA_DIR"):
+    with pytest.raises(InstallationError, match="CHUNKWISE_LAMBDA_DIR"):
         run_local(small_csv, handlers={"ingest": _ingest}, key="in/small.csv")
 
 

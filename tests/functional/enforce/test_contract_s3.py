@@ -19,7 +19,7 @@ from engine.errors import ValidationError
 from engine.gen import generate
 from engine.run import transform, validate
 
-ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
+ORDERS_YAML = Path(__file__).resolve().parents[3] / "contracts" / "orders.yaml"
 SRC = "s3://raw/orders/2025-03-01.csv"
 OUT = "s3://processed/orders/"
 REF = "s3://ref/countries.csv"

@@ -37,7 +37,7 @@ from engine.layer import LayerDownloadError, LayerReport, Target, build_layer
 from engine.layer.elf import read_elf
 from engine.layer.pins import RUNTIME_PROVIDED, read_pins
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PINS = ROOT / "layer" / "requirements.txt"
 MiB = 2**20
 MAX_UNZIPPED = 150 * MiB  # issue 6's bars for the python3.13 arm64 layer
@@ -194,6 +194,14 @@ def test_every_handler_imports_from_the_layer_and_the_runtime(host_layer: Built,
     data = json.loads(result.stdout)
     assert data["outside"] == {}
     assert not {"typer", "rich", "click", "pandas", "matplotlib"} & set(data["loaded"])
+
+
+def test_the_engines_tools_are_left_out_of_the_layer(host_layer: Built) -> None:
+    engine_dir = host_layer.python_dir / "engine"
+    assert (engine_dir / "run.py").is_file() and (engine_dir / "aws" / "steps.py").is_file()
+    for folder in ("cli", "gen", "sizing", "layer", "aws/local", "resources"):
+        assert not (engine_dir / folder).exists(), folder
+    assert not (engine_dir / "aws" / "remote.py").exists()
 
 
 # ----------------------------------------------------------------------------- python3.13 arm64

@@ -38,7 +38,7 @@ from engine.gen.datasets.orders import ORDERS_COLUMNS
 from engine.infer import infer_contract
 from engine.run import RunReport, transform, validate
 
-ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
+ORDERS_YAML = Path(__file__).resolve().parents[3] / "contracts" / "orders.yaml"
 FORMATS = ("csv", "ndjson", "json")
 UTC = dt.UTC
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import engine
 from engine.cli.app import app
 from engine.gen import generate
 
@@ -52,7 +53,8 @@ def one_json_object(stdout: str) -> dict[str, Any]:
 def assert_failed(stdout: str, error_type: str) -> dict[str, Any]:
     data = one_json_object(stdout)
     assert data["status"] == "failed"
-    assert set(data) == {"status", "error"}
+    assert set(data) == {"status", "error", "version"}
+    assert data["version"] == engine.__version__
     assert set(data["error"]) >= ERROR_KEYS
     assert data["error"]["type"] == error_type
     assert data["error"]["message"]
@@ -410,7 +412,7 @@ def test_version_is_the_package_version(runner: CliRunner):
     assert result.exit_code == 0, result.output
     assert result.stdout == f"chunkwise {engine.__version__}\n"
     # engine.__version__ is the one source: the packaging metadata reads it from there
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml")
                               .read_text("utf-8"))
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
     assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "engine.__version__"}

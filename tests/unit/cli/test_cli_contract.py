@@ -23,7 +23,7 @@ from engine.contract import load_contract
 from engine.gen import generate
 from engine.gen.datasets.orders import ORDERS_COLUMNS
 
-ORDERS_YAML = Path(__file__).resolve().parents[2] / "contracts" / "orders.yaml"
+ORDERS_YAML = Path(__file__).resolve().parents[3] / "contracts" / "orders.yaml"
 
 
 @pytest.fixture

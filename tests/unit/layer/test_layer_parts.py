@@ -2,7 +2,7 @@
 
 Shared objects are synthetic ELF files written here (:func:`make_elf`), so every case of the
 reader and of the checks is exercised on both machines without downloading a wheel. The builds
-themselves are in ``tests/functional/test_layer_build.py``.
+themselves are in ``tests/functional/layer/test_layer_build.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from engine.layer.package import FIXED_TIMESTAMP, PackageSize, write_zip
 from engine.layer.pins import CLI_ONLY, RUNTIME_PROVIDED, Pin, read_pins
 from engine.layer.trim import TRIM_RULES, StripResult, dedupe_shared_objects, strip_pyarrow, trim
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PINS = ROOT / "layer" / "requirements.txt"
 AARCH64, X86_64 = 183, 62
 

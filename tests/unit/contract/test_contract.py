@@ -33,7 +33,7 @@ from engine.contract import (
 )
 from engine.errors import ContractError, InputNotFoundError, PermanentError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ORDERS = ROOT / "contracts" / "orders.yaml"
 EVENTS = ROOT / "contracts" / "events.yaml"
 DOCS = ROOT / "docs" / "contracts.md"
