@@ -39,6 +39,9 @@ class RunReport:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     schema: list[dict[str, str]] = field(default_factory=list)
     widened: list[dict[str, Any]] = field(default_factory=list)
+    #: columns inference typed against what their values parse as: ``column``, ``type``,
+    #: ``reason`` (a CSV column of numbers with leading zeros is a string column)
+    inference: list[dict[str, str]] = field(default_factory=list)
     rejects: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     restarts: int = 0
@@ -49,6 +52,9 @@ class RunReport:
     state_bytes: int = 0
     aggregate: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    #: a run into a directory: the source's ``name``, the ``mode``, the run's ``generation``,
+    #: its ``manifest`` and how many files it ``removed`` (docs/datasets.md)
+    dataset: dict[str, Any] | None = None
     #: the chunkwise version that wrote the report
     version: str = __version__
 

@@ -35,7 +35,7 @@ from engine.contract.expressions import CallExpr, Expr, FieldExpr, LiteralExpr
 from engine.contract.loader import MAX_CONTRACT_BYTES as MAX_CONTRACT_BYTES
 from engine.contract.loader import load_contract
 from engine.contract.model import Contract
-from engine.contract.output import AggregateSpec, MetricSpec, OutputSpec
+from engine.contract.output import AggregateSpec, MetricSpec, OutputSpec, ProjectionSpec
 from engine.contract.steps import (
     CastStep,
     DedupeSpec,
@@ -77,6 +77,7 @@ __all__ = [
     "OutputSpec",
     "ParseTimestampSpec",
     "ParseTimestampStep",
+    "ProjectionSpec",
     "PythonSpec",
     "PythonStep",
     "RejectPolicy",

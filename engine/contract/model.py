@@ -34,8 +34,8 @@ class Contract(_Model):
     match: StrList = []
     """Glob(s) on the object key (without ``s3://bucket/``) routing files to this contract;
     ``*`` also matches ``/``. A single string is accepted."""
-    format: Literal["csv", "ndjson", "json"] | None = None
-    """Input format; unset detects it from the suffix, then the content."""
+    format: Literal["csv", "ndjson", "json", "parquet"] | None = None
+    """Input format; unset detects it from the content's first bytes, the suffix, the text."""
     options: FormatOptions = FormatOptions()
     """Format options."""
     columns: dict[NonEmptyStr, ColumnSpec]

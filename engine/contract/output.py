@@ -83,6 +83,71 @@ class AggregateSpec(_Model):
     ``s3://``."""
 
 
+class ProjectionSpec(_Model):
+    """Athena partition projection of one partition column (``output.partition_projection``).
+
+    Athena computes the column's partitions from these rules at query time instead of reading
+    them from the Glue Data Catalog, so the pipeline registers none. Each key is the table
+    property ``projection.<column>.<key>`` of Athena's documentation.
+    """
+
+    type: Literal["enum", "integer", "date", "injected"]
+    """``enum`` (listed values), ``integer`` (a range of whole numbers), ``date`` (a range of
+    dates or times) or ``injected`` (the query's ``WHERE`` must give the value)."""
+    values: list[NonEmptyStr] | None = None
+    """``enum``: the values, as they appear in the folder names."""
+    range: Annotated[list[NonEmptyStr], Field(min_length=2, max_length=2)] | None = None
+    """``integer``: the first and last value (``[0, 100]`` as strings); ``date``: the first and
+    last date in ``format``, or relative to ``NOW`` (``["2020-01-01", "NOW"]``)."""
+    format: NonEmptyStr | None = None
+    """``date``: the folder's date pattern (Java ``DateTimeFormatter``, e.g. ``yyyy-MM-dd``)."""
+    interval: int | None = Field(default=None, ge=1)
+    """``integer`` or ``date``: the step between values (default 1)."""
+    unit: Literal["YEARS", "MONTHS", "WEEKS", "DAYS", "HOURS", "MINUTES", "SECONDS"] | None = None
+    """``date``: the unit of ``interval`` (``DAYS``, ``HOURS``, ...)."""
+    digits: int | None = Field(default=None, ge=1)
+    """``integer``: the number of digits, zero-padded (``digits: 2`` reads ``05``)."""
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> ProjectionSpec:
+        allowed = {"enum": {"values"}, "integer": {"range", "interval", "digits"},
+                   "date": {"range", "format", "interval", "unit"}, "injected": set()}[self.type]
+        required = {"enum": {"values"}, "integer": {"range"}, "date": {"range", "format"},
+                    "injected": set()}[self.type]
+        given = {name for name in ("values", "range", "format", "interval", "unit", "digits")
+                 if getattr(self, name) is not None}
+        if given - allowed:
+            raise ValueError(f"{', '.join(sorted(given - allowed))}: not a key of a "
+                             f"projection of type {self.type}")
+        if required - given:
+            raise ValueError(f"a projection of type {self.type} needs "
+                             f"{', '.join(sorted(required))}")
+        if self.type == "integer" and self.range is not None:
+            for bound in self.range:
+                try:
+                    int(bound)
+                except ValueError:
+                    raise ValueError(f"range: {bound!r} is not a whole number") from None
+        return self
+
+    def table_properties(self, column: str) -> dict[str, str]:
+        """The Athena table properties ``projection.<column>.*`` this spec sets."""
+        out = {f"projection.{column}.type": self.type}
+        if self.values is not None:
+            out[f"projection.{column}.values"] = ",".join(self.values)
+        if self.range is not None:
+            out[f"projection.{column}.range"] = ",".join(self.range)
+        if self.format is not None:
+            out[f"projection.{column}.format"] = self.format
+        if self.interval is not None:
+            out[f"projection.{column}.interval"] = str(self.interval)
+        if self.unit is not None:
+            out[f"projection.{column}.interval.unit"] = self.unit
+        if self.digits is not None:
+            out[f"projection.{column}.digits"] = str(self.digits)
+        return out
+
+
 class OutputSpec(_Model):
     """How the Parquet output is written."""
 
@@ -104,6 +169,20 @@ class OutputSpec(_Model):
     max_open_writers: int = Field(default=32, ge=1)
     """Most partition files open at once (each holds a row-group buffer); beyond it the least
     recently used is closed and a later row for it starts a new file."""
+    partition_projection: dict[NonEmptyStr, ProjectionSpec] | None = None
+    """The pipeline's catalog table: Athena partition projection, one entry per column of
+    ``partition_by``, instead of registering each new partition in the Glue Data Catalog."""
+
+    @model_validator(mode="after")
+    def _check_projection(self) -> OutputSpec:
+        if self.partition_projection is None:
+            return self
+        if set(self.partition_projection) != set(self.partition_by):
+            raise ValueError(
+                "partition_projection needs exactly the partition_by columns "
+                f"({', '.join(self.partition_by) or 'none'}); got "
+                f"{', '.join(self.partition_projection) or 'none'}")
+        return self
 
     @field_validator("compression_level")
     @classmethod

@@ -93,13 +93,13 @@ def check_references(contract: ContractParts) -> list[tuple[Loc, str]]:
     """Problems with the columns and options a contract names, each with its location."""
     problems: list[tuple[Loc, str]] = []
     options = contract.options
-    if contract.format in ("ndjson", "json"):
+    if contract.format in ("ndjson", "json", "parquet"):
         for name in _CSV_ONLY:
             if getattr(options, name) is not None:
                 problems.append(
                     (("options", name), f"{name} applies to csv, not {contract.format}")
                 )
-    if contract.format in ("csv", "ndjson") and options.json_path is not None:
+    if contract.format in ("csv", "ndjson", "parquet") and options.json_path is not None:
         problems.append(
             (("options", "json_path"), f"json_path applies to format json, not {contract.format}")
         )

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from engine.config import COMPRESSION_SUFFIXES, FORMAT_SUFFIXES, FORMATS, SUFFIX_DELIMITERS
+from engine.config import COMPRESSION_SUFFIXES, FORMAT_SUFFIXES, SUFFIX_DELIMITERS, TEXT_FORMATS
 from engine.gen.datasets.orders import (
     ORDERS_COLUMNS,
     ORDERS_DESCRIPTION,
@@ -58,7 +58,8 @@ _ZSTD_LEVEL = 3
 
 #: Name suffix → the format gen writes under it: the reader's suffixes (``engine.config``) but
 #: those implying another CSV delimiter (``.tsv``): gen's CSV is comma-separated.
-_FORMAT_OF_SUFFIX = {s: f for s, f in FORMAT_SUFFIXES.items() if s not in SUFFIX_DELIMITERS}
+_FORMAT_OF_SUFFIX = {s: f for s, f in FORMAT_SUFFIXES.items()
+                     if s not in SUFFIX_DELIMITERS and f in TEXT_FORMATS}
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,12 @@ def check_arguments(
                 f"cannot infer the format of {os.fspath(path)!r} from its suffix; use "
                 f"{', '.join(_FORMAT_OF_SUFFIX)} (optionally followed by "
                 f"{', '.join(COMPRESSION_SUFFIXES)}) or pass fmt= one of "
-                f"{', '.join(FORMATS)}"
+                f"{', '.join(TEXT_FORMATS)}"
             )
         fmt = inferred
     fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
+    if fmt not in TEXT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(TEXT_FORMATS)}")
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
         raise ValueError(f"size must be a positive number of bytes, got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.config import FORMATS
+from engine.config import TEXT_FORMATS
 from engine.gen.text import (
     Block,
     Field,
@@ -88,7 +88,7 @@ class Fault:
     field: str | None = None
     value: str = ""
     json: str | None = None
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = TEXT_FORMATS
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:

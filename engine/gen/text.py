@@ -205,4 +205,4 @@ LAYOUTS: dict[str, Layout] = {
     "ndjson": Layout(lambda columns: "", ndjson_rows, ""),
     "json": Layout(lambda columns: "[\n", _json_array_rows, "\n]\n"),
 }
-"""The layout of each format of :data:`engine.config.FORMATS`."""
+"""The layout of each format of :data:`engine.config.TEXT_FORMATS`."""

@@ -1,7 +1,8 @@
 """Bytes in and out: URIs, streaming decompressed inputs, atomic outputs, and S3.
 
 - :mod:`engine.io.uri`: what a name says (local or S3, compression suffix, stem), local errors;
-- :mod:`engine.io.input`: :func:`open_input`, :func:`object_size`, :func:`read_range`;
+- :mod:`engine.io.input`: :func:`open_input`, :func:`object_size`, :func:`read_range`, and
+  :func:`open_seekable` for formats read at any offset (Parquet);
 - :mod:`engine.io.decompress`: gzip (ISA-L), bz2 and zstd decompressors that count stored bytes;
 - :mod:`engine.io.output`: :class:`AtomicOutput`, which publishes a file or object whole or not
   at all;
@@ -12,9 +13,11 @@ The names below are the package's API; the engine's other packages use them from
 
 from engine.io.input import (
     InputStream,
+    SeekableInput,
     map_s3_error,
     object_size,
     open_input,
+    open_seekable,
     read_range,
     reset_s3_client,
     s3_client,
@@ -35,6 +38,7 @@ from engine.io.uri import (
 __all__ = [
     "AtomicOutput",
     "InputStream",
+    "SeekableInput",
     "infer_compression",
     "input_stem",
     "is_s3",
@@ -45,6 +49,7 @@ __all__ = [
     "object_size",
     "one_line",
     "open_input",
+    "open_seekable",
     "read_range",
     "reset_s3_client",
     "s3_client",

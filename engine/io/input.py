@@ -2,7 +2,8 @@
 
 :func:`open_input` returns an :class:`InputStream` whose ``read(n)`` yields decompressed bytes
 while holding only a bounded buffer, whatever the object's size. :func:`object_size` and
-:func:`read_range` answer the two questions sampling asks before a read.
+:func:`read_range` answer the two questions sampling asks before a read. :func:`open_seekable`
+reads stored bytes at any offset, for a format whose index is at its end (Parquet).
 
 Every failure leaves this module as an :mod:`engine.errors` exception naming the URI:
 
@@ -38,9 +39,11 @@ from engine.io.uri import (
 
 __all__ = [
     "InputStream",
+    "SeekableInput",
     "map_s3_error",
     "object_size",
     "open_input",
+    "open_seekable",
     "read_range",
     "reset_s3_client",
     "s3_client",
@@ -350,3 +353,153 @@ def open_input(uri: str, compression: str | None = None, *,
         source = _Window(source, min(byte_range[0], end), end)
         size = max(0, end - byte_range[0])
     return InputStream(source, uri, compression, size=size, map_error=map_error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random access
+# ---------------------------------------------------------------------------------------------
+
+
+class SeekableInput(io.RawIOBase):
+    """A stored file or object read at any offset: what a format with its index at the end needs.
+
+    Parquet's footer is at the end of the file and its column chunks are found from there, so a
+    Parquet reader seeks. Each ``read(n)`` is one ``pread`` of a local file, or one ranged
+    ``GetObject`` of exactly those bytes (``If-Match`` the ETag, resumed on a broken body, by
+    :class:`engine.io.s3.RangedReader`): no response is left half read when the reader seeks on.
+    Nothing is decompressed. ``raw_bytes_read`` counts the bytes read, for progress.
+
+    Args:
+        uri: what was opened.
+        size: the stored size in bytes.
+        read_at: ``read_at(position, n)`` returns up to ``n`` bytes from ``position``.
+        release: closes what ``read_at`` reads from.
+
+    """
+
+    compression = "none"
+
+    def __init__(self, uri: str, size: int, read_at: Callable[[int, int], bytes | bytearray],
+                 release: Callable[[], None]) -> None:
+        super().__init__()
+        self.uri = uri
+        self.name = uri
+        self.size = size
+        self.raw_bytes_read = 0
+        self._read_at = read_at
+        self._release = release
+        self._position = 0
+
+    def readable(self) -> bool:
+        """Return True."""
+        return True
+
+    def seekable(self) -> bool:
+        """Return True."""
+        return True
+
+    def tell(self) -> int:
+        """The offset of the next byte read."""
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` (from the start, the current position or the end)."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes | bytearray:  # type: ignore[override]
+        """Up to ``size`` bytes from the position (what remains for ``-1``); ``b""`` at the end.
+
+        The bytes come in a ``bytearray`` of their own, not copied into ``bytes``: pyarrow keeps
+        the object as its buffer.
+        """
+        if self.closed:
+            raise ValueError(f"I/O operation on closed SeekableInput ({self.uri})")
+        left = max(0, self.size - self._position)
+        n = left if size is None or size < 0 else min(size, left)
+        data = self._read_at(self._position, n) if n else b""
+        self._position += len(data)
+        self.raw_bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the position; the count, 0 at the end."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Release the file handle."""
+        if not self.closed:
+            try:
+                self._release()
+            finally:
+                super().close()
+
+    def __enter__(self) -> SeekableInput:
+        return self
+
+
+def open_seekable(uri: str) -> SeekableInput:
+    """Open a local path or ``s3://`` URI for reads at any offset (see :class:`SeekableInput`).
+
+    Raises:
+        InputNotFoundError: no such file, object or bucket.
+        InputFormatError: a local path names a directory.
+        PermanentError: access denied.
+        TransientError: S3 throttling or a network failure (also from ``read``).
+
+    """
+    if is_s3(uri):
+        from engine.io import s3
+
+        client = s3.s3_client()
+        head = s3.head_object(client, uri)
+        size, etag = int(head["ContentLength"]), head.get("ETag")
+
+        def read_object(position: int, n: int) -> bytes | bytearray:
+            with s3.RangedReader(client, uri, size, etag, start=position,
+                                 end=position + n) as ranged:
+                return _read_exactly(ranged, n)
+
+        return SeekableInput(uri, size, read_object, lambda: None)
+    try:
+        fd = os.open(local_path(uri), os.O_RDONLY)
+    except OSError as exc:
+        raise local_error(exc, uri) from exc
+    size = os.fstat(fd).st_size
+    if os.path.isdir(local_path(uri)):  # os.open opens a directory for reading
+        os.close(fd)
+        raise local_error(IsADirectoryError(21, "Is a directory", uri), uri)
+
+    def read_file(position: int, n: int) -> bytes | bytearray:
+        try:
+            data = os.pread(fd, n, position)
+            while len(data) < n:  # a regular file answers whole, but the API allows less
+                more = os.pread(fd, n - len(data), position + len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        except OSError as exc:
+            raise local_error(exc, uri) from exc
+
+    return SeekableInput(uri, size, read_file, lambda: os.close(fd))
+
+
+def _read_exactly(stream: Any, n: int) -> bytearray:
+    """``n`` bytes of ``stream`` (fewer only at its end), read into one buffer, not copied."""
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        count = stream.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    del view
+    if got < n:
+        del buffer[got:]
+    return buffer

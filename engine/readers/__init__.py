@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from engine.readers.csv import CsvReader
     from engine.readers.json_array import JsonArrayReader
     from engine.readers.ndjson import NdjsonReader
+    from engine.readers.parquet import ParquetReader
 
 __all__ = [
     "READERS",
@@ -26,6 +27,7 @@ __all__ = [
     "CsvReader",
     "JsonArrayReader",
     "NdjsonReader",
+    "ParquetReader",
     "Reader",
     "Reject",
     "Sample",
@@ -38,6 +40,7 @@ _READER_CLASSES = {
     "csv": ("engine.readers.csv", "CsvReader"),
     "ndjson": ("engine.readers.ndjson", "NdjsonReader"),
     "json": ("engine.readers.json_array", "JsonArrayReader"),
+    "parquet": ("engine.readers.parquet", "ParquetReader"),
 }
 
 

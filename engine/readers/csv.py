@@ -4,6 +4,14 @@ Each chunk is cut at the last line break outside quotes: with RFC 4180 quoting (
 inside quoted fields), a line break is a record boundary exactly when the number of quote
 characters before it, counted from a record boundary, is even. ``bytes.count``/``rfind`` find it
 at memory speed without a Python loop over the bytes.
+
+Line breaks are LF or CRLF, or CR alone (classic Mac OS, Excel for Mac's "CSV (Macintosh)"):
+the first record's line break decides, and chunks are then cut at CRs. pyarrow's parser itself
+ends records at any of the three.
+
+Inference keeps leading zeros: a column whose sampled values include a number written with a
+zero before another digit (``08123``) is a string column, not a number that drops the zeros
+(:data:`engine.readers.schema.LEADING_ZERO`); ``inferences`` says so, for the RunReport.
 """
 
 from __future__ import annotations
@@ -22,7 +30,13 @@ import pyarrow.csv as pacsv
 from engine.config import MAX_COLUMNS, ReadOptions
 from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
-from engine.readers.schema import nonfinite_rows, unify_schemas, widenings
+from engine.readers.schema import (
+    Inference,
+    leading_zero_values,
+    nonfinite_rows,
+    unify_schemas,
+    widenings,
+)
 from engine.readers.streams import aligned_pieces, first_invalid_utf8
 
 __all__ = ["CsvReader", "count_byte", "quote_aware_cut"]
@@ -57,17 +71,19 @@ def count_byte(buf: bytes | bytearray | memoryview, byte: bytes, start: int = 0,
     return total
 
 
-def quote_aware_cut(buf: bytes | bytearray, quote: bytes = b'"', end: int | None = None) -> int:
+def quote_aware_cut(buf: bytes | bytearray, quote: bytes = b'"', end: int | None = None,
+                    newline: bytes = b"\n") -> int:
     """Index just past the last line break in ``buf[:end]`` that lies outside quotes (0 if none).
 
-    ``buf`` must start at a record boundary.
+    ``buf`` must start at a record boundary. ``newline`` is the byte that ends a record: LF
+    (which also ends CRLF), or CR in a file whose line breaks are CR alone.
     """
-    pos = buf.rfind(b"\n", 0, len(buf) if end is None else end)
+    pos = buf.rfind(newline, 0, len(buf) if end is None else end)
     if not quote or pos < 0:
         return pos + 1
     inside = count_byte(buf, quote, 0, pos) & 1
     while inside:
-        prev = buf.rfind(b"\n", 0, pos)
+        prev = buf.rfind(newline, 0, pos)
         if prev < 0:
             return 0
         inside ^= buf.count(quote, prev, pos) & 1
@@ -100,7 +116,11 @@ class CsvReader:
         self.uri = uri
         self.options = options
         self.widened: list[Widening] = []
+        #: the types inference chose against what the values parse as (leading zeros)
+        self.inferences: list[Inference] = []
         self._quote = options.quote_char.encode() if options.quote_char else b""
+        #: the byte that ends a record, once the start of the input has shown it
+        self._newline: bytes | None = None
         self._parse_options_kw = {
             "delimiter": options.delimiter,
             "quote_char": options.quote_char or False,
@@ -111,7 +131,34 @@ class CsvReader:
     # -- header and options ----------------------------------------------------------------
 
     def _cut(self, buf: bytes | bytearray, end: int | None = None) -> int:
-        return quote_aware_cut(buf, self._quote, end)
+        # The first call sees the start of the input (a header or the first record).
+        newline = self._newline or self._line_break(buf, end, final=False) or b"\n"
+        return quote_aware_cut(buf, self._quote, end, newline)
+
+    def _line_break(self, buf: bytes | bytearray, end: int | None, *, final: bool
+                    ) -> bytes | None:
+        r"""Decide, from the start of the input, the byte that ends its records.
+
+        ``\r`` when the first line break outside quotes is a CR not followed by LF (CR-only
+        line endings); ``\n`` otherwise (LF, CRLF). ``None`` while undecided: no line break
+        yet, or a CR at the very end of ``buf`` whose LF may follow (unless ``final``).
+        """
+        end = len(buf) if end is None else end
+        pos = inside = 0
+        while True:
+            at = min((i for i in (buf.find(b"\n", pos, end), buf.find(b"\r", pos, end))
+                      if i >= 0), default=-1)
+            if at < 0:
+                return None
+            if self._quote:
+                inside ^= buf.count(self._quote, pos, at) & 1
+            if not inside:
+                if buf[at] == 0x0A or buf[at + 1:at + 2] == b"\n":
+                    self._newline = b"\n"
+                elif at + 1 < end or final:
+                    self._newline = b"\r"
+                return self._newline
+            pos = at + 1
 
     def split_header(self, head: bytes, *, complete: bool = True) -> tuple[list[str], int]:
         """Column names and the byte length of the header record (0 without a header).
@@ -124,10 +171,15 @@ class CsvReader:
                 UTF-8, or binary data), or does not end within ``head``.
             SchemaError: an empty header, or more than ``MAX_COLUMNS`` columns.
         """
+        if self._newline is None:
+            self._line_break(head, None, final=complete)
         end = self._first_record_end(head)
         if not complete and end == len(head):
             raise InputFormatError(f"the first CSV record is longer than the {len(head)} bytes "
                                    "sampled for inference", uri=self.uri, record=1, offset=0)
+        if self._quote and head.count(self._quote, 0, end) & 1:  # it ran to the end of the input
+            raise InputFormatError("unterminated quoted field in the first CSV record",
+                                   uri=self.uri, record=1, offset=0)
         if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
             raise InputFormatError("the input is UTF-16 (it starts with a UTF-16 byte-order "
                                    "mark): pass --encoding utf-16", uri=self.uri, record=1,
@@ -155,10 +207,11 @@ class CsvReader:
         return _unique_names(names), end
 
     def _first_record_end(self, buf: bytes) -> int:
+        newline = self._newline or b"\n"
         pos = -1
         inside = 0
         while True:
-            nxt = buf.find(b"\n", pos + 1)
+            nxt = buf.find(newline, pos + 1)
             if nxt < 0:
                 return len(buf)
             if self._quote:
@@ -179,7 +232,7 @@ class CsvReader:
                                      quotechar=self.options.quote_char or None,
                                      quoting=pycsv.QUOTE_MINIMAL if self.options.quote_char
                                      else pycsv.QUOTE_NONE, strict=False)) if text else []
-        except pycsv.Error as exc:  # e.g. a bare CR: binary data or old Mac line endings
+        except pycsv.Error as exc:  # e.g. a bare CR inside an LF file's header: binary data
             raise InputFormatError(f"the first CSV record cannot be parsed: {exc}",
                                    uri=self.uri, record=1, offset=0) from None
         return rows[0] if rows else []
@@ -240,12 +293,17 @@ class CsvReader:
     # -- inference -------------------------------------------------------------------------
 
     def infer_schema(self, samples: list[Sample]) -> pa.Schema:
-        """Infer column types from the head and ranged samples; all-null columns become string."""
+        """Infer column types from the head and ranged samples; all-null columns become string.
+
+        A column holding a number with leading zeros in any sample is a string column, and
+        ``inferences`` says so.
+        """
         head = next((s for s in samples if s.at_start), None)
         if head is None or not head.data:
             raise InputFormatError("the input is empty", uri=self.uri, offset=0)
         names, header_len = self.split_header(head.data, complete=head.at_end)
         schema: pa.Schema | None = None
+        zeros: dict[str, str] = {}
         for sample in samples:
             # A mid-object sample may start inside a quoted field: its rows then misparse, and
             # the sample is dropped below when most of them are invalid.
@@ -267,11 +325,43 @@ class CsvReader:
                 continue  # a mid-object sample that started inside a quoted field
             if not sample.at_start and len(bad) > table.num_rows:
                 continue
-            schema = table.schema if schema is None else unify_schemas(schema, table.schema)
+            seen = self._keep_leading_zeros(data, names, table.schema, zeros)
+            schema = seen if schema is None else unify_schemas(schema, seen)
         if schema is None:
             schema = pa.schema([(n, pa.string()) for n in names])
+        self.inferences = [
+            Inference(name, "string", f"values with leading zeros (e.g. {value!r}), which a "
+                      "number type would drop") for name, value in zeros.items()]
         return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
                           for f in schema])
+
+    def _keep_leading_zeros(self, data: bytes | memoryview, names: list[str],
+                            seen: pa.Schema, zeros: dict[str, str]) -> pa.Schema:
+        """``seen`` (inferred from ``data``) with its numeric columns holding leading zeros as text.
+
+        The numeric columns are parsed again as text (a number does not remember its zeros);
+        those holding a :data:`~engine.readers.schema.LEADING_ZERO` number are added to
+        ``zeros`` with their first such value.
+        """
+        numeric = [f.name for f in seen
+                   if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+        if not numeric:
+            return seen
+        text = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names,
+                                           block_size=max(len(data) + 1, 1 << 20)),
+            parse_options=pacsv.ParseOptions(**self._parse_options_kw,
+                                             invalid_row_handler=lambda row: "skip"),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=numeric, column_types={n: pa.string() for n in numeric}),
+        )
+        found = leading_zero_values(text)
+        for name, value in found.items():
+            zeros.setdefault(name, value)
+        if not found:
+            return seen
+        return pa.schema([f.with_type(pa.string()) if f.name in found else f for f in seen])
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -288,7 +378,7 @@ class CsvReader:
         for offset, piece, last in pieces:
             if names is None:
                 head = bytes(piece[: 1 << 20])
-                if len(piece) > len(head) and b"\n" not in head:  # a header over 1 MiB
+                if len(piece) > len(head) and (self._newline or b"\n") not in head:  # > 1 MiB
                     head = bytes(piece)
                 names, header_len = self.split_header(head)
                 self._check_header(names, schema)
@@ -325,8 +415,9 @@ class CsvReader:
             return
         data = bytes(piece)  # error path only
         records, pos, inside, end = 0, 0, 0, self._cut(data, bad[0])
+        newline = self._newline or b"\n"
         while pos < end:  # the records before the one holding the bad byte
-            nxt = data.find(b"\n", pos, end)
+            nxt = data.find(newline, pos, end)
             if self._quote:
                 inside ^= data.count(self._quote, pos, nxt) & 1
             records += not inside
@@ -363,7 +454,8 @@ class CsvReader:
                     pass  # a column outside the contract does not fit either: widen it
             bad.clear()
             seen = self._parse(piece, names, None, bad, offset, first)
-            wider = unify_schemas(schema, seen.schema, strict)
+            wider = unify_schemas(schema, self._keep_leading_zeros(piece, names, seen.schema, {}),
+                                  strict)
             row = re.search(r"Row #(\d+)", message)  # pyarrow names the row that failed
             changes = widenings(schema, wider, first + int(row.group(1)) - 1 if row else first)
             if not changes:

@@ -5,10 +5,15 @@ The document is read in blocks. Each block is split at the commas between the ar
 rest is carried into the next block), so every piece starts outside strings at the array's depth
 and no other state crosses a block boundary. When every element of a piece is one object, the
 separators are overwritten with line breaks and the piece goes to pyarrow's JSON parser in one
-call; otherwise (a bad element, scalars, nested arrays) the piece's elements are parsed one run
-at a time: objects by bisecting with pyarrow as :mod:`engine.readers.ndjson` does (the parsing
-both share is :mod:`engine.readers.json_common`), other values with ijson, as rows
-``{"value": item}`` (:mod:`engine.readers.json_values`).
+call; otherwise (a bad element, a scalar, a nested array) the piece's elements are parsed one
+run at a time: objects by bisecting with pyarrow as :mod:`engine.readers.ndjson` does (the
+parsing both share is :mod:`engine.readers.json_common`); an element that is not an object is
+a reject, never given to pyarrow (which crashes on a leading ``null``).
+
+The array's first element decides what the array is: an array of objects (records) unless the
+first element is something else, and the schema is empty or the one column ``value``; then it
+is an array of values, each element a row ``{"value": element}``, objects included, parsed with
+ijson (:mod:`engine.readers.json_values`).
 
 Arrays of objects usually need less than the full scan: the separators of a run of objects can
 be guessed in one sparse pass (:func:`~engine.readers.json_split.guess_elements`). A guess is
@@ -32,7 +37,12 @@ from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
 from engine.errors import InputFormatError
 from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
 from engine.readers.json_common import (
+    TooManyKeys,
     json_failure,
+    nonfinite_reason,
+    not_an_object,
+    nothing_found,
+    object_schema,
     parse_json_objects,
     python_parse,
     sort_out,
@@ -50,14 +60,15 @@ from engine.readers.json_split import (
     path_keys,
     read_element,
 )
-from engine.readers.json_values import parse_values, value_schema
+from engine.readers.json_values import VALUE_COLUMN, parse_values, value_schema
 from engine.readers.scan import Scratch, deep_records
 from engine.readers.schema import (
     check_rows_have_columns,
     check_width,
     nonfinite_rows,
+    storable,
     unify_schemas,
-    widenings,
+    widen_by,
 )
 from engine.readers.streams import first_invalid_utf8
 
@@ -109,13 +120,17 @@ class _Parsed:
 class JsonArrayReader:
     """Reads the objects of a JSON array: the top-level value, or the one at ``json_path``.
 
-    Elements that are not objects become rows with one column, ``value``. A bad element is
-    rejected; a document that is not a JSON array, or that is cut short, is an error.
+    In an array of objects, an element that is not an object is a reject ("not a JSON object:
+    a top-level null"); an array whose first element is not an object is read as values, one
+    column ``value``. A bad element is rejected; a document that is not a JSON array, or that
+    is cut short, is an error.
     """
 
     format: ClassVar[str] = "json"
 
     _strict: frozenset[str] = frozenset()
+    #: Whether the array being read is an array of values (``None``: not decided yet).
+    _values: bool | None = None
 
     def __init__(self, uri: str, options: ReadOptions) -> None:
         self.uri = uri
@@ -135,6 +150,11 @@ class JsonArrayReader:
 
         Samples from the middle of the input are skipped: without the document's start there is
         no telling whether a ``},{`` lies inside a string. All-null columns become strings.
+
+        Raises:
+            SchemaError: the sampled elements are objects, but none gives a column (``{}``, or
+                every object a reject); the message says what was found.
+            InputFormatError: no sampled element can be read.
         """
         head = next((s for s in samples if s.at_start), None)
         if head is None:
@@ -153,15 +173,20 @@ class JsonArrayReader:
         schema = pa.schema([])
         if found.seps.size and not found.empty_array(buf):
             for seen in self._infer(buf, found, start + 1):
-                schema = unify_schemas(schema, seen)
-        return check_width(pa.schema([
+                schema = unify_schemas(schema, seen, store=False)
+            if not schema.names:
+                texts = [text for _, text in element_texts(buf, found.seps)]
+                raise nothing_found(texts[:10_000], self.uri)
+        return check_width(storable(pa.schema([
             pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
-            for f in schema]), self.uri)
+            for f in schema])), self.uri)
 
     def _infer(self, buf: bytes, found: Elements, base: int) -> list[pa.Schema]:
         """Schemas of the complete elements of ``buf``; too deep or bad elements are skipped.
 
-        Objects are parsed in groups of at most ``MAX_COLUMNS`` keys, other values with ijson.
+        Objects are parsed in groups of at most ``MAX_COLUMNS`` keys; an array of values (its
+        first element not an object) with ijson. Elements that are neither (a scalar among
+        objects) are rejects: left out.
         """
         end = int(found.seps[-1]) + 1
         bad = first_invalid_utf8(memoryview(buf)[:end])
@@ -171,30 +196,31 @@ class JsonArrayReader:
                 uri=self.uri, record=1 + int(np.searchsorted(found.seps, bad[0])),
                 offset=base + bad[0])
         deep = set(deep_records(np.frombuffer(buf, np.uint8), found.seps, MAX_JSON_DEPTH))
+        segments = element_texts(buf, found.seps)
+        if _of_values(segments[0][1], pa.schema([])):
+            values = value_schema([text for i, (_, text) in enumerate(segments)
+                                   if i not in deep])
+            return [] if values is None else [values]
         if found.objects and not deep and buf.count(b":", 0, end) <= MAX_COLUMNS:
             try:
                 table = parse_json_objects(_one_line(buf, found.seps), None, multiline=True,
                                            records=int(found.seps.size))
-                if table.num_rows == found.seps.size:
+                if table.num_rows == found.seps.size and nonfinite_rows(
+                        table, nan=True) is None:
                     return [table.schema]
             except pa.ArrowInvalid:
                 pass
-        out, others, group, keys = [], [], [], 0
-        texts = [text for i, (_, text) in enumerate(element_texts(buf, found.seps))
-                 if i not in deep]
+        out, group, keys = [], [], 0
+        texts = [text for i, (_, text) in enumerate(segments)
+                 if i not in deep and text[:1] == b"{"]
         for text in texts + [b""]:
             count = text.count(b":")
             if group and (not text or keys + count > MAX_COLUMNS):
                 out += self._infer_objects(group)
                 group, keys = [], 0
-            if text[:1] == b"{":
+            if text:
                 group.append(text)
                 keys += count
-            elif text:
-                others.append(text)
-        values = value_schema(others)
-        if values is not None:
-            out.append(values)
         return out
 
     @staticmethod
@@ -202,15 +228,15 @@ class JsonArrayReader:
         try:
             table = parse_json_objects(b"\n".join(texts), None, multiline=True,
                                        records=len(texts))
-            if table.num_rows == len(texts):
+            if table.num_rows == len(texts) and nonfinite_rows(table, nan=True) is None:
                 return [table.schema]
         except pa.ArrowInvalid:
             pass
         out = []
         for text in texts:  # a bad element must not spoil inference
             try:
-                out.append(parse_json_objects(text, None, multiline=True, records=1).schema)
-            except pa.ArrowInvalid:
+                out.append(object_schema(text, multiline=True))
+            except ValueError:  # TooManyKeys too: a reject in read()
                 continue
         return out
 
@@ -222,6 +248,7 @@ class JsonArrayReader:
     ) -> Iterator[Chunk]:
         """Parse the array's elements in chunks; see :class:`engine.readers.base.Reader`."""
         self._strict = strict
+        self._values = None
         buf, base = open_array(stream, self._keys, uri=self.uri, path=self._path,
                                block_size=self.options.block_size,
                                max_record_bytes=self.options.max_record_bytes)
@@ -355,11 +382,13 @@ class JsonArrayReader:
                 uri=self.uri, record=first + int(np.searchsorted(found.seps, bad[0])),
                 offset=offset + bad[0])
         count = int(found.seps.size)
+        if self._values is None:  # the array's first element
+            self._values = _of_values(element_texts(buf, found.seps[:1])[0][1], schema)
         if deep is None:
             deep = deep_records(np.frombuffer(buf, np.uint8), found.seps, MAX_JSON_DEPTH)
         if deep and guessed:
             return None  # only the exact split can tell where the deep elements are
-        if found.objects and not deep:
+        if found.objects and not deep and not self._values:
             table = None
             if schema.names:  # fields="error": no new column can appear, so none too many
                 try:
@@ -373,11 +402,7 @@ class JsonArrayReader:
                 return None
         parsed = self._parse_runs(element_texts(buf, found.seps), schema, offset, first,
                                   frozenset(deep))
-        wider, changes = schema, []
-        for seen, record in sorted(parsed.seen, key=lambda s: s[1]):
-            step = unify_schemas(wider, seen, self._strict)
-            changes += widenings(wider, step, record)
-            wider = step
+        wider, changes = widen_by(schema, parsed.seen, self._strict)
         if changes:
             check_width(wider, self.uri, record=changes[0].record)
             if widen == "restart":
@@ -393,16 +418,20 @@ class JsonArrayReader:
 
     def _drop_nonfinite(self, table: pa.Table, rejects: list[Reject], schema: pa.Schema,
                         buf: bytes, found: Elements, offset: int, first: int) -> _Result:
-        """Reject the elements holding a number beyond float64: pyarrow reads 1e400 as inf."""
-        bad = nonfinite_rows(table)
+        """Reject the elements holding a non-finite number: not JSON, or beyond float64.
+
+        pyarrow reads ``NaN``, ``Infinity`` and ``Inf`` (none of which is JSON) and reads
+        ``1e400`` as infinity; the element's own text says which.
+        """
+        bad = nonfinite_rows(table, nan=True)
         if bad is None:
             return table, rejects, schema
         chunk = Chunk(table, first, int(found.seps.size), offset, rejects)
         segments = element_texts(buf, found.seps)
         for record in chunk.row_records()[bad].tolist():
             start, text = segments[record - first]
-            rejects.append(Reject.make(record, offset + start, "a number is beyond the range "
-                                       "of float64", text, check="json"))
+            rejects.append(Reject.make(record, offset + start, nonfinite_reason(text), text,
+                                       check="json"))
         rejects.sort(key=lambda r: r.record)
         return table.filter(pa.array(~bad)), rejects, schema
 
@@ -410,31 +439,37 @@ class JsonArrayReader:
         self, segments: list[tuple[int, bytes]], schema: pa.Schema, offset: int, first: int,
         deep: frozenset[int] = frozenset(),
     ) -> _Parsed:
-        """Parse elements in runs of objects (pyarrow) and of other values (ijson), in order.
+        """Parse elements in runs, in order: objects with pyarrow, values with ijson.
 
-        The elements at the indices in ``deep`` are nested too deep to parse: rejected.
+        In an array of objects, an element that is not one is a reject; in an array of values
+        every element is a value. The elements at the indices in ``deep`` are nested too deep
+        to parse: rejected.
         """
         parsed = _Parsed([], [], [])
         i = 0
         while i < len(segments):
+            start, text = segments[i]
             if i in deep:
-                start, text = segments[i]
                 parsed.rejects.append(Reject.make(
                     first + i, offset + start,
                     f"JSON nested deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH)", text,
                     check="json"))
                 i += 1
                 continue
-            is_object = segments[i][1][:1] == b"{"
+            if not self._values and text[:1] != b"{":
+                parsed.rejects.append(Reject.make(first + i, offset + start,
+                                                  _element_reason(text), text, check="json"))
+                i += 1
+                continue
             j = i + 1
-            while j < len(segments) and (segments[j][1][:1] == b"{") == is_object \
-                    and j not in deep:
+            while j < len(segments) and j not in deep and (
+                    self._values or segments[j][1][:1] == b"{"):
                 j += 1
             run = [(offset + start, text) for start, text in segments[i:j]]
-            if is_object:
-                parsed += self._bisect(run, schema, first + i)
-            else:
+            if self._values:
                 parsed += _Parsed(*parse_values(run, schema, first + i))
+            else:
+                parsed += self._bisect(run, schema, first + i)
             i = j
         return parsed
 
@@ -465,22 +500,21 @@ class JsonArrayReader:
                     error: Exception) -> _Parsed:
         """One element pyarrow would not parse with ``schema``: widen, keep as text, or reject."""
         try:
-            inferred = parse_json_objects(text, None, multiline=True, records=1)
-        except pa.ArrowInvalid as inner:
-            error = inner
-        else:
-            if inferred.num_rows == 1:
-                wider = unify_schemas(schema, inferred.schema, self._strict)
-                if not wider.equals(schema):
-                    return _Parsed([], [], [(wider, first)])
-                misfit = strict_misfit(schema, inferred.schema, self._strict, first, start,
-                                       text)
-                if misfit is not None:
-                    return _Parsed([], [misfit], [])
-                try:  # the value fits only as JSON text in a string column
-                    return _Parsed([python_parse([text], schema)], [], [])
-                except (ValueError, TypeError, pa.ArrowException):
-                    pass
+            inferred = object_schema(text, multiline=True)
+        except TooManyKeys as inner:
+            return _Parsed([], [Reject.make(first, start, json_failure(text, inner), text,
+                                            check="json")], [])
+        except ValueError as inner:
+            return _Parsed([], [Reject.make(first, start, str(inner), text, check="json")], [])
+        if not unify_schemas(schema, inferred, self._strict).equals(schema):
+            return _Parsed([], [], [(inferred, first)])  # unified with the others in widen_by()
+        misfit = strict_misfit(schema, inferred, self._strict, first, start, text)
+        if misfit is not None:
+            return _Parsed([], [misfit], [])
+        try:  # the value fits only as JSON text in a string column
+            return _Parsed([python_parse([text], schema)], [], [])
+        except (ValueError, TypeError, pa.ArrowException):
+            pass
         reject = Reject.make(first, start, json_failure(text, error), text, check="json")
         return _Parsed([], [reject], [])
 
@@ -496,3 +530,20 @@ class JsonArrayReader:
             list(range(first, first + len(run))), schema, self._strict, single, multiline=True,
         )
         return _Parsed(tables, rejects, seen)
+
+
+def _of_values(first: bytes, schema: pa.Schema) -> bool:
+    """Whether an array whose first element is ``first`` is read as values, not records.
+
+    The first element decides, unless the schema says otherwise: a schema of records (any
+    other than the one column ``value``) reads a range of the array that starts with a stray
+    scalar (a Map part) as records too.
+    """
+    return first[:1] != b"{" and (not schema.names or schema.names == [VALUE_COLUMN])
+
+
+def _element_reason(text: bytes) -> str:
+    """Why an element of an array of objects that is not an object is rejected."""
+    if not text:
+        return "empty array element (two commas in a row, or a trailing comma?)"
+    return not_an_object(text)

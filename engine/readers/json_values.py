@@ -1,8 +1,12 @@
-"""Array elements that are not objects (numbers, strings, lists...): rows ``{"value": item}``.
+r"""Array elements that are not objects (numbers, strings, lists...): rows ``{"value": item}``.
 
-The JSON array reader (:mod:`engine.readers.json_array`) parses runs of objects with pyarrow;
-runs of other values are parsed here with ijson's C backend, as strictly as pyarrow parses
-objects: a duplicate key in a nested object or a number beyond float64 rejects the element.
+The JSON array reader (:mod:`engine.readers.json_array`) reads an array whose first element is
+not an object as an array of values: every element, whatever it is, is parsed here with ijson's
+C backend, as strictly as pyarrow parses objects: a duplicate key in a nested object or a number
+beyond float64 rejects the element. yajl decodes surrogate escapes wrongly (``"\uD888\u1234"``
+as U+32234, a lone ``"\uD800"`` as ``?``), so text holding one is parsed by
+:func:`engine.readers.json_common.loads` instead: a pair is its character, a lone surrogate a
+reject, as on every other path.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import ijson
 import pyarrow as pa
 
 from engine.readers.base import Reject
+from engine.readers.json_common import loads, surrogate_escapes
 from engine.readers.schema import unify_schemas
 
 __all__ = ["VALUE_COLUMN", "parse_values", "value_schema"]
@@ -26,11 +31,6 @@ try:
     _IJSON: Any = ijson.get_backend("yajl2_c")
 except ImportError:  # pragma: no cover - the C backend is missing on this platform
     _IJSON = ijson
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).removeprefix("JSON parse error: ").split(" in row ")[0]
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Keys(dict):  # type: ignore[type-arg]
@@ -64,11 +64,42 @@ def _check_value(value: Any) -> None:
 
 
 def _items(text: bytes, prefix: str) -> list[Any]:
-    """The values ijson finds at ``prefix``: no duplicate keys, no number beyond float64."""
-    values = list(_IJSON.items(text, prefix, use_float=True, map_type=_Keys))
-    for value in values:
-        _check_value(value)
-    return values
+    """The values at ``prefix``: no duplicate keys, no number beyond float64, no NaN.
+
+    ``prefix`` is ``""`` (``text`` is one value) or ``"item"`` (the elements of the array
+    ``text``). ijson reads them, unless the text holds a surrogate escape (which yajl decodes
+    wrongly); where ijson refuses the text, the strict Python parser decides (yajl also refuses
+    valid integers at and beyond int64's ends). Raises ``ValueError`` with the reason for a
+    reject.
+    """
+    if not surrogate_escapes(text):
+        try:
+            values = list(_IJSON.items(text, prefix, use_float=True, map_type=_Keys))
+        except (ijson.JSONError, ValueError):  # UnicodeDecodeError too
+            pass
+        else:
+            for value in values:
+                _check_value(value)
+            return values
+    try:
+        value = _arrow_numbers(loads(text))
+    except ValueError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    return value if prefix else [value]
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _arrow_numbers(value: Any) -> Any:
+    """``value`` with its integers beyond int64 as floats, as pyarrow's JSON parser reads them."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        return float(value)
+    if isinstance(value, list):
+        return [_arrow_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _arrow_numbers(item) for key, item in value.items()}
+    return value
 
 
 def _python_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
@@ -104,7 +135,7 @@ def value_schema(texts: list[bytes]) -> pa.Schema | None:
     for text in texts:
         try:
             values.extend(_items(text, ""))
-        except (ijson.JSONError, ValueError):
+        except ValueError:
             continue
     return _schema_of(values) if values else None
 
@@ -130,7 +161,7 @@ def parse_values(run: list[tuple[int, bytes]], schema: pa.Schema, first: int
     rejects: list[Reject] = []
     try:
         values = _items(b"[" + b",".join(t for _, t in run) + b"]", "item")
-    except (ijson.JSONError, ValueError):
+    except ValueError:
         values = []
     if len(values) != len(run):  # find the bad ones, one element at a time
         values, rejects = [], []
@@ -140,8 +171,8 @@ def parse_values(run: list[tuple[int, bytes]], schema: pa.Schema, first: int
             else:
                 try:
                     value = _items(text, "")
-                except (ijson.JSONError, ValueError) as exc:
-                    reason = f"invalid JSON: {_reason(exc)}"
+                except ValueError as exc:
+                    reason = str(exc)
                 else:
                     values += value  # exactly one: a text is a single value between commas
                     continue

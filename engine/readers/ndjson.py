@@ -1,9 +1,14 @@
 r"""NDJSON (JSON Lines) through pyarrow's JSON parser, in line-aligned chunks with a fixed schema.
 
-A raw line break cannot occur inside a JSON string, so every ``\\n`` is a record boundary. A chunk
-that pyarrow rejects is bisected on line boundaries until the bad lines are isolated, so a few
-unparseable lines cost O(log n) extra parses of their chunk, never a per-line Python loop over the
-good ones. The parsing it shares with the JSON array reader is :mod:`engine.readers.json_common`.
+A raw line break cannot occur inside a JSON string, so every ``\\n`` is a record boundary. Before
+pyarrow sees a piece, one vectorised pass (:func:`engine.readers.scan.scan_lines`) finds the
+lines nested too deep and tells whether every line starts with a bracket; if not, the lines that
+are not objects (``null``, numbers, strings, booleans) are found and rejected, and left out of
+what pyarrow parses: it would read a ``null`` line as a row of nulls, and crash on one that
+starts its input. A chunk that pyarrow rejects is bisected on line boundaries until the bad
+lines are isolated, so a few unparseable lines cost O(log n) extra parses of their chunk, never
+a per-line Python loop over the good ones. The parsing it shares with the JSON array reader is
+:mod:`engine.readers.json_common`.
 """
 
 from __future__ import annotations
@@ -15,23 +20,30 @@ import numpy as np
 import pyarrow as pa
 
 from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, ReadOptions
-from engine.errors import InputFormatError
+from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
 from engine.readers.json_common import (
+    TooManyKeys,
     json_failure,
+    new_fields,
+    nonfinite_reason,
+    not_an_object,
+    nothing_found,
+    object_schema,
     parse_json_objects,
     python_parse,
     sort_out,
     strict_misfit,
 )
-from engine.readers.scan import deep_lines
+from engine.readers.json_split import WHITESPACE
+from engine.readers.scan import scan_lines
 from engine.readers.schema import (
     check_rows_have_columns,
     check_width,
     nonfinite_rows,
     storable,
     unify_schemas,
-    widenings,
+    widen_by,
 )
 from engine.readers.streams import aligned_pieces, first_invalid_utf8
 
@@ -40,6 +52,11 @@ __all__ = ["NdjsonReader"]
 
 #: Below this many lines a failing group is sorted out line by line (see ``_leaf``).
 _LEAF_LINES = 64
+
+_LBRACE = ord("{")
+
+#: A line refused before parsing: its index among the piece's records, its span, its reject.
+_Refused = tuple[int, int, int, Reject]
 
 
 class NdjsonReader:
@@ -59,9 +76,14 @@ class NdjsonReader:
     def infer_schema(self, samples: list[Sample]) -> pa.Schema:
         """Infer one schema from the head and ranged samples (whole lines only).
 
-        Lines nested deeper than ``MAX_JSON_DEPTH`` are left out (``read`` rejects them). A head
-        that holds no complete line (a first record longer than the sample) gives an empty
-        schema: ``read`` then widens from its first chunk.
+        Lines nested deeper than ``MAX_JSON_DEPTH`` and lines that are not objects are left out
+        (``read`` rejects them). A head that holds no complete line (a first record longer
+        than the sample) gives an empty schema: ``read`` then widens from its first chunk.
+
+        Raises:
+            SchemaError: the sampled records are objects, but none gives a column (``{}``, or
+                every object a reject); the message says what was found.
+            InputFormatError: no sampled record is a JSON object.
         """
         schema: pa.Schema | None = None
         truncated = False
@@ -74,21 +96,30 @@ class NdjsonReader:
                 self._check_utf8(data, 0, 1)
             elif first_invalid_utf8(data) is not None:
                 continue  # read() reports it, with its record number
-            deep = deep_lines(np.frombuffer(data, np.uint8), MAX_JSON_DEPTH)
-            if deep:
-                data = _without(data, deep)
-            if not data.strip():
+            found = scan_lines(np.frombuffer(data, np.uint8), MAX_JSON_DEPTH)
+            if not found.plain or found.deep:
+                _, refused = _refused_lines(data, 0, 1, found.deep)
+                data = _without(data, [(start, end) for _, start, end, _ in refused])
+            if not data.strip(WHITESPACE):
                 continue
             for seen in self._infer(data):
-                schema = seen if schema is None else unify_schemas(schema, seen)
+                schema = seen if schema is None else unify_schemas(schema, seen, store=False)
         if truncated and (schema is None or not schema.names):
             return pa.schema([])
         if schema is None or not schema.names:
-            hint = " (NUL bytes: UTF-16? pass --encoding)" if any(
-                b"\x00" in s.data for s in samples) else ""
-            raise InputFormatError(f"no JSON object found in the input{hint}", uri=self.uri,
-                                   offset=0)
+            raise self._nothing_found(samples)
         return check_width(_nulls_as_string(schema), self.uri)
+
+    def _nothing_found(self, samples: list[Sample]) -> InputFormatError | SchemaError:
+        """The error for samples that give no column, saying what their records are."""
+        texts: list[bytes] = []
+        for sample in samples:
+            data = sample.whole_records(self._cut)
+            starts, ends, _ = _split_lines(data)
+            texts += [data[s:e] for s, e in zip(starts.tolist()[:10_000], ends.tolist(),
+                                                 strict=False)]
+        nul = any(b"\x00" in s.data for s in samples)
+        return nothing_found(texts[:10_000], self.uri, nul=nul)
 
     @staticmethod
     def _infer(data: bytes) -> list[pa.Schema]:
@@ -113,16 +144,27 @@ class NdjsonReader:
     def _infer_groups(groups: list[bytes]) -> list[pa.Schema]:
         found = []
         for group in groups:
+            starts, ends, _ = _split_lines(group)
+            lines = [group[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
             try:
-                found.append(parse_json_objects(group, None).schema)
+                table = parse_json_objects(group, None, records=len(lines))
             except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
-                for line in group.split(b"\n"):
-                    if not line.strip():
-                        continue
-                    try:
-                        found.append(parse_json_objects(line, None, records=1).schema)
-                    except pa.ArrowInvalid:
-                        continue
+                table = None
+            if table is not None and table.num_rows == len(lines):
+                bad = nonfinite_rows(table, nan=True)
+                if bad is None:
+                    found.append(table.schema)
+                    continue
+                # NaN is no JSON: its record is a reject, so it must not type the column
+                lines = [line for line, no in zip(lines, bad.tolist(), strict=True) if not no]
+                if lines:
+                    found += NdjsonReader._infer_groups([b"\n".join(lines)])
+                continue
+            for line in lines:
+                try:
+                    found.append(object_schema(line))
+                except ValueError:  # TooManyKeys too: a reject in read()
+                    continue
         return found
 
     def read(
@@ -131,8 +173,10 @@ class NdjsonReader:
     ) -> Iterator[Chunk]:
         """Parse the stream in chunks; see :class:`engine.readers.base.Reader`.
 
-        A line nested deeper than ``MAX_JSON_DEPTH`` is rejected before any parser sees it; a
-        number beyond float64 (``1e400``, which pyarrow reads as infinity) rejects its record.
+        A line nested deeper than ``MAX_JSON_DEPTH`` or that is not a JSON object is rejected
+        before any parser sees it; a number beyond float64 (``1e400``, which pyarrow reads as
+        infinity) or a ``NaN`` or ``Infinity`` (not JSON, but read by pyarrow) rejects its
+        record.
         """
         next_record = 1
         pieces = aligned_pieces(stream, self._cut, block_size=self.options.block_size,
@@ -140,30 +184,25 @@ class NdjsonReader:
                                 first_record=lambda: next_record)
         for offset, piece, _last in pieces:
             self._check_utf8(piece, offset, next_record)
-            deep = deep_lines(np.frombuffer(piece, np.uint8), MAX_JSON_DEPTH)
-            for start, end, too_deep in _segments(len(piece), deep):
-                part = piece[start:end]
-                if too_deep:
-                    reject = Reject.make(next_record, offset + start,
-                                         f"JSON nested deeper than {MAX_JSON_DEPTH} levels "
-                                         "(MAX_JSON_DEPTH)", part, check="json")
-                    yield Chunk(schema.empty_table(), next_record, 1, offset + start, [reject])
-                    next_record += 1
-                    continue
-                table, rejects, records, schema = self._parse_chunk(
-                    part, schema, offset + start, next_record, widen, strict)
-                if records:
-                    table, rejects = self._drop_nonfinite(table, rejects, part, offset + start,
-                                                          next_record, records)
-                    yield Chunk(table, next_record, records, offset + start, rejects)
-                next_record += records
+            found = scan_lines(np.frombuffer(piece, np.uint8), MAX_JSON_DEPTH)
+            if found.plain and not found.deep:
+                records, refused = found.lines, []
+            else:
+                records, refused = _refused_lines(bytes(piece), offset, next_record,
+                                                  found.deep)
+            if records:
+                table, rejects, schema = self._parse_chunk(
+                    piece, schema, offset, next_record, records, refused, widen, strict)
+                table, rejects = self._drop_nonfinite(table, rejects, piece, offset,
+                                                      next_record, records)
+                yield Chunk(table, next_record, records, offset, rejects)
+            next_record += records
 
     def _check_utf8(self, piece: memoryview | bytes, offset: int, first: int) -> None:
         bad = first_invalid_utf8(piece)  # pyarrow's JSON parser copies invalid UTF-8 as is
         if bad is not None:
             before = bytes(piece[: bad[0]])
-            records = sum(1 for ln in before[: before.rfind(b"\n") + 1].split(b"\n")
-                          if ln.strip())
+            records = len(_split_lines(before[: before.rfind(b"\n") + 1])[0])
             raise InputFormatError(
                 f"bytes are not valid UTF-8 ({bad[1]}); use --encoding for other encodings",
                 uri=self.uri, record=first + records, offset=offset + bad[0])
@@ -172,108 +211,117 @@ class NdjsonReader:
     def _drop_nonfinite(table: pa.Table, rejects: list[Reject], piece: memoryview | bytes,
                         offset: int, first: int,
                         records: int) -> tuple[pa.Table, list[Reject]]:
-        """Reject the records holding a number beyond float64: pyarrow reads 1e400 as inf."""
-        bad = nonfinite_rows(table)
+        """Reject the records holding a non-finite number: not JSON, or beyond float64.
+
+        pyarrow reads ``NaN``, ``Infinity`` and ``Inf`` (none of which is JSON) and reads
+        ``1e400`` as infinity; the records' own text says which (:func:`loads`).
+        """
+        bad = nonfinite_rows(table, nan=True)
         if bad is None:
             return table, rejects
         numbers = Chunk(table, first, records, offset, rejects).row_records()[bad]
         text = bytes(piece)
-        lines = [ln for ln in text.split(b"\n") if ln.strip()]
-        starts = _line_offsets(text, offset)
+        starts, ends, _ = _split_lines(text)
         for record in numbers.tolist():
-            rejects.append(Reject.make(record, starts[record - first], "a number is beyond the "
-                                       "range of float64", lines[record - first], check="json"))
+            start, end = int(starts[record - first]), int(ends[record - first])
+            rejects.append(Reject.make(record, offset + start, nonfinite_reason(
+                text[start:end]), text[start:end], check="json"))
         rejects.sort(key=lambda r: r.record)
         return table.filter(pa.array(~bad)), rejects
 
     def _parse_chunk(
-        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int, widen: str,
-        strict: frozenset[str] = frozenset(),
-    ) -> tuple[pa.Table, list[Reject], int, pa.Schema]:
+        self, piece: memoryview | bytes, schema: pa.Schema, offset: int, first: int,
+        records: int, refused: list[_Refused], widen: str, strict: frozenset[str] = frozenset(),
+    ) -> tuple[pa.Table, list[Reject], pa.Schema]:
+        """Parse the ``records`` records of ``piece`` but the ``refused`` ones (rejected)."""
         error = ""
         table = None
+        data = _without(bytes(piece), [(s, e) for _, s, e, _ in refused]) if refused else piece
+        expected = records - len(refused)
+        refusals = [reject for *_, reject in refused]
+        if not expected:
+            return schema.empty_table(), refusals, schema
         if schema.names:  # the fast path: no new column can appear, so none can be too many
             try:
-                table = parse_json_objects(piece, schema, fields="error")
+                table = parse_json_objects(data, schema, fields="error")
             except pa.ArrowInvalid as exc:
                 error = str(exc)
-        if table is not None and table.schema.equals(schema):
-            records = table.num_rows
-            return table, [], records, schema
+        if table is not None and table.num_rows == expected and table.schema.equals(schema):
+            return table, refusals, schema
         # Slow path: isolate bad lines, widen on values that do not fit.
         piece = bytes(piece)
-        lines = [ln for ln in piece.split(b"\n") if ln.strip()]
-        starts = _line_offsets(piece, offset)
+        starts, ends, _ = _split_lines(piece)
+        skip = {index for index, *_ in refused}
+        keep = [i for i in range(starts.size) if i not in skip]
+        lines = [piece[int(starts[i]):int(ends[i])] for i in keep]
+        at = [offset + int(starts[i]) for i in keep]
+        numbers = [first + i for i in keep]
         if "changed from string to" in error and not strict:
             # Mixed JSON types in a column already widened to string: pyarrow cannot put a
             # number into a string column; json.loads can (as its JSON text), ~4x slower.
-            tables, rejects, seen = self._leaf(lines, starts, 0, schema, first, strict)
+            tables, rejects, seen = self._leaf(lines, at, numbers, schema, strict)
         else:
-            tables, rejects, seen = self._bisect(lines, starts, 0, schema, first, strict)
-        wider = schema
-        for s in seen:
-            wider = unify_schemas(wider, s, strict)
-        if not wider.equals(schema):
-            check_width(wider, self.uri, record=first)
-            changes = widenings(schema, wider, first)
+            tables, rejects, seen = self._bisect(lines, at, numbers, schema, strict)
+        wider, changes = widen_by(schema, seen, strict)
+        if changes:
+            check_width(wider, self.uri, record=changes[0].record)
             if widen == "restart":
                 raise SchemaWidening(wider, changes)
             self.widened.extend(changes)
-            return self._parse_chunk(piece, wider, offset, first, widen, strict)[:3] + (wider,)
+            return self._parse_chunk(piece, wider, offset, first, records, refused, widen,
+                                     strict)
         check_rows_have_columns(tables, self.uri, first)
         parts = [t.select(schema.names) for t in tables if t.num_rows]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
-        return table, rejects, len(lines), schema
+        return table, sorted(rejects + refusals, key=lambda r: r.record), schema
 
     def _bisect(
-        self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int,
+        self, lines: list[bytes], starts: list[int], records: list[int], schema: pa.Schema,
         strict: frozenset[str] = frozenset(),
-    ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
-        """Parse ``lines`` (records ``first + base ...``), halving until failures are single lines.
+    ) -> tuple[list[pa.Table], list[Reject], list[tuple[pa.Schema, int]]]:
+        """Parse ``lines`` (record ``records[i]`` at byte ``starts[i]``), halving on failure.
 
-        Returns the good tables, the rejects and any wider schemas seen.
+        Returns the good tables, the rejects and any wider schemas seen, each with the record
+        that needs it.
         """
         if len(lines) <= _LEAF_LINES:
-            return self._leaf(lines, starts, base, schema, first, strict)
+            return self._leaf(lines, starts, records, schema, strict)
         try:
             table = parse_json_objects(b"\n".join(lines), schema, records=len(lines))
+        except pa.ArrowInvalid:
+            table = None
+        if table is not None and table.num_rows == len(lines):  # else: two values on a line
             if table.schema.equals(schema):
                 return [table], [], []
-            return [], [], [table.schema]
-        except pa.ArrowInvalid as exc:
-            if len(lines) > 1:
-                mid = len(lines) // 2
-                a = self._bisect(lines[:mid], starts, base, schema, first, strict)
-                b = self._bisect(lines[mid:], starts, base + mid, schema, first, strict)
-                return a[0] + b[0], a[1] + b[1], a[2] + b[2]
-            return self._single(lines[0], starts[base], schema, first + base, exc, strict)
+            return [], [], new_fields(table, schema, records)
+        mid = len(lines) // 2
+        a = self._bisect(lines[:mid], starts[:mid], records[:mid], schema, strict)
+        b = self._bisect(lines[mid:], starts[mid:], records[mid:], schema, strict)
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
     def _leaf(
-        self, lines: list[bytes], starts: list[int], base: int, schema: pa.Schema, first: int,
+        self, lines: list[bytes], starts: list[int], records: list[int], schema: pa.Schema,
         strict: frozenset[str],
-    ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
+    ) -> tuple[list[pa.Table], list[Reject], list[tuple[pa.Schema, int]]]:
         def single(text: bytes, start: int, record: int, exc: Exception) -> tuple:
             tables, rejects, seen = self._single(text, start, schema, record, exc, strict)
             return tables, rejects, [(w, record) for w in seen]
 
-        n = len(lines)
-        tables, rejects, seen = sort_out(lines, starts[base:base + n],
-                                         list(range(first + base, first + base + n)), schema,
-                                         strict, single)
-        return tables, rejects, [w for w, _ in seen]
+        return sort_out(lines, starts, records, schema, strict, single)
 
     def _single(
         self, line: bytes, start: int, schema: pa.Schema, record: int, exc: Exception,
         strict: frozenset[str] = frozenset(),
     ) -> tuple[list[pa.Table], list[Reject], list[pa.Schema]]:
         try:
-            inferred = parse_json_objects(line, None, records=1).schema
-        except pa.ArrowInvalid as inner:
+            inferred = object_schema(line)
+        except TooManyKeys as inner:
             return [], [Reject.make(record, start, json_failure(line, inner), line,
                                     check="json")], []
-        wider = unify_schemas(schema, inferred, strict)
-        if not wider.equals(schema):
-            return [], [], [wider]
+        except ValueError as inner:
+            return [], [Reject.make(record, start, str(inner), line, check="json")], []
+        if not unify_schemas(schema, inferred, strict).equals(schema):
+            return [], [], [inferred]  # unified with the others in widen_by()
         misfit = strict_misfit(schema, inferred, strict, record, start, line)
         if misfit is not None:
             return [], [misfit], []
@@ -284,20 +332,74 @@ class NdjsonReader:
                                     check="json")], []
 
 
-def _segments(size: int, deep: list[tuple[int, int]]) -> Iterator[tuple[int, int, bool]]:
-    """``(start, end, too_deep)``: a piece of ``size`` bytes cut around its ``deep`` lines."""
-    pos = 0
+def _split_lines(piece: bytes) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    r"""Where the records of ``piece`` lie: the start and end of each line that is not blank.
+
+    Blank means JSON whitespace only. Also returns the indices (among those lines) of the
+    lines whose first byte after whitespace is not ``{``: lines that are not objects. Found
+    with numpy, whitespace before a record included, so a file of indented lines costs a few
+    passes, not a Python loop.
+
+    >>> starts, ends, odd = _split_lines(b'{"a": 1}\n\n  null\r\n {}\n\t\r')
+    >>> starts.tolist(), ends.tolist(), odd
+    ([0, 10, 18], [8, 17, 21], [1])
+    """
+    a = np.frombuffer(piece, np.uint8)
+    breaks = np.flatnonzero(a == 10)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [a.size]))
+    first = starts.copy()  # each line's first byte that is not a space, tab or CR
+    todo = np.flatnonzero(first < ends)
+    for _ in range(_WHITESPACE_STEPS):
+        todo = todo[_SPACE.take(a.take(first.take(todo)))]
+        if not todo.size:
+            break
+        first[todo] += 1
+        todo = todo[first.take(todo) < ends.take(todo)]
+    for i in todo.tolist():  # more leading whitespace than that: rare, done in Python
+        line = piece[int(first[i]):int(ends[i])]
+        first[i] += len(line) - len(line.lstrip(WHITESPACE))
+    filled = first < ends
+    heads = np.full(starts.size, _LBRACE, np.uint8)
+    heads[filled] = a.take(first[filled])
+    rank = np.cumsum(filled) - 1
+    odd = np.flatnonzero(filled & (heads != _LBRACE))
+    return starts[filled], ends[filled], rank.take(odd).tolist()
+
+
+#: Bytes JSON allows before a record on its line (the line break ends the line).
+_SPACE = np.zeros(256, np.bool_)
+_SPACE[[ord(" "), ord("\t"), ord("\r")]] = True
+
+#: Leading whitespace looked through with numpy, byte by byte, before Python takes over.
+_WHITESPACE_STEPS = 64
+
+
+def _refused_lines(piece: bytes, offset: int, first: int,
+                   deep: list[tuple[int, int]]) -> tuple[int, list[_Refused]]:
+    """The records of ``piece`` (from record ``first``) and those no parser may see.
+
+    Those are the lines at the spans ``deep`` (nested too deep) and the lines that are not
+    JSON objects, each with its reject.
+    """
+    starts, ends, odd = _split_lines(piece)
+    refused: dict[int, _Refused] = {}
     for start, end in deep:
-        if start > pos:
-            yield pos, start, False
-        yield start, end, True
-        pos = end
-    if pos < size:
-        yield pos, size, False
+        i = int(np.searchsorted(starts, start))
+        refused[i] = (i, start, end, Reject.make(
+            first + i, offset + start, f"JSON nested deeper than {MAX_JSON_DEPTH} levels "
+            "(MAX_JSON_DEPTH)", piece[start:end], check="json"))
+    for i in odd:
+        if i not in refused:
+            start, end = int(starts[i]), int(ends[i])
+            refused[i] = (i, start, end, Reject.make(
+                first + i, offset + start, not_an_object(piece[start:end].strip(WHITESPACE)),
+                piece[start:end], check="json"))
+    return int(starts.size), [refused[i] for i in sorted(refused)]
 
 
 def _without(data: bytes, spans: list[tuple[int, int]]) -> bytes:
-    """``data`` without the lines at ``spans``."""
+    """``data`` without the lines at ``spans`` (their line breaks stay: blank lines)."""
     keep, pos = [], 0
     for start, end in spans:
         keep.append(data[pos:start])
@@ -336,17 +438,6 @@ def _key_groups(data: bytes) -> list[bytes]:
     if lines:
         groups.append(b"\n".join(lines))
     return groups
-
-
-def _line_offsets(piece: bytes, offset: int) -> list[int]:
-    """Byte offsets of the non-blank lines of ``piece`` (only computed on the slow path)."""
-    out = []
-    pos = 0
-    for line in piece.split(b"\n"):
-        if line.strip():
-            out.append(offset + pos)
-        pos += len(line) + 1
-    return out
 
 
 def _nulls_as_string(schema: pa.Schema) -> pa.Schema:

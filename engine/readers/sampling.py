@@ -4,9 +4,15 @@ Everything a run decides about its input before the first chunk is decided here,
 into one value (:class:`ResolvedInput`): the conversion, schema inference (``chunkwise infer``)
 and the pipeline's steps all read it from here, so they cannot disagree about a suffix.
 
+The first bytes of the decompressed input come first: a Parquet file is read as Parquet whatever
+its name, and a spreadsheet, an archive or another known binary format is refused by name
+(:mod:`engine.readers.magic`), even under an explicit ``--format``. Then the suffix, then the
+text decide.
+
 Samples are what types are inferred from: the head of the decompressed text, plus, for a plain
 seekable object larger than the samples, ``sample_count`` ranged reads spread across it, so a
-column whose values change type late in the file is seen before the conversion starts.
+column whose values change type late in the file is seen before the conversion starts. A
+Parquet file has its schema in its footer and takes no samples.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from engine.config import FORMAT_SUFFIXES, SUFFIX_DELIMITERS, ReadOptions
 from engine.errors import InputFormatError, SchemaError, UsageError
 from engine.readers import READERS
 from engine.readers.base import Chunk, Reader, Sample
+from engine.readers.magic import known_binary
 from engine.readers.streams import Framed, utf8_stream
 from engine.runtime.threads import Prefetch, ReadAhead, worker_threads
 from engine.runtime.timing import StageClock, TimedReads
@@ -34,15 +41,24 @@ _BINARY_PROBE_BYTES = 65536
 
 
 def detect_format(uri: str, head: bytes, *, json_path: str | None = None) -> str:
-    r"""The format of an input: from its suffix (compression suffix removed), else its content.
+    r"""The format of an input: its first bytes, its suffix (compression removed), its text.
 
-    ``.json`` is a JSON document holding an array, unless its content is one object per line.
+    A Parquet file is ``parquet`` whatever its name; another known binary format is an
+    :class:`~engine.errors.InputFormatError` naming it. ``.json`` is a JSON document holding an
+    array, unless its content is one object per line.
 
     Example:
         >>> detect_format("s3://raw/events.jsonl.gz", b""), detect_format("x", b'{"a": 1}\n')
         ('ndjson', 'ndjson')
+        >>> detect_format("export.csv", b"PAR1\x15\x04\x15\x00")
+        'parquet'
 
     """
+    known = known_binary(head)
+    if known is not None:
+        if known.name == "parquet":
+            return "parquet"
+        raise InputFormatError(known.message(), uri=uri, offset=0)
     suffix = io.name_suffix(uri)
     if suffix in FORMAT_SUFFIXES and suffix != ".json":
         return FORMAT_SUFFIXES[suffix]
@@ -78,11 +94,21 @@ def settle_options(uri: str, read: ReadOptions, head: bytes) -> ReadOptions:
 
     The format is ``read.format`` or :func:`detect_format`'s; a CSV named ``.tsv`` is read with
     a tab when no other delimiter was asked for; a byte range of a JSON array is read as a
-    top-level array of its elements (``json_path`` does not apply to it).
+    top-level array of its elements (``json_path`` does not apply to it). A known binary format
+    is refused whatever the format asked for (but Parquet as ``parquet``); a range that starts
+    inside the object is text that its head was checked for.
     """
+    if read.format is not None and (read.byte_range is None or read.byte_range[0] == 0):
+        known = known_binary(head)
+        if known is not None and known.name != read.format:
+            message = known.message() if known.name != "parquet" else (
+                f"a Parquet file, not {read.format}: pass --format parquet, or no --format")
+            raise InputFormatError(message, uri=uri, offset=0)
     fmt = read.format or detect_format(uri, head, json_path=read.json_path)
     if fmt not in READERS:
         raise InputFormatError(f"unknown format {fmt!r}; known: {', '.join(READERS)}", uri=uri)
+    if fmt == "parquet":
+        _check_parquet(uri, read)
     changes: dict[str, Any] = {"format": fmt}
     if fmt == "json" and read.byte_range is not None:
         changes["json_path"] = None
@@ -90,6 +116,19 @@ def settle_options(uri: str, read: ReadOptions, head: bytes) -> ReadOptions:
     if fmt == "csv" and read.delimiter == "," and implied is not None:
         changes["delimiter"] = implied
     return replace(read, **changes)
+
+
+def _check_parquet(uri: str, read: ReadOptions) -> None:
+    """Refuse what a Parquet input cannot be: compressed as a whole, or cut into byte ranges."""
+    compression = read.input_compression or io.infer_compression(uri)
+    if compression != "none":
+        raise InputFormatError(f"a Parquet file inside {compression} compression: Parquet is "
+                               "read at any offset (its footer is at its end), which a "
+                               "compressed stream cannot give; store it uncompressed (Parquet "
+                               "compresses its own pages)", uri=uri, offset=0)
+    if read.byte_range is not None:
+        raise UsageError("a Parquet file is read whole: its row groups are found from its "
+                         "footer, not by byte ranges", uri=uri)
 
 
 def reader_for(uri: str, read: ReadOptions, head: bytes) -> Reader:
@@ -120,7 +159,7 @@ class ResolvedInput:
 
     @property
     def format(self) -> str:
-        """``csv``, ``ndjson`` or ``json``."""
+        """``csv``, ``ndjson``, ``json`` or ``parquet``."""
         return self.read.format or ""
 
     def reader(self) -> Reader:
@@ -136,33 +175,47 @@ class ResolvedInput:
         raise SchemaError(f"schema must be a pyarrow.Schema, not {type(explicit).__name__}",
                           uri=self.uri)
 
+    @property
+    def seekable(self) -> bool:
+        """Whether the reader reads the stored bytes at any offset (Parquet), not as a stream."""
+        return self.format == "parquet"
+
     def text(self, stream: BinaryIO) -> BinaryIO:
-        """The decompressed ``stream`` of this input as UTF-8 text, framed as its reader needs."""
+        """The decompressed ``stream`` of this input as UTF-8 text, framed as its reader needs.
+
+        (A seekable format's stored bytes, as they are.)
+        """
+        if self.seekable:
+            return stream
         if self.read.byte_range is not None and self.format == "json":
             stream = Framed(stream, b"[", b"]")
         return utf8_stream(stream, self.read.encoding, self.uri)
 
-    def open(self) -> io.InputStream:
-        """Open the stored bytes (the byte range, if any), decompressed."""
+    def open(self) -> io.InputStream | io.SeekableInput:
+        """Open the stored bytes (the byte range, if any), decompressed; or seekable, as stored."""
+        if self.seekable:
+            return io.open_seekable(self.uri)
         return io.open_input(self.uri, self.compression, byte_range=self.read.byte_range)
 
     @contextmanager
     def chunks(self, reader: Reader, schema: pa.Schema, *, threads: int | None = None,
                widen: str = "restart", strict: frozenset[str] = frozenset(),
-               clock: StageClock | None = None) -> Iterator[tuple[io.InputStream, Iterator[Chunk]]]:
+               clock: StageClock | None = None,
+               ) -> Iterator[tuple[io.InputStream | io.SeekableInput, Iterator[Chunk]]]:
         """Open the input and parse it into chunks of ``schema``.
 
         Sequentially, or with reading and parsing on a worker thread when
-        :func:`~engine.runtime.threads.worker_threads` gives more than one. With ``clock``,
-        reads are charged to its ``read`` stage and parsing to ``parse``, on whichever thread
-        does them. Yields the stored stream (for progress) and the chunks.
+        :func:`~engine.runtime.threads.worker_threads` gives more than one (a seekable input is
+        not read ahead: its reader chooses the offsets). With ``clock``, reads are charged to its
+        ``read`` stage and parsing to ``parse``, on whichever thread does them. Yields the
+        stored stream (for progress) and the chunks.
         """
         raw = self.open()
         threaded = worker_threads(threads) > 1
         with ExitStack() as stack:
             stack.enter_context(raw)
             stream: Any = raw if clock is None else TimedReads(raw, clock)
-            if threaded:
+            if threaded and not self.seekable:
                 stream = ReadAhead(stream, self.read.block_size)
                 stack.callback(stream.close)
             chunks = reader.read(self.text(stream), schema, widen=widen, strict=strict)
@@ -189,6 +242,7 @@ def resolve_input(uri: str, read: ReadOptions) -> ResolvedInput:
     samples = [Sample(head, True, at_end)]
     plain = compression == "none" and read.encoding.lower().replace("-", "") in ("utf8", "ascii")
     plain = plain and read.byte_range is None  # a range's samples: its head (pass a schema)
+    plain = plain and settled.format != "parquet"  # its schema is in its footer
     if plain and size and size > read.sample_bytes * (read.sample_count + 1):
         step = size // (read.sample_count + 1)
         for i in range(1, read.sample_count + 1):

@@ -16,12 +16,13 @@ are scanned exactly (strings skipped).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
-    "FILTER_BLOCK", "SCAN_SLICE", "STEP", "Nesting", "Scratch", "deep_lines", "deep_records",
-    "keys_outside_strings", "nesting_depth", "structure",
+    "FILTER_BLOCK", "SCAN_SLICE", "STEP", "LineScan", "Nesting", "Scratch", "deep_lines",
+    "deep_records", "keys_outside_strings", "nesting_depth", "scan_lines", "structure",
 ]
 
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
@@ -196,7 +197,7 @@ def deep_records(a: np.ndarray, ends: np.ndarray, limit: int) -> list[int]:
     if not ends.size:
         return []
     stop = min(int(ends[-1]), a.size)
-    counts, _ = _block_counts(a[:stop], breaks=False)
+    counts, _, _ = _block_counts(a[:stop], breaks=False)
     total = np.concatenate(([0], np.cumsum(counts)))
     starts = np.concatenate(([0], ends[:-1] + 1))
     last = np.maximum(ends - 1, starts) // FILTER_BLOCK  # an empty record: its start's block
@@ -249,10 +250,27 @@ _local = threading.local()  # a Scratch per thread for _block_counts
 MAX_DENSE_REGIONS = 64
 
 
-def deep_lines(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    r"""``(start, end)`` of each line of ``a`` nested deeper than ``limit``, in order.
+@dataclass(frozen=True)
+class LineScan:
+    r"""What one pass over NDJSON text found about its lines (:func:`scan_lines`).
 
-    Lines end at ``\n`` (excluded from the span); the last line need not end with one.
+    Attributes:
+        deep: ``(start, end)`` of each line nested deeper than the limit, in order.
+        plain: whether every line starts with ``{`` or ``[`` at its first byte: then no line
+            is blank, starts with whitespace, or holds a top-level ``null``, number, string or
+            boolean, and every line is a record.
+        lines: how many lines ``\n`` ends (a last line without one counts too).
+    """
+
+    deep: list[tuple[int, int]]
+    plain: bool
+    lines: int
+
+
+def scan_lines(a: np.ndarray, limit: int) -> LineScan:
+    r"""The lines of ``a`` nested deeper than ``limit``, and whether each starts with a bracket.
+
+    Lines end at ``\n`` (excluded from a span); the last line need not end with one.
 
     A line that deep holds more than ``limit`` opening brackets. A filter finds the stretches
     where such a line can be: it counts the brackets and notes the line breaks per
@@ -262,22 +280,63 @@ def deep_lines(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
     (a few brackets per line) pass it whole. Only the stretches that do not are scanned exactly
     (:func:`_deep_lines_exact`: a position per bracket and line break, then the depth of the
     lines with more than ``limit`` brackets, strings skipped).
+
+    The same pass counts the line breaks and those followed by an opening bracket (two more
+    operations per byte on the masks it has, no position): when they agree, every line starts
+    with ``{`` or ``[`` (:attr:`LineScan.plain`). pyarrow's JSON parser takes a ``null`` line
+    for a row of nulls (and crashes on one that starts its input), so the reader must know.
+
+    >>> found = scan_lines(np.frombuffer(b'{"a": 1}\n[2]\n', np.uint8), 48)
+    >>> found.plain, found.lines
+    (True, 2)
+    >>> scan_lines(np.frombuffer(b'{"a": 1}\nnull', np.uint8), 48).plain
+    False
     """
+    if not a.size:
+        return LineScan([], True, 0)
+    counts, breaks, heads = _block_counts(a, heads=True)
+    newlines, led = heads
+    final = int(a[-1] == 10)
+    plain = bool(_OPENER[a[0]]) and led == newlines - final
     found: list[tuple[int, int]] = []
-    for start, end in _dense_regions(a, limit):
+    for start, end in _dense_regions(a, limit, counts, breaks):
+        found += [(start + s, start + e) for s, e in _deep_lines_exact(a[start:end], limit)]
+    return LineScan(found, plain, newlines + 1 - final)
+
+
+def deep_lines(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    r"""``(start, end)`` of each line of ``a`` nested deeper than ``limit``, in order.
+
+    Lines end at ``\n`` (excluded from the span); the last line need not end with one. The
+    filter and the exact scan are :func:`scan_lines`'.
+    """
+    if not a.size:
+        return []
+    counts, breaks, _ = _block_counts(a)
+    found: list[tuple[int, int]] = []
+    for start, end in _dense_regions(a, limit, counts, breaks):
         found += [(start + s, start + e) for s, e in _deep_lines_exact(a[start:end], limit)]
     return found
 
 
-def _block_counts(a: np.ndarray, *, breaks: bool = True) -> tuple[np.ndarray, np.ndarray]:
+#: Bytes that open a container: ``[`` and ``{``.
+_OPENER = np.zeros(256, np.bool_)
+_OPENER[[_LBRACKET, _LBRACE]] = True
+
+
+def _block_counts(
+    a: np.ndarray, *, breaks: bool = True, heads: bool = False,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     r"""Per :data:`FILTER_BLOCK` bytes of ``a``: the opening brackets, and whether a ``\n``.
 
-    With ``breaks=False`` the second array is left undefined (not scanned).
+    With ``breaks=False`` the second array is left undefined (not scanned). With ``heads``,
+    also the number of ``\n`` bytes and of those followed by ``[`` or ``{`` (else zeros).
     """
     size = FILTER_BLOCK
     blocks = -(-a.size // size)
     counts = np.empty(blocks, np.int64)
     newlines = np.empty(blocks, np.bool_)
+    lines = led = 0
     step = max(size, SCAN_SLICE // size * size)  # whole blocks per slice
     scratch = getattr(_local, "scratch", None)
     if scratch is None:
@@ -287,8 +346,16 @@ def _block_counts(a: np.ndarray, *, breaks: bool = True) -> tuple[np.ndarray, np
         first, full = at // size, part.size // size
         folded, openers, newline = scratch.arrays(part.size)  # reused: no page faults
         np.equal(np.bitwise_or(part, 0x20, out=folded), _LBRACE, out=openers)  # "[" or "{"
-        if breaks:
+        if breaks or heads:
             np.equal(part, 10, out=newline)
+        if heads:
+            lines += int(np.count_nonzero(newline))
+            both = folded[: part.size - 1].view(np.bool_)  # free once openers is made
+            np.logical_and(newline[:-1], openers[1:], out=both)
+            led += int(np.count_nonzero(both))
+            end = at + part.size
+            if newline[-1] and end < a.size and _OPENER[a[end]]:
+                led += 1  # the line break ends this slice, the bracket starts the next
         if full:
             # Eight flags per uint64: summing a block's words adds eight byte lanes at once (at
             # most size / 8 <= 255 each, so no carry), then the lanes are added.
@@ -301,14 +368,15 @@ def _block_counts(a: np.ndarray, *, breaks: bool = True) -> tuple[np.ndarray, np
         if full * size < part.size:
             counts[first + full] = np.count_nonzero(openers[full * size:])
             newlines[first + full] = breaks and bool(newline[full * size:].any())
-    return counts, newlines
+    return counts, newlines, (lines, led)
 
 
-def _dense_regions(a: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    """Line-aligned, disjoint, sorted spans of ``a`` holding every line that may be too deep."""
-    if not a.size:
-        return []
-    counts, breaks = _block_counts(a)
+def _dense_regions(a: np.ndarray, limit: int, counts: np.ndarray,
+                   breaks: np.ndarray) -> list[tuple[int, int]]:
+    """Line-aligned, disjoint, sorted spans of ``a`` holding every line that may be too deep.
+
+    ``counts`` and ``breaks`` are :func:`_block_counts` of ``a``.
+    """
     total = np.concatenate(([0], np.cumsum(counts)))
     # every line lies within blocks points[k] .. points[k + 1] for some k
     points = np.concatenate(([0], np.flatnonzero(breaks), [counts.size - 1]))

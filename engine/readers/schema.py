@@ -1,10 +1,15 @@
 """One schema for the whole output: widening types, what Parquet can store, width limits.
 
 A value that does not fit its column widens it: null → int → float → string; bool → string;
-date → timestamp; timestamp → finer unit → string; structs and lists field by field.
+date → timestamp; timestamp → finer unit → string; structs and lists field by field, and a
+column whose nested values differ in kind (a number and a string in one list) → string, each
+value its JSON text.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,21 +20,87 @@ from engine.errors import SchemaError
 from engine.readers.base import Widening
 
 __all__ = [
+    "LEADING_ZERO",
+    "Inference",
     "check_rows_have_columns",
     "check_width",
     "column_count",
+    "leading_zero_values",
     "nonfinite_rows",
     "storable",
     "unify_schemas",
     "unify_types",
+    "widen_by",
     "widenings",
 ]
+
+#: A number written with a zero before another digit: ``007``, ``-0123``, ``00``, ``01.5`` (but
+#: not ``0``, ``-0``, ``0.5`` or ``0e3``). JSON's grammar has no such number; in text it is an
+#: identifier (a ZIP code, an account number) whose zeros a numeric type would drop.
+LEADING_ZERO = r"^\s*[+-]?0[0-9]"
+
+
+@dataclass(frozen=True)
+class Inference:
+    """A type inference chose for a column other than the one its values parse as, and why."""
+
+    column: str
+    type: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """As reported in the RunReport's ``inference``."""
+        return {"column": self.column, "type": self.type, "reason": self.reason}
+
+
+def leading_zero_values(text: pa.Table) -> dict[str, str]:
+    """The columns of ``text`` (text as read) holding a :data:`LEADING_ZERO` number.
+
+    Returns:
+        Column name → its first such value.
+
+    Example:
+        >>> leading_zero_values(pa.table({"zip": ["8123", "00501"], "n": ["0", "-0.5"]}))
+        {'zip': '00501'}
+
+    """
+    found: dict[str, str] = {}
+    for name, column in zip(text.column_names, text.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        hits = pc.match_substring_regex(column, LEADING_ZERO)
+        if pc.any(hits).as_py():
+            first = pc.index(hits, True).as_py()
+            found[name] = column[first].as_py()
+    return found
 
 _TS_UNITS = ("s", "ms", "us", "ns")
 
 
 def unify_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
-    """The narrowest type both ``a`` and ``b`` values fit in (string as the last resort)."""
+    """The narrowest type both ``a`` and ``b`` values fit in (string as the last resort).
+
+    At the top level a string column can hold any value, as its text (a JSON value as its
+    JSON text). Inside a list or struct it holds strings only: values of different kinds there
+    (a number and a string, a list and an object) make the whole top-level column a string.
+
+    >>> unify_types(pa.list_(pa.int64()), pa.list_(pa.float64()))
+    ListType(list<item: double>)
+    >>> unify_types(pa.list_(pa.int64()), pa.list_(pa.string()))
+    DataType(string)
+    """
+    unified = _unify(a, b)
+    return pa.string() if unified is None else unified
+
+
+def _text_like(typ: pa.DataType) -> bool:
+    """Types read from strings: a nested string field can hold their values as they were."""
+    return (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            or pa.types.is_timestamp(typ) or pa.types.is_date(typ))
+
+
+def _unify(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+    """:func:`unify_types`, or ``None`` where only a top-level string holds both."""
     if a.equals(b):
         return a
     if pa.types.is_null(a):
@@ -50,13 +121,35 @@ def unify_types(a: pa.DataType, b: pa.DataType) -> pa.DataType:
     if pa.types.is_timestamp(a) and pa.types.is_date(b):
         return a
     if pa.types.is_struct(a) and pa.types.is_struct(b):
-        return pa.struct(_unify_fields(list(a), list(b)))
+        fields = _unify_fields(list(a), list(b))
+        return None if fields is None else pa.struct(fields)
     if pa.types.is_list(a) and pa.types.is_list(b):
-        return pa.list_(unify_types(a.value_type, b.value_type))
-    return pa.string()
+        inner = _unify(a.value_type, b.value_type)
+        return None if inner is None else pa.list_(inner)
+    if _text_like(a) and _text_like(b):
+        return pa.string()
+    return None
 
 
-def _unify_fields(a: list[pa.Field], b: list[pa.Field]) -> list[pa.Field]:
+def _unify_fields(a: list[pa.Field], b: list[pa.Field]) -> list[pa.Field] | None:
+    """The fields of two structs unified (``None``: a field's kinds differ)."""
+    by_name = {f.name: f for f in b}
+    out = []
+    for f in a:
+        other = by_name.pop(f.name, None)
+        if other is None:
+            out.append(f)
+            continue
+        typ = _unify(f.type, other.type)
+        if typ is None:
+            return None
+        out.append(pa.field(f.name, typ))
+    out.extend(by_name.values())
+    return out
+
+
+def _unify_columns(a: list[pa.Field], b: list[pa.Field]) -> list[pa.Field]:
+    """Top-level columns unified: a column whose values differ in kind becomes a string."""
     by_name = {f.name: f for f in b}
     out = []
     for f in a:
@@ -67,13 +160,19 @@ def _unify_fields(a: list[pa.Field], b: list[pa.Field]) -> list[pa.Field]:
 
 
 def unify_schemas(
-    current: pa.Schema, seen: pa.Schema, strict: frozenset[str] = frozenset()
+    current: pa.Schema, seen: pa.Schema, strict: frozenset[str] = frozenset(), *,
+    store: bool = True,
 ) -> pa.Schema:
     """``current`` widened so that values of ``seen`` fit; new columns are appended.
 
     Columns in ``strict`` (typed by a contract) keep their type: their misfits are rejects.
+    With ``store=False`` the result is not yet :func:`storable`: a null inside a list or struct
+    stays null, so that the next schema unified into it types it (``[]`` then ``[1]``:
+    ``list<int64>``). Apply :func:`storable` once the schemas at hand are unified.
     """
-    unified = storable(pa.schema(_unify_fields(list(current), list(seen))))
+    unified = pa.schema(_unify_columns(list(current), list(seen)))
+    if store:
+        unified = storable(unified)
     if not strict:
         return unified
     return pa.schema([current.field(f.name) if f.name in strict and f.name in current.names
@@ -154,15 +253,20 @@ def check_width(schema: pa.Schema, uri: str, record: int | None = None) -> pa.Sc
     return schema
 
 
-def nonfinite_rows(table: pa.Table) -> np.ndarray | None:
-    """Rows holding ±infinity in a floating-point column (nested ones too), or ``None``."""
+def nonfinite_rows(table: pa.Table, *, nan: bool = False) -> np.ndarray | None:
+    """Rows holding ±infinity in a floating-point column (nested ones too), or ``None``.
+
+    With ``nan``, rows holding a NaN too (pyarrow's JSON parser reads ``NaN``, ``-NaN``,
+    ``Infinity`` and ``Inf``, none of which is JSON).
+    """
     bad: np.ndarray | None = None
+    test = _not_finite if nan else pc.is_inf
     for column in table.columns:
         if not _may_hold_floats(column.type):
             continue
         offset = 0
         for chunk in column.chunks:
-            rows = _inf_rows(chunk)
+            rows = _inf_rows(chunk, test)
             if rows is not None and rows.size:
                 if bad is None:
                     bad = np.zeros(table.num_rows, np.bool_)
@@ -181,25 +285,50 @@ def _may_hold_floats(typ: pa.DataType) -> bool:
     return False
 
 
-def _inf_rows(array: pa.Array) -> np.ndarray | None:
-    """Indices of the elements of ``array`` holding an infinity somewhere inside."""
+def _not_finite(array: pa.Array) -> pa.Array:
+    return pc.invert(pc.is_finite(array))
+
+
+def _inf_rows(array: pa.Array, test: Any = pc.is_inf) -> np.ndarray | None:
+    """Indices of the elements of ``array`` holding a value ``test`` flags somewhere inside."""
     typ = array.type
     if pa.types.is_floating(typ):
-        if not pc.any(pc.is_inf(array)).as_py():
+        flags = test(array)
+        if not pc.any(flags).as_py():
             return None
-        return np.flatnonzero(pc.fill_null(pc.is_inf(array), False).to_numpy(
-            zero_copy_only=False))
+        return np.flatnonzero(pc.fill_null(flags, False).to_numpy(zero_copy_only=False))
     if pa.types.is_struct(typ):
         found = [r for i in range(typ.num_fields) if _may_hold_floats(typ.field(i).type)
-                 and (r := _inf_rows(array.field(i))) is not None]
+                 and (r := _inf_rows(array.field(i), test)) is not None]
         return np.unique(np.concatenate(found)) if found else None
     if pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        inner = _inf_rows(array.flatten())
+        inner = _inf_rows(array.flatten(), test)
         if inner is None:
             return None
         parents = pc.list_parent_indices(array).to_numpy()
         return np.unique(parents[inner])
     return None
+
+
+def widen_by(schema: pa.Schema, seen: list[tuple[pa.Schema, int]],
+          strict: frozenset[str] = frozenset()) -> tuple[pa.Schema, list[Widening]]:
+    """``schema`` widened by the schemas ``seen`` (each with the record that needs it).
+
+    The schemas are unified in record order before :func:`storable`, so a record whose list
+    is empty does not make its column text before the record typing it is seen. Each change
+    names the first record that needed it.
+    """
+    wider, first = schema, {}
+    for other, record in sorted(seen, key=lambda s: s[1]):
+        step = unify_schemas(wider, other, strict, store=False)
+        for f in step:
+            i = wider.get_field_index(f.name)
+            if i < 0 or not wider.field(i).type.equals(f.type):
+                first.setdefault(f.name, record)
+        wider = step
+    wider = storable(wider)
+    return wider, [Widening(c.column, c.from_type, c.to_type, first.get(c.column, c.record))
+                   for c in widenings(schema, wider, min(first.values(), default=0))]
 
 
 def widenings(old: pa.Schema, new: pa.Schema, record: int) -> list[Widening]:

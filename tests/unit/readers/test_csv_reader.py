@@ -192,3 +192,117 @@ def test_inference_across_samples():
 def test_empty_column_infers_string():
     table, _, _, _ = read_all(b"a,b\n1,\n2,\n")
     assert table.schema.field("b").type == pa.string()
+
+
+# -- CR-only line endings -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("buf", "expected"),
+    [(b"a,b\r1,2\r", 8), (b"a,b\r1,2", 4), (b'a,"b\rc"\r1,2', 8), (b'a,"b\rc', 0),
+     (b"a,b\r\n1,2\r\n", 9)],  # CRLF cut at its CR leaves the LF to the next piece: pyarrow
+)                               # skips that empty line
+def test_quote_aware_cut_at_cr(buf, expected):
+    assert quote_aware_cut(buf, newline=b"\r") == expected
+
+
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_cr_only_line_endings_are_records(block_size):
+    data = b'id,note\r1,"two\rlines"\r2,"has\nLF"\r3,plain\r'
+    table, rejects, chunks, _ = read_all(data, block_size=block_size)
+    assert rejects == []
+    assert table.to_pylist() == [{"id": 1, "note": "two\rlines"}, {"id": 2, "note": "has\nLF"},
+                                 {"id": 3, "note": "plain"}]
+    if block_size == 7:
+        assert len(chunks) >= 3  # cut at CRs, not read as one record
+
+
+@pytest.mark.parametrize(("data", "newline"), [
+    (b"a,b\r1,2\r", b"\r"), (b"a,b\r\n1,2\r\n", b"\n"), (b"a,b\n1,2\r3,4\n", b"\n"),
+    (b'"x\ry",b\n1,2\n', b"\n"),   # a CR inside the quoted header is data
+    (b'"x\ny",b\r1,2\r', b"\r"),   # and so is an LF
+    (b"a,b\r", b"\r"),             # a header alone, ended by a CR
+])
+def test_the_first_record_decides_the_line_break(data, newline):
+    reader = CsvReader("mem.csv", ReadOptions())
+    reader.infer_schema([Sample(data, True, True)])
+    assert reader._newline == newline
+
+
+def test_a_cr_at_the_end_of_a_block_waits_for_the_next_byte():
+    reader = CsvReader("mem.csv", ReadOptions())
+    assert reader._cut(bytearray(b"a,b\r"), 4) == 0  # CR or CRLF? no record until it is known
+    assert reader._newline is None
+    assert reader._cut(bytearray(b"a,b\r\n1,2\r\n"), 10) == 10
+    assert reader._newline == b"\n"
+
+
+def test_ragged_rows_in_a_cr_only_file_are_rejects_with_their_numbers():
+    table, rejects, _, _ = read_all(b"a,b\r1,2\r3\r4,5,6\r7,8\r", block_size=7)
+    assert table.to_pylist() == [{"a": 1, "b": 2}, {"a": 7, "b": 8}]
+    assert [r.record for r in rejects] == [2, 3]
+
+
+# -- leading zeros ------------------------------------------------------------------------------
+
+
+def test_numbers_with_leading_zeros_infer_as_strings():
+    table, _, _, reader = read_all(
+        b"zip,n,padded,plain,neg\n08123,1,01.5,0,-0\n00501,2,2.5,0.5,-007\n")
+    assert table.schema.field("zip").type == pa.string()
+    assert table.schema.field("padded").type == pa.string()
+    assert table.schema.field("neg").type == pa.string()
+    assert table.schema.field("n").type == pa.int64()
+    assert table.schema.field("plain").type == pa.float64()
+    assert table.column("zip").to_pylist() == ["08123", "00501"]
+    assert [(i.column, i.type) for i in reader.inferences] == [
+        ("zip", "string"), ("padded", "string"), ("neg", "string")]
+    assert "'08123'" in reader.inferences[0].reason
+
+
+@pytest.mark.parametrize("value", [b"0", b"-0", b"+0", b"0.5", b"-0.25", b"0e3", b" 0", b"10"])
+def test_zero_alone_or_before_a_point_is_a_number(value):
+    table, _, _, reader = read_all(b"v\n" + value + b"\n1\n")
+    assert pa.types.is_integer(table.schema.field("v").type) or \
+        pa.types.is_floating(table.schema.field("v").type)
+    assert reader.inferences == []
+
+
+@pytest.mark.parametrize("value", [b"00", b"007", b"-01", b"+05", b" 012 ", b'"0042"', b"00.0"])
+def test_a_zero_before_a_digit_makes_text(value):
+    table, _, _, reader = read_all(b"v,w\n1,x\n" + value + b",y\n")
+    assert table.schema.field("v").type == pa.string()
+    assert [i.column for i in reader.inferences] == ["v"]
+
+
+def test_leading_zeros_in_any_sample_make_the_column_text():
+    head = b"zip\n12345\n90210\n"
+    middle = b"partial\n00501\n8123\n"
+    reader = CsvReader("mem.csv", ReadOptions())
+    schema = reader.infer_schema([Sample(head, True, False), Sample(middle, False, False)])
+    assert schema.field("zip").type == pa.string()
+    assert reader.inferences[0].reason.startswith("values with leading zeros (e.g. '00501')")
+
+
+def test_a_widening_chunk_keeps_leading_zeros_as_text():
+    data = b"a\n" + b"".join(b"%d\n" % i for i in range(1, 40)) + b"1.5\n007\n"
+    reader = CsvReader("mem.csv", ReadOptions(block_size=64))
+    schema = reader.infer_schema([Sample(data[:20], True, False)])
+    assert schema.field("a").type == pa.int64()
+    chunks = list(reader.read(io.BytesIO(data), schema, widen="continue"))
+    assert [(w.column, w.to_type) for w in reader.widened] == [("a", "string")]
+    assert chunks[-1].table.column("a").to_pylist()[-1] == "007"
+
+
+def test_leading_zeros_beyond_the_samples_in_a_column_typed_int_read_as_numbers():
+    """The documented limit: a value that fits the column's type is not looked at again."""
+    data = b"a\n" + b"".join(b"%d\n" % i for i in range(1, 40)) + b"007\n"
+    reader = CsvReader("mem.csv", ReadOptions(block_size=64))
+    schema = reader.infer_schema([Sample(data[:20], True, False)])
+    chunks = list(reader.read(io.BytesIO(data), schema))
+    assert chunks[-1].table.column("a").to_pylist()[-1] == 7
+
+
+def test_an_unterminated_quote_in_the_header_is_input_format_error():
+    with pytest.raises(InputFormatError, match="unterminated quoted field in the first"):
+        read_all(b'"a,b\n1,2\n')

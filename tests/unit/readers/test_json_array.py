@@ -225,14 +225,32 @@ def test_mixed_scalars_become_json_text():
     assert read_rows(data) == [{"value": v} for v in ["1", "2.5", "x", None, "[1, 2]", "true"]]
 
 
-def test_scalar_among_objects_adds_the_value_column(split):
-    data = b'[{"a": 1}, 5, {"a": 2}]'
+@pytest.mark.parametrize("block_size", BLOCKS)
+def test_a_value_among_objects_is_a_reject(split, block_size):
+    """Issue 14: a scalar among objects added a ``value`` column, a ``null`` crashed pyarrow."""
+    elements = [b'{"a": 1}', b"5", b"null", b'{"a": 2}', b'"x"', b"true", b"[1]", b"[]",
+                b'{"a": 3}']
+    data = b"[" + b", ".join(elements) + b"]"
     schema = pa.schema([("a", pa.int64())])
-    with pytest.raises(SchemaWidening) as info:
-        read_chunks(data, schema=schema)
-    assert info.value.schema == pa.schema([("a", pa.int64()), ("value", pa.int64())])
-    rows = read_rows(data, schema=info.value.schema)
-    assert rows == [{"a": 1, "value": None}, {"a": None, "value": 5}, {"a": 2, "value": None}]
+    chunks, _ = read_chunks(data, schema=schema, block_size=block_size)
+    rows = [r for c in chunks for r in c.table.to_pylist()]
+    rejects = [r for c in chunks for r in c.rejects]
+    assert rows == [{"a": 1}, {"a": 2}, {"a": 3}]
+    assert [(r.record, r.reason) for r in rejects] == [
+        (2, "not a JSON object: a top-level number"), (3, "not a JSON object: a top-level null"),
+        (5, "not a JSON object: a top-level string"),
+        (6, "not a JSON object: a top-level boolean"),
+        (7, "not a JSON object: a top-level array"), (8, "not a JSON object: a top-level array")]
+    reader = JsonArrayReader("mem.json", ReadOptions())
+    assert reader.infer_schema([Sample(data, True, True)]) == schema
+
+
+@pytest.mark.parametrize("first", [b"null", b"1", b'"x"', b"[]"])
+def test_the_first_element_decides_an_array_of_values(first):
+    """An array that starts with a value is read as values, its objects included."""
+    data = b"[" + first + b', {"a": 1}, 2]'
+    assert [list(r) for r in read_rows(data)] == [["value"]] * 3
+    assert read_rows(data)[1] == {"value": '{"a": 1}'}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,10 +422,10 @@ def test_infer_schema_from_a_head_sample():
                                 ("d", pa.struct([("x", pa.string())]))])
 
 
-def test_infer_schema_skips_bad_elements_and_handles_scalars():
+def test_infer_schema_skips_bad_elements_and_scalars():
     reader = JsonArrayReader("mem.json", ReadOptions())
     schema = reader.infer_schema([Sample(b'[{"a": 1}, {"a": tru}, 3, {"b": "x"}]', True, True)])
-    assert schema == pa.schema([("a", pa.int64()), ("b", pa.string()), ("value", pa.int64())])
+    assert schema == pa.schema([("a", pa.int64()), ("b", pa.string())])
 
 
 def test_infer_schema_when_the_array_starts_past_the_sample():

@@ -6,6 +6,7 @@ import io
 import json
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from engine.config import ReadOptions
@@ -98,19 +99,27 @@ def test_missing_final_newline():
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "json"])
-def test_json_arrow_cannot_type_is_a_reject_not_a_loss(tmp_path, fmt):
+@pytest.mark.parametrize("rows", [
+    [{"id": 1, "n": [1, "a"]}, {"id": 2, "n": [2]}],
+    [{"id": 1, "n": [2]}, {"id": 2, "n": [1, "a"]}],
+    [{"id": 1, "n": [1, "a"]}],
+    [{"id": 1, "n": [1]}, {"id": 2, "n": ["a"]}],
+    [{"id": 1, "n": {"k": 1}}, {"id": 2, "n": {"k": "a"}}],
+])
+def test_a_value_arrow_cannot_type_is_json_text(tmp_path, fmt, rows):
+    """Issue 14: these were rejects (or "no JSON object found" alone); valid JSON is kept."""
     from engine.run import transform
 
-    rows = [{"id": 1, "n": [1, "a"]}, {"id": 2, "n": [2]}]
     src = tmp_path / f"mixed.{fmt}"
     body = ("\n".join(json.dumps(r) for r in rows) + "\n") if fmt == "ndjson" else json.dumps(rows)
     src.write_text(body)
-    rejects = tmp_path / "rejects.ndjson"
-    report = transform(str(src), str(tmp_path / "out.parquet"), rejects_uri=str(rejects))
-    assert report.rows_in == 2 and report.rows_out + report.rows_rejected == 2
-    lines = [json.loads(x) for x in rejects.read_text().splitlines()]
-    assert [x["record"] for x in lines] == [1]
-    assert "cannot type" in lines[0]["reason"]
+    for block_size in (16, 1 << 20):
+        out = tmp_path / f"out{block_size}.parquet"
+        report = transform(str(src), str(out), block_size=block_size)
+        assert report.rows_rejected == 0 and report.rows_out == len(rows)
+        table = pq.read_table(out)
+        assert table.schema.field("n").type == pa.string()
+        assert [json.loads(v) for v in table.column("n").to_pylist()] == [r["n"] for r in rows]
 
 
 def test_first_key_group_is_the_first_of_the_key_groups() -> None:
