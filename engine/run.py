@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from engine.config import ReadOptions, RunOptions, WriteOptions, build_options
+from engine.config import ReadOptions, RunOptions, WriteMode, WriteOptions, build_options
 from engine.errors import EngineError, SchemaError, ValidationError
 from engine.plan import OutputPlan, refuse_replacing
 from engine.readers import Reader, SchemaWidening, Widening
@@ -69,7 +69,7 @@ def read_batches(
         options: a :class:`~engine.config.RunOptions` to start from; the keywords below
             override its fields, ``None`` keeps them. They are documented on
             :class:`~engine.config.ReadOptions` and :class:`~engine.config.RunOptions`.
-        format: ``csv``, ``ndjson`` or ``json`` (an array); ``None`` detects it.
+        format: ``csv``, ``ndjson``, ``json`` (an array) or ``parquet``; ``None`` detects it.
         input_compression: ``gzip``, ``bz2``, ``zstd`` or ``none``; ``None``: from the suffix.
         encoding: the text encoding (UTF-8 by default).
         delimiter: the CSV delimiter.
@@ -121,14 +121,14 @@ def transform(
     part_size: int | None = None, dictionary_max_ratio: float | None = None,
     schema: pa.Schema | None = None, rejects_uri: str | None = None,
     max_restarts: int | None = None, threads: int | None = None,
-    output_stem: str | None = None,
+    output_stem: str | None = None, mode: WriteMode | None = None,
 ) -> RunReport:
-    """Convert ``src`` (CSV, NDJSON or a JSON array; local or ``s3://``) to Parquet at ``dst``.
+    """Convert ``src`` (CSV, NDJSON, a JSON array or Parquet; local or ``s3://``) to ``dst``.
 
     With ``contract`` (a :class:`engine.contract.Contract` or the path of its YAML), the
     contract's types and checks are enforced in the same pass, its transforms applied and its
-    aggregate written; ``dst`` may then be a directory (ending in ``/``) where the file is named
-    after the input, so a re-run overwrites rather than duplicates.
+    aggregate written. Into a directory (``dst`` ending in ``/``), files are named after the
+    source and ``mode`` says what to do with other sources' files (docs/datasets.md).
 
     A failed run raises an :class:`engine.errors.EngineError` and leaves no output behind.
 
@@ -169,7 +169,9 @@ def transform(
         rejects_uri: where rejected records go (NDJSON); ``None`` only counts them.
         max_restarts: how many column widenings (restarts) a run may make.
         threads: 1 for one thread, 2 to read and parse on a worker thread.
-        output_stem: the name of the files written into a directory (default: the input's).
+        output_stem: the name of what is written for the source (default: its own name).
+        mode: into a directory, ``"error"`` (``None``), ``"append"`` or ``"replace"``: see
+            :class:`~engine.config.RunOptions`; a re-run of a source replaces its own files.
 
     Returns:
         The :class:`~engine.report.RunReport`.
@@ -225,11 +227,7 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, given: dic
                progress: Progress | None, contract: Any, started: float) -> RunReport:
     clock = CLOCK.get()
     assert clock is not None
-    stem = given.get("output_stem") or (options.output_stem if options is not None else None)
-    plan = OutputPlan.load(contract, src, dst, stem)
-    opts = build_options(options, **{**plan.overrides(), **given})  # the caller's keywords win
-    if dst is not None:
-        refuse_replacing(src, [plan.data_uri or dst, opts.rejects_uri, plan.aggregate_uri])
+    plan, opts = OutputPlan.resolve(contract, src, dst, options, given)  # the mode's check
     with clock.measure("infer"):
         source = resolve_input(src, opts.read)
         reader = source.reader()
@@ -270,7 +268,10 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
     out_schema = stages.output_schema if stages else schema
     rejects = RejectsFile(opts.rejects_uri if plan.dst is not None else None)
     rows_in = 0
-    sink = plan.sink(out_schema, opts.write)
+    # Every file name the sink chooses (in a directory, by rotation, per partition) is checked
+    # too: the output is renamed into place after the input was read.
+    sink = plan.sink(out_schema, opts.write,
+                     check_uri=lambda uri: refuse_replacing(src, [uri]))
     published: list[ParquetSink] = []
     failed: ValidationError | None = None
     try:
@@ -295,8 +296,12 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
         if stages is not None:
             stages.check_thresholds(rows_in, rejects.count, final=True)
         filtered = stages.filtered if stages else 0
-        if sink is not None:  # before anything is published: nothing may be lost silently
+        # The commit decision, before anything is published: every record read was given to
+        # the sink, rejected or filtered, and the rejects file holds a line per reject. The
+        # sinks check their files' footers against the rows given before publishing each one.
+        if sink is not None:
             check_accounting(src, rows_in, sink.rows_written, rejects.count, filtered)
+        rejects.check()
         aggregate = None
         if stages is not None and stages.aggregator is not None:
             aggregate = stages.write_aggregate(plan.aggregate_uri if plan.dst else None,
@@ -305,6 +310,7 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
             with clock.measure("encode_write"):
                 sink.commit()
         rejects.commit()
+        plan.record(sink, opts.rejects_uri, aggregate is not None)  # a directory's manifest
     except ValidationError as exc:
         failed = exc
     except BaseException as exc:
@@ -339,9 +345,13 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
         bytes_in=bytes_in,
         bytes_out=sum(f.bytes for f in files),
         schema=[{"name": f.name, "type": str(f.type)} for f in out_schema],
+        # what inference decided for a column a contract does not type (CsvReader.inferences)
+        inference=[d.to_dict() for d in getattr(reader, "inferences", ())
+                   if d.column not in strict],
         rejects={"count": rejects.count, "uri": rejects.uri},
         files=[f.to_dict() for f in files],
         compression=opts.write.compression if sink is not None else None,
+        dataset=plan.finish(),  # a re-run's earlier files, replace's other files: deleted
     )
     if stages is not None:
         stages.describe(report)

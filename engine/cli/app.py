@@ -5,8 +5,9 @@ and a short summary. Logs and errors go to stderr. Exit codes follow sysexits: 0
 65 data error, 66 input not found, 72 incomplete installation, 74 I/O, 70 internal error.
 
 The commands live in :mod:`engine.cli.transform` (transform, validate, infer),
-:mod:`engine.cli.gen`, :mod:`engine.cli.sizing` (profile, size), :mod:`engine.cli.pipeline`,
-:mod:`engine.cli.layer` and :mod:`engine.cli.contracts`; each imports what it needs when it runs.
+:mod:`engine.cli.inspect`, :mod:`engine.cli.gen`, :mod:`engine.cli.sizing` (profile, size),
+:mod:`engine.cli.pipeline`, :mod:`engine.cli.layer` and :mod:`engine.cli.contracts`; each imports
+what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 import engine
-from engine.cli import contracts, gen, layer, pipeline, sizing, transform
+from engine.cli import contracts, gen, inspect, layer, pipeline, sizing, transform
 from engine.cli.common import JsonCommand
 
 __all__ = ["app", "main"]
@@ -45,6 +46,7 @@ def chunkwise(
 app.command(cls=JsonCommand)(transform.transform)
 app.command(cls=JsonCommand)(transform.validate)
 app.command()(transform.infer)  # no --json: it prints YAML
+app.command(cls=JsonCommand)(inspect.inspect)
 app.command(cls=JsonCommand)(gen.gen)
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(layer.app, name="layer")

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.cli.common import JsonFlag, checked_options, choice, run_job, size_option
-from engine.config import COMPRESSIONS, FORMATS, INPUT_COMPRESSIONS
+from engine.config import COMPRESSIONS, FORMATS, INPUT_COMPRESSIONS, WRITE_MODES
 
 __all__ = ["infer", "transform", "validate"]
 
@@ -25,7 +25,7 @@ _INPUT, _CSV, _OUTPUT, _CONTRACT, _RUN = "Input", "CSV", "Output (Parquet)", "Co
 Src = Annotated[str, typer.Argument(help="Input: a local path or s3://bucket/key.")]
 Fmt = Annotated[str | None, typer.Option(
     "--format", click_type=choice(FORMATS), rich_help_panel=_INPUT,
-    help="Input format [default: from the suffix, then the content]")]
+    help="Input format [default: Parquet by its first bytes, else the suffix, else the text]")]
 InputCompression = Annotated[str | None, typer.Option(
     click_type=choice(INPUT_COMPRESSIONS), rich_help_panel=_INPUT,
     help="Compression of the input [default: from the suffix: .gz, .bz2, .zst]")]
@@ -66,8 +66,9 @@ def _read_kwargs(fmt: str | None, input_compression: str | None, json_path: str 
 
 def transform(
     src: Src,
-    dst: Annotated[str, typer.Argument(help="Output Parquet: a path or s3:// URI (a directory "
-                                            "ending in / when files rotate or partition).")],
+    dst: Annotated[str, typer.Argument(help="Output Parquet: a file, or a directory ending in / "
+                                            "(files named after the source; see --mode); a "
+                                            "path or s3:// URI.")],
     fmt: Fmt = None,
     input_compression: InputCompression = None,
     json_path: JsonPath = None,
@@ -87,6 +88,12 @@ def transform(
         rich_help_panel=_OUTPUT, help="Most rows per row group [default: 1048576]")] = None,
     max_rows_per_file: Annotated[int | None, typer.Option(
         rich_help_panel=_OUTPUT, help="Rotate output files.")] = None,
+    mode: Annotated[str | None, typer.Option(
+        click_type=choice(WRITE_MODES), rich_help_panel=_OUTPUT,
+        help="Into a directory holding other sources' data files: error refuses before "
+             "reading, append adds beside them, replace removes them once this run's files "
+             "are written. A re-run replaces the source's own files in every mode. A file "
+             "output is replaced as named [default: error]")] = None,
     contract: ContractOpt = None,
     schema: Annotated[Path | None, typer.Option(
         rich_help_panel=_CONTRACT, help="Explicit Arrow schema (JSON file): no inference.")]
@@ -111,7 +118,8 @@ def transform(
                               quote_char, header, encoding, null_value)
         write = {"compression": compression, "row_group_rows": row_group_rows,
                  "row_group_bytes": size_option(row_group_size) if row_group_size else None,
-                 "rejects_uri": rejects, "max_rows_per_file": max_rows_per_file}
+                 "rejects_uri": rejects, "max_rows_per_file": max_rows_per_file,
+                 "mode": mode}
         kwargs.update({k: v for k, v in write.items() if v is not None})
         if threads is not None:
             kwargs["threads"] = threads
@@ -265,3 +273,5 @@ def _summary(report: Any) -> None:
     )
     for w in report.widened:
         console.print(f"  widened {w['column']}: {w['from']} → {w['to']} (record {w['record']})")
+    for d in report.inference:
+        console.print(f"  inferred {d['column']}: {d['type']}, {d['reason']}")

@@ -5,6 +5,12 @@ that compress badly (docs/memory.md). The sink buffers tables until a row group 
 or row target and then writes them as one group: the buffer is the memory term to size
 (``WriteOptions.row_group_bytes``).
 
+What is published is checked against what was counted: before a file is published, the row
+count in its own footer (the ``FileMetaData`` the writer returns when it closes, so nothing is
+read back) must equal the rows the sink wrote to it, and the rows of all its files the rows it
+was given. A row lost in between fails the run with an
+:class:`~engine.errors.AccountingError` instead of publishing a short file.
+
 Example:
     >>> import pyarrow as pa
     >>> from engine.sink.parquet import ParquetSink
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -29,16 +36,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engine.config import WriteOptions
-from engine.errors import EngineError, PermanentError, TransientError
+from engine.errors import AccountingError, EngineError, PermanentError, TransientError
 from engine.io import AtomicOutput
 from engine.runtime.timing import CLOCK, TimedWrites
 
-__all__ = ["CommitOrAbort", "FileReport", "ParquetSink", "rotated_uri"]
+__all__ = ["CheckUri", "CommitOrAbort", "FileReport", "ParquetSink", "rotated_uri"]
 
 log = logging.getLogger(__name__)
 
 #: Rows looked at to decide which columns are dictionary-encoded.
 _DICTIONARY_PROBE_ROWS = 20_000
+
+#: Called with the URI of each file before it is written; raises to refuse the name (a run
+#: refuses to write over its own input, whatever naming or rotation led there).
+CheckUri = Callable[[str], None]
 
 
 @dataclass
@@ -118,15 +129,21 @@ class ParquetSink(CommitOrAbort):
             rotate).
         schema: the schema every written table has.
         options: compression, row-group targets, rotation, S3 part size.
+        check_uri: called with each file's URI before the file is written (at once when the
+            one name is known), to refuse a name.
     """
 
-    def __init__(self, uri: str, schema: pa.Schema, options: WriteOptions | None = None) -> None:
+    def __init__(self, uri: str, schema: pa.Schema, options: WriteOptions | None = None, *,
+                 check_uri: CheckUri | None = None) -> None:
         self.uri = uri
         self.schema = schema
         self.options = options or WriteOptions()
         self.rotating = bool(self.options.max_rows_per_file or self.options.max_bytes_per_file)
         if uri.endswith("/") and not self.rotating:
             self.uri = uri + "part-00000.parquet"
+        self._check_uri = check_uri
+        if check_uri is not None and not self.rotating:
+            check_uri(self.uri)  # the only name: refused before a byte is read
         self.files: list[FileReport] = []
         self._committed: list[AtomicOutput] = []
         self._out: AtomicOutput | None = None
@@ -134,6 +151,8 @@ class ParquetSink(CommitOrAbort):
         self._buffer: list[pa.Table] = []
         self._buffered_rows = 0
         self._buffered_bytes = 0
+        self._accepted = 0  # rows given to write(), to check what the files hold against
+        self._footer: list[pq.FileMetaData] = []  # the open file's, once its writer closes
         self._dictionary: list[str] | None = None
         self._done = False
 
@@ -144,6 +163,7 @@ class ParquetSink(CommitOrAbort):
         table = self._accept(table)
         if table is None:
             return
+        self._accepted += table.num_rows
         self._buffer.append(table)
         self._buffered_rows += table.num_rows
         self._buffered_bytes += table.nbytes
@@ -162,7 +182,7 @@ class ParquetSink(CommitOrAbort):
     @property
     def rows_written(self) -> int:
         """Rows handed to the sink so far (written or buffered)."""
-        return sum(f.rows for f in self.files) + self._buffered_rows
+        return self._accepted
 
     @property
     def buffered_bytes(self) -> int:
@@ -223,16 +243,20 @@ class ParquetSink(CommitOrAbort):
         self.files.append(FileReport(""))
         uri = self._current_uri()
         self.files[-1].uri = uri
+        if self._check_uri is not None and self.rotating:
+            self._check_uri(uri)
         self._out = AtomicOutput(uri, part_size=self.options.part_size)
         sink: Any = self._out.__enter__()
         clock = CLOCK.get()
         if clock is not None:
             sink = TimedWrites(sink, clock)
         compression = None if self.options.compression == "none" else self.options.compression
+        self._footer = []
         self._writer = pq.ParquetWriter(
             sink, self.schema, compression=compression,
             compression_level=self.options.compression_level,
             use_dictionary=self._dictionary, write_statistics=True,
+            metadata_collector=self._footer,
         )
 
     def _dictionary_columns(self, table: pa.Table) -> list[str]:
@@ -262,6 +286,12 @@ class ParquetSink(CommitOrAbort):
         self._writer = None
         self._out = None
         writer.close()
+        report = self.files[-1]
+        footer_rows = self._footer[-1].num_rows if self._footer else None
+        if footer_rows != report.rows:
+            out.abort()
+            raise AccountingError(f"the Parquet footer of {report.uri} holds {footer_rows} "
+                                  f"rows, but {report.rows} were written to it", uri=report.uri)
         clock = CLOCK.get()
         if clock is None:
             out.commit()
@@ -276,7 +306,10 @@ class ParquetSink(CommitOrAbort):
     def commit(self) -> None:
         """Write what is buffered, close the file and publish it.
 
-        An empty input still gets a (zero-row) Parquet file with the schema.
+        An empty input still gets a (zero-row) Parquet file with the schema. Nothing is
+        published unless the files hold every row given to :meth:`write`, each file's footer
+        agreeing with the rows written to it; otherwise everything is aborted and an
+        :class:`~engine.errors.AccountingError` raised.
         """
         if self._done:
             return
@@ -284,6 +317,10 @@ class ParquetSink(CommitOrAbort):
             self.flush()
             if not self.files:
                 self._open(self.schema.empty_table())
+            written = sum(f.rows for f in self.files)
+            if written != self._accepted:  # lost between write() and the writer
+                raise AccountingError(f"{self._accepted} rows were given to the sink, but its "
+                                      f"files hold {written}", uri=self.uri)
             self._close_file()
         except BaseException:
             self.abort()
@@ -305,8 +342,11 @@ class ParquetSink(CommitOrAbort):
         if writer is not None:
             try:
                 writer.close()
-            except (OSError, ValueError, pa.ArrowException):
-                pass  # the file object is already discarded: closing only flushes into it
+            except (OSError, ValueError, RuntimeError, pa.ArrowException):
+                # The file object is already discarded: closing only flushes into it. A writer
+                # whose file failed closes without a footer, and asking for it (the collector)
+                # raises RuntimeError. Marked closed, or its __del__ would try again.
+                writer.is_open = False
         for done in self._committed:
             try:
                 done.delete()

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.config import WriteOptions
-from engine.errors import EngineError
+from engine.errors import AccountingError, EngineError
 from engine.sink.hive import check_partition_type, partition_texts, segment
-from engine.sink.parquet import CommitOrAbort, FileReport, ParquetSink
+from engine.sink.parquet import CheckUri, CommitOrAbort, FileReport, ParquetSink
 
 __all__ = ["PartitionedSink"]
 
@@ -100,7 +100,10 @@ class PartitionedSink(CommitOrAbort):
 
     Outcome: :meth:`commit` commits every open file; :meth:`abort` aborts the open files and
     deletes every file this sink already committed (evicted or rotated), so a failed run
-    leaves nothing behind, as with :class:`ParquetSink`.
+    leaves nothing behind, as with :class:`ParquetSink`. Before the open files are published,
+    the partitions must hold every row given to :meth:`write` (each file's own footer is
+    checked by its :class:`ParquetSink`): a row the split lost is an
+    :class:`~engine.errors.AccountingError`, and nothing stays published.
 
     Args:
         base_uri: local directory or ``s3://bucket/prefix`` of the dataset.
@@ -113,6 +116,7 @@ class PartitionedSink(CommitOrAbort):
             ``options.row_group_bytes``).
         max_upload_buffer_bytes: cap on the bytes held for S3 uploads across open files
             (default: no cap beyond ``max_open_writers`` × part size).
+        check_uri: called with each file's URI before the file is written, to refuse a name.
 
     Raises:
         ValueError: no partition column, a repeated or unknown one, an unsupported type, every
@@ -138,6 +142,7 @@ class PartitionedSink(CommitOrAbort):
         max_open_writers: int = 32,
         buffer_bytes: int | None = None,
         max_upload_buffer_bytes: int | None = None,
+        check_uri: CheckUri | None = None,
     ) -> None:
         keys = list(partition_by)
         if not keys:
@@ -175,6 +180,8 @@ class PartitionedSink(CommitOrAbort):
         self._open: OrderedDict[str, _Partition] = OrderedDict()  # least recently written first
         self._partitions: list[_Partition] = []  # every file, in the order they were started
         self._next_seq: dict[str, int] = {}
+        self._check_uri = check_uri
+        self._accepted = 0  # rows given to write(), to check the partitions' rows against
         self.evictions = 0
         self._done = False
 
@@ -193,7 +200,7 @@ class PartitionedSink(CommitOrAbort):
     @property
     def rows_written(self) -> int:
         """Rows handed to the sink so far (written or buffered)."""
-        return sum(part.sink.rows_written for part in self._partitions)
+        return self._accepted
 
     @property
     def buffered_bytes(self) -> int:
@@ -218,6 +225,7 @@ class PartitionedSink(CommitOrAbort):
         table = self._accept(table)
         if table is None:
             return
+        self._accepted += table.num_rows
         for texts, piece in self._split(table):
             self._write_partition(texts, piece)
         self._enforce_budgets()
@@ -290,7 +298,8 @@ class PartitionedSink(CommitOrAbort):
         self._next_seq[directory] = seq + 1
         uri = f"{self._base}{directory}/{self.file_stem}-{seq:05d}.parquet"
         part = _Partition(dict(zip(self.partition_by, texts, strict=True)), directory,
-                          ParquetSink(uri, self.file_schema, self._sink_options))
+                          ParquetSink(uri, self.file_schema, self._sink_options,
+                                      check_uri=self._check_uri))
         self._open[directory] = part
         self._partitions.append(part)
         return part
@@ -327,11 +336,16 @@ class PartitionedSink(CommitOrAbort):
     def commit(self) -> None:
         """Write what is buffered and publish every open file (oldest first).
 
-        If a commit fails, everything is aborted (published files deleted) and the error raised.
+        If a commit fails, or the partitions do not hold every row given, everything is aborted
+        (published files deleted) and the error raised.
         """
         if self._done:
             return
         try:
+            routed = sum(part.sink.rows_written for part in self._partitions)
+            if routed != self._accepted:  # lost between write() and the partitions' files
+                raise AccountingError(f"{self._accepted} rows were given to the sink, but its "
+                                      f"partitions got {routed}", uri=self.base_uri)
             while self._open:
                 self._close(next(iter(self._open)))
         except BaseException:
