@@ -9,7 +9,12 @@ One module per concern (``docs/pipeline.md`` is the interface they implement):
 - :mod:`engine.aws.planning`: record-aligned byte ranges for the Map of large objects.
 - :mod:`engine.aws.deadline`: stop with a retryable error before Lambda's timeout.
 - :mod:`engine.aws.steps`: the functions the handlers call, one per state.
-- :mod:`engine.aws.conversion`: converting a file or a range: layout, time, checksums.
+- :mod:`engine.aws.layout`: where a file's outputs go: the table location and beside it.
+- :mod:`engine.aws.conversion`: converting a file or a range: time, memory, checksums.
+- :mod:`engine.aws.evolution`: one schema per dataset: how a file's columns meet it.
+- :mod:`engine.aws.glue_types`: Arrow types as Glue (Hive) column types, and back.
+- :mod:`engine.aws.catalog`: the dataset's Glue Data Catalog table and its partitions.
+- :mod:`engine.aws.commit`: what the output step commits: manifest, catalog, old versions.
 - :mod:`engine.aws.failures`: the caught error, the FAILED record, the DLQ message.
 - :mod:`engine.aws.observability`: Powertools Logger and Metrics shared by the handlers.
 - :mod:`engine.aws.clients`: the AWS clients, kept for the process.
@@ -26,12 +31,17 @@ Submodules are imported on demand: ``import engine.aws`` loads nothing else.
 from __future__ import annotations
 
 __all__ = [
+    "catalog",
     "clients",
+    "commit",
     "conversion",
     "deadline",
     "events",
+    "evolution",
     "executions",
     "failures",
+    "glue_types",
+    "layout",
     "local",
     "metadata",
     "observability",

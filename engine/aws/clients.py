@@ -27,7 +27,7 @@ __all__ = ["Clients", "client_config", "default_clients", "reset_clients"]
 
 @cache
 def client_config() -> botocore.config.Config:
-    """The botocore settings of the DynamoDB and SQS clients.
+    """The botocore settings of the DynamoDB, SQS and Glue clients.
 
     botocore's standard retry mode backs off on throttling a few times before the error reaches
     the state machine's Retry.
@@ -42,7 +42,7 @@ def client_config() -> botocore.config.Config:
 
 
 class Clients:
-    """S3, DynamoDB and SQS clients, each created when first used."""
+    """S3, DynamoDB, SQS and Glue clients, each created when first used."""
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         if session is None:
@@ -65,6 +65,11 @@ class Clients:
     def sqs(self) -> Any:
         """An SQS client."""
         return self._session.client("sqs", config=client_config())
+
+    @cached_property
+    def glue(self) -> Any:
+        """A Glue (Data Catalog) client."""
+        return self._session.client("glue", config=client_config())
 
     def table(self, name: str) -> Any:
         """The DynamoDB ``Table`` resource called ``name``."""

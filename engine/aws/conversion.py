@@ -2,56 +2,60 @@
 
 What the transform step does, apart from the state machine's plumbing:
 
-- **layout**: outputs go to ``s3://PROCESSED_BUCKET/<dataset or key folder>/``:
-  ``<stem>.parquet`` from one Lambda, ``<stem>-part-00000.parquet``... from a Map (a contract
-  with ``partition_by`` writes Hive directories there instead, files named after the same
-  stem), ``<stem>.manifest.json`` beside them, where ``<stem>`` is the object's file name
-  without extension. The keys are deterministic: a retried or replayed step overwrites.
+- **layout**: outputs go to the dataset's table location in the processed bucket, named after
+  the object and its identity (:mod:`engine.aws.layout`). The names are deterministic: a retried
+  or replayed step overwrites its own files and no other object's.
+- **the dataset's schema**: without a contract, a file of a dataset that has a catalog table is
+  read with the table's types (:mod:`engine.aws.evolution`, the state's ``dataset`` entry that
+  validate put there), so every file of the dataset holds each column in one type.
 - **the object is the one announced**: :func:`require_current` before reading it.
 - **time**: a :class:`~engine.aws.deadline.Deadline` before and during the conversion.
+- **memory**: the process's peak RSS is reset when the conversion starts, so the figure is this
+  invocation's (``PEAK_RSS_SCOPE``: the process's peak, or its growth over the start).
 - **threads**: one in a Lambda of less than one vCPU
   (:func:`engine.runtime.threads.lambda_threads`).
 - **ranges**: streamed by the engine from S3 (``byte_range``, :func:`convert_range`).
-- **parts entries**: the engine's report plus the SHA-256 of every file written
-  (:func:`part_entry`).
+- **parts entries**: the engine's report plus the SHA-256 of every file written and the partition
+  each file is in (:func:`part_entry`); :func:`parquet_schema` reads a written file's schema
+  back from its footer (for the catalog, at the output step).
 """
 
 from __future__ import annotations
 
 import hashlib
-import posixpath
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 import engine
 from engine import io
-from engine.aws import routing
+from engine.aws import catalog, evolution, routing
 from engine.aws.deadline import Deadline
+from engine.aws.layout import destination, hidden, output_base, output_stem, part_name
 from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions, build_options
-from engine.errors import EngineError, InputNotFoundError, TransientError
+from engine.errors import EngineError, InputNotFoundError, SchemaError, TransientError
 from engine.report import RunReport
+from engine.runtime.memory import reset_peak_rss, rss_bytes
 
 if TYPE_CHECKING:
     from engine.contract import Contract
 
 __all__ = [
     "COPY_CHUNK_BYTES",
-    "check_locations",
     "RemainingMs",
+    "check_locations",
     "contract_of",
     "convert_object",
     "convert_range",
     "copy_range",
-    "destination",
     "hash_object",
     "object_uri",
-    "output_base",
+    "parquet_schema",
     "part_entry",
-    "part_name",
     "read_options",
     "require_current",
-    "stem",
 ]
 
 #: Bytes per read when copying a range to local storage or hashing an output.
@@ -59,7 +63,8 @@ COPY_CHUNK_BYTES = 1 * MiB
 
 RemainingMs = Callable[[], int]
 
-
+#: Bytes of a Parquet file's end read at first for its footer (most footers fit).
+_FOOTER_GUESS = 64 * 1024
 
 
 def object_uri(state: Mapping[str, Any]) -> str:
@@ -111,43 +116,20 @@ def require_current(state: Mapping[str, Any]) -> None:
                              "object is converted by its own execution", uri=uri)
 
 
-def stem(key: str) -> str:
-    """The object's file name without compression suffix and extension (as the engine names)."""
-    name = posixpath.basename(io.strip_compression_suffix(key).rstrip("/")) or "part"
-    return posixpath.splitext(name)[0] or "part"
-
-
-def output_base(state: Mapping[str, Any], contract: Contract | None,
-                settings: Settings) -> str:
-    """The processed bucket's folder for the state's outputs (ends with ``/``)."""
-    bucket = settings.require("processed_bucket")
-    prefix = routing.output_prefix(state["key"], contract).strip("/")
-    return f"s3://{bucket}/{prefix}/" if prefix else f"s3://{bucket}/"
-
-
-def destination(base: str, contract: Contract | None, name: str) -> str:
-    """A file URI, or the directory for a contract that partitions its output."""
-    if contract is not None and contract.output.partition_by:
-        return base
-    return f"{base}{name}.parquet"
-
-
-def part_name(key: str, index: int) -> str:
-    """The stem of a Map part's output: ``<stem>-part-00000``."""
-    return f"{stem(key)}-part-{index:05d}"
-
-
 def check_locations(state: Mapping[str, Any], contract: Contract | None, dst: str,
                     settings: Settings, stem_name: str) -> None:
-    """Refuse a contract that reads or writes outside the configured buckets, before any data.
+    """Refuse a contract that reads or writes outside the configured places, before any data.
 
     The outputs (data, ``rejects.path``, ``aggregate.path``, resolved as the engine will) must be
-    in the processed bucket; ``enrich`` reference tables in the processed bucket, the contracts'
-    bucket or the event's bucket (:meth:`Settings.check_source`).
+    in the processed bucket, and the rejects and the aggregate not among the data: inside the
+    table location only under a folder starting with ``_`` (:func:`engine.aws.layout.hidden`),
+    where query engines do not read them. ``enrich`` reference tables must be in the processed
+    bucket, the contracts' bucket or the event's bucket (:meth:`Settings.check_source`).
 
     Raises:
         ContractError: naming the offending key and URI (routed to the DLQ).
     """
+    from engine.errors import ContractError
     from engine.plan import OutputPlan  # the engine's resolution of output paths
 
     source = contract.source_path if contract is not None else None
@@ -157,6 +139,13 @@ def check_locations(state: Mapping[str, Any], contract: Contract | None, dst: st
                        (plan.aggregate_uri, "aggregate.path")):
         if uri:
             settings.check_output(uri, where, contract=source)
+    base = output_base(state, contract, settings)
+    for uri, where in ((plan.rejects_uri, "rejects.path"), (plan.aggregate_uri,
+                                                            "aggregate.path")):
+        if uri and not hidden(uri, base):
+            raise ContractError(f"{where}: {uri} is inside the table location {base}, where "
+                                "Athena, Glue and pyarrow.dataset would read it as data; use a "
+                                "folder whose name starts with _ (e.g. _rejects/)", uri=source)
     for index, step in enumerate(contract.transforms if contract is not None else []):
         if step.kind == "enrich":
             assert contract is not None
@@ -186,16 +175,44 @@ def hash_object(uri: str) -> str:
     return digest.hexdigest()
 
 
-def part_entry(index: int, report: RunReport) -> dict[str, Any]:
-    """One ``parts`` entry from the engine's report, with the SHA-256 of every file written."""
-    files = [{"uri": f["uri"], "rows": f["rows"], "bytes": f["bytes"],
-              "sha256": hash_object(f["uri"])} for f in report.files]
+def parquet_schema(uri: str, size: int) -> pa.Schema:
+    """The Arrow schema of a written Parquet file, from its footer (one or two ranged reads)."""
+    import pyarrow.parquet as pq
+
+    tail = io.read_range(uri, max(0, size - _FOOTER_GUESS), min(size, _FOOTER_GUESS))
+    if len(tail) < 8 or tail[-4:] != b"PAR1":
+        raise EngineError("not a Parquet file (no PAR1 at its end)", uri=uri)
+    footer = int.from_bytes(tail[-8:-4], "little") + 8
+    if footer > len(tail):
+        tail = io.read_range(uri, size - footer, footer)
+    # the footer alone, after the leading magic, is what the reader needs for the schema
+    return pq.read_schema(pa.BufferReader(b"PAR1" + tail[-footer:]))
+
+
+def part_entry(index: int, report: RunReport, *, baseline_rss: int | None = None
+               ) -> dict[str, Any]:
+    """One ``parts`` entry from the engine's report, with what the output step needs.
+
+    Each file with its SHA-256 and, for partitioned output, its ``partition`` (column → text,
+    ``None`` for null). ``peak_rss_bytes`` is the report's, less ``baseline_rss`` when given
+    (the ``growth`` scope).
+    """
+    files = []
+    for f in report.files:
+        entry = {"uri": f["uri"], "rows": f["rows"], "bytes": f["bytes"],
+                 "sha256": hash_object(f["uri"])}
+        if f.get("partition") is not None:
+            entry["partition"] = f["partition"]
+        files.append(entry)
     if len(files) == 1:
         sha256 = files[0]["sha256"]
     else:  # several files (rotation, partitions): a digest of the sorted (uri, digest) pairs
         ordered = sorted(files, key=lambda f: f["uri"])
         lines = "".join(f"{f['uri']} {f['sha256']}\n" for f in ordered)
         sha256 = hashlib.sha256(lines.encode()).hexdigest()
+    peak = report.peak_rss_bytes
+    if baseline_rss is not None:
+        peak = max(0, peak - baseline_rss)
     return {
         "index": index,
         "uri": report.output,
@@ -206,7 +223,7 @@ def part_entry(index: int, report: RunReport) -> dict[str, Any]:
         "bytes_in": report.bytes_in,
         "bytes_out": report.bytes_out,
         "seconds": report.seconds,
-        "peak_rss_bytes": report.peak_rss_bytes,
+        "peak_rss_bytes": peak,
         "sha256": sha256,
         "files": files,
         "schema": report.schema,
@@ -214,9 +231,66 @@ def part_entry(index: int, report: RunReport) -> dict[str, Any]:
     }
 
 
+def _start_measuring(settings: Settings) -> int | None:
+    """Reset the process's peak RSS for this conversion; the baseline of the ``growth`` scope.
+
+    Arrow's pool gives back what it holds unused first, so that memory kept from an earlier
+    invocation of a warm process is not counted as this one's.
+    """
+    pa.default_memory_pool().release_unused()
+    baseline = rss_bytes()
+    if not reset_peak_rss() or settings.peak_rss_scope != "growth":
+        return None
+    return baseline
+
+
+def _dataset_schema(state: Mapping[str, Any], contract: Contract | None) -> pa.Schema | None:
+    """The dataset's schema from the state (validate's snapshot of the catalog table).
+
+    ``None`` for a file with a contract (the contract is the schema) or a dataset with no table.
+    """
+    entry = state.get("dataset")
+    if contract is not None or not isinstance(entry, Mapping) or not entry.get("schema"):
+        return None
+    return catalog.decode_schema(entry["schema"])
+
+
+def _mode(dst: str) -> str:
+    """The engine's write mode for ``dst``.
+
+    A file is this version's own (a retry replaces it); into a partitioned table location,
+    other sources' files stay, and a retry replaces only its own (the engine's manifest).
+    """
+    return "append" if dst.endswith("/") else "replace"
+
+
+def _transform(state: Mapping[str, Any], uri: str, dst: str, contract: Contract | None,
+               deadline: Deadline, dataset: pa.Schema | None, file_schema: pa.Schema | None,
+               **options: Any) -> RunReport:
+    """``engine.transform``, its misfit errors named in the dataset's terms."""
+    try:
+        return engine.transform(uri, dst, contract=contract, progress=deadline.progress,
+                                **options)
+    except SchemaError as exc:
+        if dataset is None or file_schema is None:
+            raise
+        raise evolution.with_dataset_types(exc, dataset, file_schema,
+                                           dataset_name=str(state["dataset"]["name"])) from None
+
+
 def convert_object(state: Mapping[str, Any], settings: Settings,
-                   remaining_ms: RemainingMs | None, *, index: int, name: str) -> dict[str, Any]:
-    """The whole object in one conversion, read by the engine straight from S3."""
+                   remaining_ms: RemainingMs | None, *, index: int,
+                   name: str | None = None) -> dict[str, Any]:
+    """The whole object in one conversion, read by the engine straight from S3.
+
+    Without a contract, in a dataset that has a schema, the file is read with the dataset's
+    types (:func:`engine.aws.evolution.read_schema` of the file's inferred schema).
+
+    Raises:
+        SchemaError: a column the dataset cannot take (naming both types), or see the engine.
+    """
+    name = name or output_stem(state)
+    baseline = _start_measuring(settings)
     uri = object_uri(state)
     contract = contract_of(state)
     read = read_options(contract, state.get("format"))
@@ -226,29 +300,40 @@ def convert_object(state: Mapping[str, Any], settings: Settings,
     require_current(state)
     dst = destination(output_base(state, contract, settings), contract, name)
     check_locations(state, contract, dst, settings, name)
-    kwargs: dict[str, Any] = {"format": read.format} if read.format else {}
-    report = engine.transform(uri, dst, contract=contract, progress=deadline.progress,
-                              **kwargs)
-    return part_entry(index, report)
+    options: dict[str, Any] = {"output_stem": name, "mode": _mode(dst)}
+    if read.format:
+        options["format"] = read.format
+    dataset, file_schema = _dataset_schema(state, contract), None
+    if dataset is not None:
+        from engine.readers.sampling import resolve_input  # the engine's inference, as it runs
+
+        source = resolve_input(uri, read)
+        file_schema = source.schema(source.reader())
+        options["schema"] = evolution.read_schema(dataset, file_schema,
+                                                  dataset_name=str(state["dataset"]["name"]))
+    report = _transform(state, uri, dst, contract, deadline, dataset, file_schema, **options)
+    return part_entry(index, report, baseline_rss=baseline)
 
 
 def convert_range(state: Mapping[str, Any], rng: Mapping[str, int], settings: Settings,
                   remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
-    """Convert one planned range to the part ``<stem>-part-<index>``; return its parts entry.
+    """Convert one planned range to the part ``<name>-part-<index>``; return its parts entry.
 
     The engine streams the range straight from S3 (``byte_range``): a CSV range after the
     first is read with the header's column names (``header=False, column_names=...``), a JSON
     range as a top-level array of its elements. Every range is parsed with the schema inferred
-    from samples across the whole object, the same the single-Lambda conversion starts from,
-    so all parts share one schema; a later value that does not fit it is a SchemaError (a
-    single conversion would widen the column and restart; give such a dataset a contract). A
-    range covering the whole object (an object that could not be split) is converted directly.
+    from samples across the whole object, the same the single-Lambda conversion starts from
+    (and, without a contract, with the dataset's types, as :func:`convert_object`), so all parts
+    share one schema; a later value that does not fit it is a SchemaError (a single conversion
+    would widen the column and restart; give such a dataset a contract). A range covering the
+    whole object (an object that could not be split) is converted directly.
     """
     index, start, end = int(rng["index"]), int(rng["start"]), int(rng["end"])
-    name = part_name(state["key"], index)
+    name = part_name(state, index)
     size = int(state.get("size") or 0)
     if start == 0 and end >= size:
         return convert_object(state, settings, remaining_ms, index=index, name=name)
+    baseline = _start_measuring(settings)
     uri = object_uri(state)
     contract = contract_of(state)
     read = read_options(contract, state.get("format"))
@@ -261,15 +346,19 @@ def convert_range(state: Mapping[str, Any], rng: Mapping[str, int], settings: Se
     from engine.readers.sampling import resolve_input  # the engine's own: one schema for all
 
     source = resolve_input(uri, read)
-    schema = source.schema(source.reader())
+    file_schema = schema = source.schema(source.reader())
+    dataset = _dataset_schema(state, contract)
+    if dataset is not None:
+        schema = evolution.read_schema(dataset, file_schema,
+                                       dataset_name=str(state["dataset"]["name"]))
+    dst = destination(output_base(state, contract, settings), contract, name)
     options: dict[str, Any] = {"format": fmt, "schema": schema, "byte_range": (start, end),
-                               "output_stem": name}
+                               "output_stem": name, "mode": _mode(dst)}
     if fmt == "csv" and start > 0:
         options.update(header=False, column_names=tuple(schema.names))
-    dst = destination(output_base(state, contract, settings), contract, name)
     check_locations(state, contract, dst, settings, name)
-    report = engine.transform(uri, dst, contract=contract, progress=deadline.progress, **options)
-    return part_entry(index, report)
+    report = _transform(state, uri, dst, contract, deadline, dataset, file_schema, **options)
+    return part_entry(index, report, baseline_rss=baseline)
 
 
 def copy_range(uri: str, start: int, end: int, path: str, *, version: str | None = None,

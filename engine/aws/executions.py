@@ -31,6 +31,7 @@ from typing import Any
 __all__ = [
     "TERMINAL",
     "History",
+    "dataset_table",
     "duration",
     "execution_error",
     "final_outputs",
@@ -233,6 +234,19 @@ def published_outputs(output: Any) -> list[str]:
     if isinstance(final, dict) and isinstance(final.get("manifest"), str):
         uris.append(final["manifest"])
     return sorted(set(uris))
+
+
+def dataset_table(hist: History) -> tuple[str, str] | None:
+    """``(database, table)`` of the dataset the execution's file went to.
+
+    As a state names it (validate's ``dataset`` entry); ``None`` before validate, or without a
+    catalog.
+    """
+    for output in hist.outputs.values():
+        entry = output.get("dataset") if isinstance(output, dict) else None
+        if isinstance(entry, dict) and entry.get("database") and entry.get("table"):
+            return str(entry["database"]), str(entry["table"])
+    return None
 
 
 def duration(desc: Mapping[str, Any]) -> float | None:

@@ -81,7 +81,7 @@ def plan_byte_ranges(uri: str, fmt: str, size: int, target: int, *,
 
     Args:
         uri: the object (``s3://`` or a local path).
-        fmt: ``csv``, ``ndjson`` or ``json`` (a JSON array).
+        fmt: ``csv``, ``ndjson`` or ``json`` (a JSON array); ``parquet`` is never split.
         size: the object's size in bytes.
         target: the wanted range size; ranges are longer by up to one record.
         options: read options (CSV quote character, ``json_path``, ``max_record_bytes``,
@@ -103,7 +103,7 @@ def plan_byte_ranges(uri: str, fmt: str, size: int, target: int, *,
     if target <= 0:
         raise ValueError(f"target must be positive, got {target}")
     read = options or ReadOptions()
-    if size <= target or not splittable(uri, read):
+    if size <= target or fmt == "parquet" or not splittable(uri, read):  # Parquet: read whole
         return [{"index": 0, "start": 0, "end": size}]
     if fmt == "json":
         spans = _json_spans(uri, size, target, read, deadline)

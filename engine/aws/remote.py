@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.aws.executions import (
+    dataset_table,
     final_outputs,
     object_created_event,
     read_history,
@@ -118,8 +119,8 @@ def run_remote(
     Args:
         uri: ``s3://bucket/key`` of an object in the stack's raw bucket.
         stack: the CloudFormation stack name.
-        clients: ``{"cloudformation", "s3", "stepfunctions", "dynamodb"}`` clients (tests pass
-            stubbed ones); default boto3 clients from the environment's credentials.
+        clients: ``{"cloudformation", "s3", "stepfunctions", "dynamodb", "glue"}`` clients
+            (tests pass stubbed ones); default boto3 clients from the environment's credentials.
         region: region of the default clients.
         poll: seconds between ``DescribeExecution`` calls.
         timeout: seconds to follow the execution before giving up (``None``: no limit).
@@ -164,4 +165,24 @@ def run_remote(
     with contextlib.suppress(TypeError, ValueError):
         outputs = final_outputs(json.loads(desc.get("output") or "null"))
     dlq = _dlq_entries(hist.states, hist.outputs.get("DLQRoute"), targets["queue"])
-    return run_result(desc, hist, record=record, outputs=outputs, dlq=dlq)
+    result = run_result(desc, hist, record=record, outputs=outputs, dlq=dlq)
+    result["catalog"] = _catalog(client, dataset_table(hist))
+    return result
+
+
+def _catalog(client: Callable[[str], Any], table: tuple[str, str] | None) -> dict[str, Any] | None:
+    """The dataset's Glue table, as a local run shows it; ``None`` without one.
+
+    Without the permission to read it, the table's names and the error: the run's result does
+    not depend on it.
+    """
+    if table is None:
+        return None
+    import botocore.exceptions
+
+    from engine.aws import catalog
+
+    try:
+        return catalog.describe(client("glue"), *table)
+    except botocore.exceptions.ClientError as exc:
+        return {"database": table[0], "table": table[1], "error": str(exc)}

@@ -14,7 +14,6 @@ list and parse them for every file, and a changed contract is picked up within t
 from __future__ import annotations
 
 import os
-import posixpath
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,6 @@ __all__ = [
     "contract_for",
     "get_contract",
     "list_contracts",
-    "output_prefix",
 ]
 
 #: How long a warm Lambda reuses the contracts it listed and loaded.
@@ -141,10 +139,3 @@ def contract_for(key: str, contracts_uri: str | None, *,
         if get_contract(uri, max_age=max_age).matches(key):
             return uri
     return None
-
-
-def output_prefix(key: str, contract: Contract | None) -> str:
-    """Where a file's outputs go in the processed bucket: the dataset, else the key's folder."""
-    if contract is not None:
-        return contract.dataset
-    return posixpath.dirname(key)

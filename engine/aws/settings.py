@@ -27,11 +27,13 @@ __all__ = [
     "DEFAULT_MIN_THROUGHPUT",
     "DEFAULT_RANGE_BYTES",
     "DLQ_URL",
+    "GLUE_DATABASE",
     "MAP_MAX_CONCURRENCY",
     "MAX_SINGLE_BYTES",
     "METADATA_TABLE",
     "METRICS_NAMESPACE",
     "MIN_THROUGHPUT",
+    "PEAK_RSS_SCOPE",
     "PROCESSED_BUCKET",
     "RANGE_BYTES",
     "SERVICE_NAME",
@@ -47,6 +49,8 @@ PROCESSED_BUCKET = "PROCESSED_BUCKET"
 DLQ_URL = "DLQ_URL"
 #: Where the dataset contracts live: ``s3://bucket/prefix/`` or a local directory of ``*.yaml``.
 CONTRACTS_URI = "CONTRACTS_URI"
+#: The Glue Data Catalog database holding one table per dataset; unset: no catalog is kept.
+GLUE_DATABASE = "GLUE_DATABASE"
 #: Objects larger than this (stored bytes) are split into ranges converted by a Map.
 MAX_SINGLE_BYTES = "MAX_SINGLE_BYTES"
 #: Target size of one range of the Map.
@@ -59,6 +63,11 @@ MAP_MAX_CONCURRENCY = "MAP_MAX_CONCURRENCY"
 #: whether a conversion can finish in the Lambda's remaining time (not in docs/pipeline.md:
 #: an addition of this module, with a default that needs no setting).
 MIN_THROUGHPUT = "MIN_THROUGHPUT"
+#: What the transform's ``peak_rss_bytes`` measures: ``process`` (default), the process's
+#: high-water RSS during the invocation (reset at its start), as Lambda's "Max Memory Used";
+#: ``growth``, how far that rose above the RSS at the invocation's start (the local runner's
+#: setting: there moto and every handler share the process).
+PEAK_RSS_SCOPE = "PEAK_RSS_SCOPE"
 #: Powertools' own names: the service (Logger, Metrics dimension) and the EMF namespace.
 SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -78,15 +87,18 @@ _ENV = {
     "processed_bucket": PROCESSED_BUCKET,
     "dlq_url": DLQ_URL,
     "contracts_uri": CONTRACTS_URI,
+    "glue_database": GLUE_DATABASE,
     "max_single_bytes": MAX_SINGLE_BYTES,
     "range_bytes": RANGE_BYTES,
     "map_max_concurrency": MAP_MAX_CONCURRENCY,
     "min_throughput": MIN_THROUGHPUT,
+    "peak_rss_scope": PEAK_RSS_SCOPE,
     "service_name": SERVICE_NAME,
     "metrics_namespace": METRICS_NAMESPACE,
 }
 _SIZES = frozenset({"max_single_bytes", "range_bytes", "min_throughput"})
 _COUNTS = frozenset({"map_max_concurrency"})
+_PEAK_RSS_SCOPES = ("process", "growth")
 
 
 class SettingsError(ValueError):
@@ -107,10 +119,13 @@ class Settings:
         dlq_url: SQS dead-letter queue URL (``DLQ_URL``).
         contracts_uri: contracts location (``CONTRACTS_URI``); ``None``: every file is a plain
             conversion.
+        glue_database: the Glue database of the datasets' tables (``GLUE_DATABASE``); ``None``:
+            no catalog.
         max_single_bytes: size above which an object goes to the Map (``MAX_SINGLE_BYTES``).
         range_bytes: target range size for the Map (``RANGE_BYTES``).
         map_max_concurrency: ranges the Map converts at once (``MAP_MAX_CONCURRENCY``).
         min_throughput: conservative decompressed bytes per second (``MIN_THROUGHPUT``).
+        peak_rss_scope: ``process`` or ``growth`` (``PEAK_RSS_SCOPE``, see the constant).
         service_name: Powertools service name (``POWERTOOLS_SERVICE_NAME``).
         metrics_namespace: CloudWatch EMF namespace (``POWERTOOLS_METRICS_NAMESPACE``).
     """
@@ -119,10 +134,12 @@ class Settings:
     processed_bucket: str | None = None
     dlq_url: str | None = None
     contracts_uri: str | None = None
+    glue_database: str | None = None
     max_single_bytes: int = DEFAULT_MAX_SINGLE_BYTES
     range_bytes: int = DEFAULT_RANGE_BYTES
     map_max_concurrency: int = DEFAULT_MAP_MAX_CONCURRENCY
     min_throughput: int = DEFAULT_MIN_THROUGHPUT
+    peak_rss_scope: str = "process"
     service_name: str = "chunkwise"
     metrics_namespace: str = "chunkwise"
 
@@ -130,6 +147,9 @@ class Settings:
         for name in sorted(_SIZES | _COUNTS):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{_ENV[name]} must be positive, got {getattr(self, name)}")
+        if self.peak_rss_scope not in _PEAK_RSS_SCOPES:
+            raise SettingsError(f"{PEAK_RSS_SCOPE} must be one of {', '.join(_PEAK_RSS_SCOPES)}, "
+                                f"got {self.peak_rss_scope!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -5,10 +5,10 @@ it with its own keys added, so each handler is a function of one JSON object::
 
     ingest           event → bucket, key, version, etag, size, file_id, contract, route,
                      received_at                                             (record RECEIVED)
-    validate_head    → format, columns                                      (record VALIDATED)
+    validate_head    → format, columns, dataset (its Glue table, its schema) (record VALIDATED)
     plan             → ranges, map_max_concurrency              (route "map" only)
     transform        → parts (one entry), or one parts entry for a Map item (record TRANSFORMED)
-    output           → output: the manifest's URI and totals                (record SUCCEEDED)
+    output           → output: the manifest's URI, totals, catalog          (record SUCCEEDED)
     handle_error     records FAILED with the caught error's type and message
     route_to_dlq     the same, plus an SQS message with everything needed to replay the file
 
@@ -17,8 +17,10 @@ Errors are the engine's (:mod:`engine.errors`); their class names are what the s
 (:class:`~engine.aws.settings.Settings`), AWS clients from
 :func:`~engine.aws.clients.default_clients`.
 
-The conversion itself (output layout, time checks, ranges, checksums) is in
-:mod:`engine.aws.conversion`; the failure records and DLQ messages in :mod:`engine.aws.failures`.
+The conversion itself (time checks, ranges, checksums) is in :mod:`engine.aws.conversion`, where
+outputs go in :mod:`engine.aws.layout`, what the output step commits (manifest, catalog table,
+the previous version's files) in :mod:`engine.aws.commit`; the failure records and DLQ messages
+in :mod:`engine.aws.failures`.
 """
 
 from __future__ import annotations
@@ -31,20 +33,16 @@ from datetime import datetime
 from typing import Any
 
 from engine import io
-from engine.aws import failures, metadata, routing
+from engine.aws import catalog, commit, failures, layout, metadata, routing
 from engine.aws.clients import Clients, default_clients
 from engine.aws.conversion import (
     RemainingMs,
     contract_of,
     convert_object,
     convert_range,
-    destination,
     object_uri,
-    output_base,
-    part_name,
     read_options,
     require_current,
-    stem,
 )
 from engine.aws.deadline import Deadline
 from engine.aws.events import initial_state
@@ -53,6 +51,7 @@ from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions
 from engine.errors import EngineError, InputFormatError, SchemaError, TransientError
 from engine.readers import Sample
+from engine.readers.magic import known_binary
 from engine.readers.sampling import reader_for
 
 __all__ = [
@@ -81,6 +80,21 @@ HEAD_BYTES = 1 * MiB
 
 def _table(settings: Settings, clients: Clients) -> Any:
     return clients.table(settings.require("metadata_table"))
+
+
+def dataset_entry(state: Mapping[str, Any], settings: Settings, clients: Clients, *,
+                  schema: bool = False) -> dict[str, Any] | None:
+    """The state's ``dataset`` entry (:func:`engine.aws.catalog.snapshot`).
+
+    ``None`` without ``GLUE_DATABASE``. ``schema``: read the table's schema too (for a file
+    without a contract).
+    """
+    if not settings.glue_database:
+        return None
+    contract = contract_of(state)
+    return catalog.snapshot(clients.glue, settings.glue_database,
+                            layout.dataset_folder(state["key"], contract),
+                            layout.output_base(state, contract, settings), schema=schema)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,13 +188,19 @@ def validate_head(state: Mapping[str, Any], settings: Settings | None = None,
     column, or an extra one under ``extra_columns: reject``, fails here as it would in the
     conversion.
 
+    With a Glue database (``GLUE_DATABASE``), the state also gets ``dataset``: the dataset's
+    table and, for a file without a contract, the table's schema, which the transform reads the
+    file with (:mod:`engine.aws.evolution`). It is looked up once here, before the Map's parts
+    fork, so that every part reads with the same schema.
+
     Returns:
-        The state with ``format`` and ``columns`` (as the reader sees them).
+        The state with ``format``, ``columns`` (as the reader sees them) and ``dataset``.
 
     Raises:
         InputFormatError: undecodable bytes, not CSV/JSON, a malformed head.
         SchemaError: the columns do not fit the contract.
         InputNotFoundError: the object is gone.
+        UsageError: the dataset's table name is another location's table.
     """
     settings = settings or Settings.from_env()
     clients = clients or default_clients()
@@ -189,17 +209,24 @@ def validate_head(state: Mapping[str, Any], settings: Settings | None = None,
     contract = contract_of(state)
     read = read_options(contract)
     head, at_end = _read_head(uri, state.get("size"), read)
-    text = _utf8_head(head, read.encoding, uri, at_end)
-    reader = reader_for(uri, read, text)  # the engine's choice of reader (TSV suffix, format)
+    if known_binary(head) is not None:  # Parquet is read, other binary formats refused by name
+        text, reader = head, reader_for(uri, read, head)
+    else:
+        text = _utf8_head(head, read.encoding, uri, at_end)
+        reader = reader_for(uri, read, text)  # the engine's choice of reader (TSV suffix, format)
     fmt = reader.format
     schema = reader.infer_schema([Sample(text, True, at_end)])
     if contract is not None and (len(schema) or at_end):
         from engine.enforce.validate import Validator
 
         Validator(contract, uri).reader_schema(schema)
+    entry = dataset_entry(state, settings, clients, schema=contract is None)
     metadata.update_status(_table(settings, clients), state["file_id"], metadata.VALIDATED,
                            format=fmt)
-    return {**state, "format": fmt, "columns": list(schema.names)}
+    out = {**state, "format": fmt, "columns": list(schema.names)}
+    if entry is not None:
+        out["dataset"] = entry
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +291,7 @@ def transform(event: Mapping[str, Any], settings: Settings | None = None,
     settings = settings or Settings.from_env()
     clients = clients or default_clients()
     state = dict(event)
-    entry = convert_object(state, settings, remaining_ms, index=0, name=stem(state["key"]))
+    entry = convert_object(state, settings, remaining_ms, index=0)
     try:
         metadata.update_status(
             _table(settings, clients), state["file_id"], metadata.TRANSFORMED,
@@ -282,7 +309,7 @@ def transform(event: Mapping[str, Any], settings: Settings | None = None,
 def transform_range(state: Mapping[str, Any], rng: Mapping[str, int],
                     settings: Settings | None = None, clients: Clients | None = None, *,
                     remaining_ms: RemainingMs | None = None) -> dict[str, Any]:
-    """Convert one planned range to the part ``<stem>-part-<index>``; return its parts entry.
+    """Convert one planned range to the part ``<name>-part-<index>``; return its parts entry.
 
     See :func:`engine.aws.conversion.convert_range`: every part is parsed with the schema
     inferred across the whole object, so the parts share one schema.
@@ -320,17 +347,26 @@ def transform_range(state: Mapping[str, Any], rng: Mapping[str, int],
 
 def output(state: Mapping[str, Any], settings: Settings | None = None,
            clients: Clients | None = None, *, now: datetime | None = None) -> dict[str, Any]:
-    """Commit: write the manifest next to the output and record SUCCEEDED.
+    """Commit: the manifest, the catalog table, SUCCEEDED; then the previous version goes.
 
-    The manifest (``<stem>.manifest.json``) lists the parts in order with their files, rows
-    and SHA-256, the totals, the schema, the contract and the source object's version.
+    The manifest (``<table location>/_manifests/<id>.manifest.json``,
+    :func:`engine.aws.commit.manifest`) lists the parts in order with their files, rows and
+    SHA-256, the totals, the schema, the contract, the source object's version and every object
+    published. With ``GLUE_DATABASE``, the dataset's table is created or updated and the new
+    partitions registered (:func:`engine.aws.commit.update_catalog`) before SUCCEEDED is
+    recorded: a file whose columns the dataset cannot take fails here (the DLQ) and publishes
+    nothing. Once SUCCEEDED, what earlier versions of the same object published is deleted
+    (:func:`engine.aws.commit.supersede`; a failure there is logged and left for the next
+    version, never the step's).
 
     Returns:
         The state with ``output``: ``manifest`` (its URI), ``rows_in``, ``rows_out``,
-        ``rows_rejected``, ``rows_filtered``, ``bytes_out``, ``files`` (URIs).
+        ``rows_rejected``, ``rows_filtered``, ``bytes_out``, ``files`` (URIs), ``catalog``
+        (``{"database", "table", "location", "created", "changes", "partitions_added"}`` or
+        ``None``) and ``superseded`` (the earlier versions' manifests removed).
 
     Raises:
-        SchemaError: the parts do not share one schema.
+        SchemaError: the parts do not share one schema, or the dataset cannot take a column.
         ValueError: parts are missing (a bug: the Map returns one entry per range).
     """
     settings = settings or Settings.from_env()
@@ -349,42 +385,31 @@ def output(state: Mapping[str, Any], settings: Settings | None = None,
     moment = now or metadata.now_utc()
     received = state.get("received_at")
     duration = (moment - metadata.parse_iso(received)).total_seconds() if received else None
-    totals = {key: sum(int(p.get(key) or 0) for p in parts)
-              for key in ("rows_in", "rows_out", "rows_rejected", "rows_filtered", "bytes_out")}
+    totals = commit.totals(parts)
     peak = max(int(p.get("peak_rss_bytes") or 0) for p in parts)
-    files = [f for p in parts for f in p.get("files") or []]
-    document = {
-        "manifest_version": 1,
-        "file_id": state["file_id"],
-        "source": {"uri": object_uri(state), **{k: state.get(k) for k in
-                                          ("bucket", "key", "version", "etag", "size")}},
-        "contract": state.get("contract"),
-        "dataset": contract.dataset if contract is not None else None,
-        "format": state.get("format"),
-        "route": state.get("route"),
-        "received_at": received,
-        "committed_at": metadata.iso(moment),
-        "duration_seconds": duration,
-        "peak_rss_bytes": peak,
-        **totals,
-        "schema": schema,
-        "parts": [{k: p.get(k) for k in ("index", "uri", "rows_in", "rows_out", "rows_rejected",
-                                         "rows_filtered", "bytes_out", "seconds",
-                                         "peak_rss_bytes", "sha256", "files", "rejects_uri")}
-                  for p in parts],
-        "checksums": {f["uri"]: {"sha256": f["sha256"]} for f in files},
-    }
+    outputs = published(state, settings, parts, manifest=False)
+    document = commit.manifest(state, parts, outputs=outputs,
+                               dataset=contract.dataset if contract is not None else None,
+                               committed_at=metadata.iso(moment), duration=duration, peak=peak)
     with io.AtomicOutput(manifest) as out:
         out.write(json.dumps(document, indent=2, ensure_ascii=False).encode())
+    table = None
     try:
+        entry = state.get("dataset") or dataset_entry(state, settings, clients)
+        if entry is not None:
+            table = commit.update_catalog(clients.glue, entry, parts, contract)
         metadata.update_status(_table(settings, clients), state["file_id"], metadata.SUCCEEDED,
                                now=moment, duration_seconds=duration, peak_rss_bytes=peak,
                                manifest=manifest, **totals)
     except BaseException:
         _unpublish_quietly([manifest])  # no manifest unless the record says SUCCEEDED
         raise
+    superseded = commit.supersede(
+        layout.manifests_prefix(state, contract, settings), state, [*outputs, manifest],
+        unpublish)
     return {**state, "output": {"manifest": manifest, **totals,
-                                "files": [f["uri"] for f in files]}}
+                                "files": [f["uri"] for p in parts for f in p.get("files") or []],
+                                "catalog": table, "superseded": superseded}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,8 +461,8 @@ def route_to_dlq(state: Mapping[str, Any], settings: Settings | None = None,
 
 
 def manifest_uri(state: Mapping[str, Any], settings: Settings) -> str:
-    """Where the output step writes the file's manifest: ``<output folder><stem>.manifest.json``."""
-    return f"{output_base(state, contract_of(state), settings)}{stem(state['key'])}.manifest.json"
+    """Where the output step writes the file's manifest (:func:`engine.aws.layout.manifest_uri`)."""
+    return layout.manifest_uri(state, contract_of(state), settings)
 
 
 def published(state: Mapping[str, Any], settings: Settings,
@@ -447,32 +472,35 @@ def published(state: Mapping[str, Any], settings: Settings,
 
     Each part's data files and rejects file; for a contract, the rejects file and the aggregate
     the engine writes beside the output even when the part names neither (no rejected row, the
-    aggregate is not a part file); and the manifest (``manifest=True``). Without parts the file
-    was never converted by this execution: nothing (an older manifest at the same key describes
-    another version's outputs, which this execution did not touch).
+    aggregate is not a part file) and, for partitioned output, the engine's manifest of each
+    name; and the file's manifest (``manifest=True``). Without parts the file was never
+    converted by this execution: nothing (a manifest of the same version describes what an
+    earlier execution published, which this one did not touch).
     """
     parts = list(state.get("parts") or [] if parts is None else parts)
     if not parts or not state.get("key") or not state.get("bucket"):
         return []
     contract = contract_of(state)
     uris: set[str] = set()
-    names = {stem(state["key"])}  # the engine's stem for a whole object, whatever the route
+    names = {layout.output_stem(state)}  # the name of a whole object, whatever the route
     for part in parts:
         uris.update(f["uri"] for f in part.get("files") or [] if isinstance(f, Mapping))
         if part.get("rejects_uri"):
             uris.add(part["rejects_uri"])
         if state.get("ranges"):
-            names.add(part_name(state["key"], int(part["index"])))
+            names.add(layout.part_name(state, int(part["index"])))
     if contract is not None:
         from engine.plan import OutputPlan  # the engine's own naming of rejects and aggregate files
 
-        base, src = output_base(state, contract, settings), object_uri(state)
+        base, src = layout.output_base(state, contract, settings), object_uri(state)
         for name in names:
-            plan = OutputPlan.load(contract, src, destination(base, contract, name), name)
+            plan = OutputPlan.load(contract, src, layout.destination(base, contract, name), name)
             uris.update(u for u in (plan.rejects_uri, plan.aggregate_uri) if u)
+            if contract.output.partition_by:
+                uris.add(plan.manifest_uri or "")
     if manifest:
         uris.add(manifest_uri(state, settings))
-    return sorted(uris)
+    return sorted(u for u in uris if u)
 
 
 def taken_back(state: Mapping[str, Any], settings: Settings, clients: Clients) -> list[str]:

@@ -1,12 +1,15 @@
-"""``chunkwise pipeline``: run the serverless pipeline on one file, locally or on a stack.
+"""``chunkwise pipeline``: run the serverless pipeline on files, locally or on a stack.
 
-``chunkwise pipeline run FILE`` runs the real state machine (``stepfunctions/pipeline.asl.json``)
-on moto in this process, with the real Lambda handlers, and needs no AWS account; with
-``--stack NAME`` and an ``s3://`` source it starts and follows an execution of a deployed stack.
-Exit codes: 0 when the execution succeeded (a duplicate event's ``Skipped`` included), 65 when it
-failed with a permanent error (routed to the DLQ), 74 when transient errors exhausted their
-retries (or the execution timed out), 70 for anything else, 66 for a missing input file, 2 for
-bad usage.
+``chunkwise pipeline run FILE...`` runs the real state machine (``stepfunctions/pipeline.asl.json``)
+on moto in this process, with the real Lambda handlers, and needs no AWS account: one execution
+per file, in order, in the same local AWS (so the second file of a dataset meets the table the
+first one made); ``--out DIR`` copies the processed bucket and the catalog there at the end. With
+``--stack NAME`` and ``s3://`` sources it starts and follows executions of a deployed stack.
+``--json`` prints one object per file, one per line, each with the dataset's ``catalog`` table.
+Exit codes: 0 when every execution succeeded (a duplicate event's ``Skipped`` included), else the
+first failed file's: 65 when it failed with a permanent error (routed to the DLQ), 74 when
+transient errors exhausted their retries (or the execution timed out), 70 for anything else; 66
+for a missing input file, 2 for bad usage.
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ def exit_code(result: dict[str, Any]) -> int:
 
 @app.command()
 def run(
-    src: Annotated[str, typer.Argument(help="A local file (local run), or s3://bucket/key with "
-                                            "--stack.")],
+    srcs: Annotated[list[str], typer.Argument(
+        metavar="FILE...", help="Local files (a local run, one execution each, in order), or "
+                                "s3://bucket/key objects with --stack.")],
     contract: Annotated[str | None, typer.Option(
         help="Dataset contract (YAML) to deploy with the local run; the object key is chosen "
              "so that its `match` glob selects the file.")] = None,
@@ -79,31 +83,41 @@ def run(
     stack: Annotated[str | None, typer.Option(
         help="Run on this deployed CloudFormation stack instead (SRC must be s3://).")] = None,
     region: Annotated[str | None, typer.Option(help="AWS region of --stack.")] = None,
+    out: Annotated[str | None, typer.Option(
+        help="Local run: when it ends, copy the processed bucket (keys as paths) and the Glue "
+             "catalog (_catalog/) into this directory.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run one file through ingest → validate → transform → output and show what happened."""
-    result = run_job(as_json, lambda: _execute(
-        src, contract=contract, contracts_dir=contracts_dir, key=key,
+    """Run files through ingest → validate → transform → output and show what happened."""
+    results = run_job(as_json, lambda: _execute(
+        srcs, contract=contract, contracts_dir=contracts_dir, key=key,
         max_single_bytes=_size(max_single_bytes, "--max-single-bytes"),
         range_bytes=_size(range_bytes, "--range-bytes"), map_concurrency=map_concurrency,
-        stack=stack, region=region), _failed_run)
-    code = exit_code(result)
-    if as_json:
-        print_json(result)
-    else:
-        show(result)
-    raise typer.Exit(code)
+        stack=stack, region=region, out=out), _failed_run)
+    for n, result in enumerate(results):
+        if as_json:
+            print_json(result)
+        else:
+            if len(results) > 1:
+                from rich.console import Console
+
+                Console(highlight=False).rule(f"{n + 1}/{len(results)}  {srcs[n]}")
+            show(result)
+    codes = [exit_code(r) for r in results]
+    raise typer.Exit(next((c for c in codes if c), 0))
 
 
-def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: str | None,
-             max_single_bytes: int | None, range_bytes: int | None, map_concurrency: int,
-             stack: str | None, region: str | None) -> dict[str, Any]:
+def _execute(srcs: list[str], *, contract: str | None, contracts_dir: str | None,
+             key: str | None, max_single_bytes: int | None, range_bytes: int | None,
+             map_concurrency: int, stack: str | None, region: str | None,
+             out: str | None) -> list[dict[str, Any]]:
     if stack:
-        if not src.startswith("s3://"):
-            raise typer.BadParameter("with --stack, SRC is an s3://bucket/key URI in the "
-                                     "stack's raw bucket", param_hint="SRC")
+        if not all(src.startswith("s3://") for src in srcs):
+            raise typer.BadParameter("with --stack, each FILE is an s3://bucket/key URI in the "
+                                     "stack's raw bucket", param_hint="FILE")
         local_only = {"--contract": contract, "--contracts-dir": contracts_dir, "--key": key,
-                      "--max-single-bytes": max_single_bytes, "--range-bytes": range_bytes}
+                      "--max-single-bytes": max_single_bytes, "--range-bytes": range_bytes,
+                      "--out": out}
         given = [name for name, value in local_only.items() if value is not None]
         if given:
             raise typer.BadParameter(f"{', '.join(given)} only apply to a local run: a stack "
@@ -111,14 +125,15 @@ def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: 
         from engine.aws.remote import run_remote
 
         with contextlib.redirect_stdout(sys.stderr):
-            return run_remote(src, stack=stack, region=region)
-    if src.startswith("s3://"):
-        raise typer.BadParameter("a local run takes a local file; to run an s3:// object on "
-                                 "AWS, add --stack NAME", param_hint="SRC")
-    if not os.path.isfile(src):
-        from engine.errors import InputNotFoundError
+            return [run_remote(src, stack=stack, region=region) for src in srcs]
+    if any(src.startswith("s3://") for src in srcs):
+        raise typer.BadParameter("a local run takes local files; to run s3:// objects on "
+                                 "AWS, add --stack NAME", param_hint="FILE")
+    for src in srcs:
+        if not os.path.isfile(src):
+            from engine.errors import InputNotFoundError
 
-        raise InputNotFoundError("no such file", uri=src)
+            raise InputNotFoundError("no such file", uri=src)
     if map_concurrency < 1:
         raise typer.BadParameter("at least 1", param_hint="--map-concurrency")
     settings: dict[str, str] = {}
@@ -126,15 +141,15 @@ def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: 
         settings["MAX_SINGLE_BYTES"] = str(max_single_bytes)
     if range_bytes is not None:
         settings["RANGE_BYTES"] = str(range_bytes)
-    from engine.aws.local import run_local
+    from engine.aws.local import run_files
 
     try:
         # Handlers log (Powertools: JSON lines and EMF metrics) to stdout, as on Lambda; here
         # stdout is this command's output, so their lines go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            return run_local(src, contract=contract, contracts_dir=contracts_dir,
+            return run_files(list(srcs), contract=contract, contracts_dir=contracts_dir,
                              settings=settings or None, key=key,
-                             map_max_concurrency=map_concurrency)
+                             map_max_concurrency=map_concurrency, out=out)
     except ValueError as exc:  # the file name does not match the contract's glob
         raise typer.BadParameter(str(exc)) from None
 
@@ -142,7 +157,7 @@ def _execute(src: str, *, contract: str | None, contracts_dir: str | None, key: 
 def _failed_run(error: dict[str, Any]) -> dict[str, Any]:
     """A run that failed before or around the execution, shaped as a result."""
     return {"status": "FAILED", "states": [], "error": error, "record": None, "outputs": [],
-            "dlq": []}
+            "dlq": [], "catalog": None}
 
 
 _MAX_LISTED = 20
@@ -197,6 +212,15 @@ def show(result: dict[str, Any]) -> None:
         console.print(f"  {uri}")
     if len(ordered) > _MAX_LISTED:
         console.print(f"  … and {len(ordered) - _MAX_LISTED} more (--json lists them all)")
+    table_info = result.get("catalog")
+    if table_info and table_info.get("columns") is not None:
+        keys = ", ".join(k["name"] for k in table_info.get("partition_keys") or [])
+        console.print(f"[bold]catalog[/] {table_info['database']}.{table_info['table']} at "
+                      f"{table_info.get('location')}: {len(table_info['columns'])} columns"
+                      + (f", partitioned by {keys} ({len(table_info.get('partitions') or [])} "
+                         "partitions)" if keys else ""))
+        console.print("  " + ", ".join(f"{c['name']} {c['type']}"
+                                       for c in table_info["columns"]))
     dlq = result.get("dlq") or []
     console.print(f"[bold]DLQ[/]     {len(dlq)} message{'s' if len(dlq) != 1 else ''}")
     for message in dlq:

@@ -40,6 +40,7 @@ ENV_VARS = {
     "PROCESSED_BUCKET",
     "DLQ_URL",
     "CONTRACTS_URI",
+    "GLUE_DATABASE",
     "MAX_SINGLE_BYTES",
     "RANGE_BYTES",
     "POWERTOOLS_SERVICE_NAME",
@@ -80,6 +81,7 @@ NOT_TAGGABLE = {
     "AWS::EC2::SubnetRouteTableAssociation",
     "AWS::EC2::SecurityGroupEgress",
     "AWS::EC2::SecurityGroupIngress",
+    "AWS::Glue::Database",
 }
 # SAM policy templates the functions may use: each is scoped to one named resource.
 ALLOWED_POLICY_TEMPLATES = {
@@ -100,6 +102,18 @@ RESOURCELESS_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
+# The account's Data Catalog: Glue authorizes every catalog call on it as well as on the database
+# and the table (docs: "Specifying AWS Glue resource ARNs"), so it is the one resource of a grant
+# that names no resource of the stack.
+GLUE_CATALOG_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog"}
+GLUE_ARNS = [
+    GLUE_CATALOG_ARN,
+    {"Fn::Sub": "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:database/"
+                "${GlueDatabase}"},
+    {"Fn::Sub": "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/"
+                "${GlueDatabase}/*"},
+]
 
 
 # --------------------------------------------------------------------------- loading
@@ -393,6 +407,7 @@ def test_functions_environment_from_docs_pipeline(template: dict[str, Any]) -> N
         assert env["DLQ_URL"] == _ref("DeadLetterQueue")
         assert env["MAX_SINGLE_BYTES"] == _ref("MaxSingleBytes")
         assert env["RANGE_BYTES"] == _ref("RangeBytes")
+        assert env["GLUE_DATABASE"] == _ref("GlueDatabase")
     services = {_fn_env(template, name)["POWERTOOLS_SERVICE_NAME"] for name in FUNCTIONS}
     assert len(services) == len(FUNCTIONS)
 
@@ -445,6 +460,13 @@ def test_adr004_gateway_and_interface_endpoints(resources: dict[str, Any]) -> No
     assert secrets["PrivateDnsEnabled"] is True
     assert {r["Ref"] for r in secrets["SubnetIds"]} == subnets
     assert secrets["SecurityGroupIds"] == [_ref("EndpointSecurityGroup")]
+    # the functions reach Glue (the datasets' tables) privately, on the stack's database only
+    glue = endpoints["glue"]
+    assert glue["VpcEndpointType"] == "Interface" and glue["PrivateDnsEnabled"] is True
+    assert {r["Ref"] for r in glue["SubnetIds"]} == subnets
+    (statement,) = glue["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == GLUE_ARNS
+    assert all(a.startswith("glue:") and "*" not in a for a in statement["Action"])
     # every interface endpoint sits behind the endpoint security group
     for service, props in endpoints.items():
         if props["VpcEndpointType"] == "Interface":
@@ -662,7 +684,11 @@ def test_iam_no_wildcard_actions_and_resources_scoped_to_the_stack(
             assert set(actions) <= RESOURCELESS_ACTIONS, (owner, actions)
             continue
         for item in _listify(resource):
-            refs = _references(item)
+            if item == GLUE_CATALOG_ARN:
+                assert all(a.startswith("glue:") for a in actions), (owner, actions)
+                continue
+            # pseudo parameters (an ARN's partition, region, account) scope nothing themselves
+            refs = {r for r in _references(item) if not r.startswith("AWS::")}
             assert refs and refs <= set(resources), (owner, item)
     # SAM policy templates: only the allowed ones, each pointing at one of the stack's resources
     for name, res in resources.items():
@@ -715,6 +741,27 @@ def test_iam_each_function_reaches_only_its_own_data(resources: dict[str, Any]) 
         assert [(s["Action"], s["Resource"]) for s in raw] == [
             ("s3:GetObject", {"Fn::Sub": "${RawBucket.Arn}/_contracts/*"})
         ], name
+    # the catalog: validate reads the dataset's table, output keeps it; nothing else touches it
+    expected = {"ValidateFunction": {"glue:GetTable"},
+                "OutputFunction": {"glue:GetTable", "glue:GetTables", "glue:CreateTable",
+                                   "glue:UpdateTable", "glue:BatchCreatePartition"}}
+    for name in FUNCTIONS:
+        glue = [s for p in _props(resources[name])["Policies"] for s in p.get("Statement", [])
+                if any(a.startswith("glue:") for a in _listify(s["Action"]))]
+        assert {a for s in glue for a in _listify(s["Action"])} == expected.get(name, set()), name
+        assert all(s["Resource"] == GLUE_ARNS for s in glue), name
+
+
+def test_glue_database_named_for_athena(resources: dict[str, Any]) -> None:
+    """One Glue database per stack, its name the stack's with ``_`` for ``-`` (Athena's rule
+    for names); the tables in it are the Output function's (docs/datasets.md)."""
+    _, database = _one(resources, "AWS::Glue::Database")
+    props = _props(database)
+    assert props["CatalogId"] == _ref("AWS::AccountId")
+    assert props["DatabaseInput"]["Name"] == {
+        "Fn::Join": ["_", {"Fn::Split": ["-", _ref("AWS::StackName")]}]}
+    assert _of_type(resources, "AWS::Glue::Table") == {}  # created as datasets arrive
+    assert _of_type(resources, "AWS::Glue::Crawler") == {}  # the Output function registers
 
 
 def test_contracts_live_under_one_prefix_of_the_raw_bucket(template: dict[str, Any]) -> None:

@@ -9,12 +9,13 @@ One module per concern:
 - :mod:`engine.aws.local.sandbox`: moto, fake credentials and the Lambda hook, set up and undone.
 - :mod:`engine.aws.local.inputs`: settings as the handlers' environment, files as object keys.
 - :mod:`engine.aws.local.runner`: the resources, the executions and their results.
+- :mod:`engine.aws.local.export`: the processed bucket and the catalog, copied to a folder.
 
 Running the pipeline is what callers need from here; the modules are there for the rest.
 """
 
 from __future__ import annotations
 
-from engine.aws.local.runner import LocalPipeline, run_local
+from engine.aws.local.runner import LocalPipeline, run_files, run_local
 
-__all__ = ["LocalPipeline", "run_local"]
+__all__ = ["LocalPipeline", "run_files", "run_local"]

@@ -27,7 +27,7 @@ __all__ = ["contract_globs", "contract_key", "key_for", "settings_env"]
 
 # A local run creates its own table, bucket and queue, and names them itself.
 _RESOURCE_ENV = (aws_settings.METADATA_TABLE, aws_settings.PROCESSED_BUCKET,
-                 aws_settings.DLQ_URL)
+                 aws_settings.DLQ_URL, aws_settings.GLUE_DATABASE)
 
 
 def settings_env(settings: Any) -> dict[str, str]:
@@ -38,7 +38,7 @@ def settings_env(settings: Any) -> dict[str, str]:
     ``service_name`` → ``POWERTOOLS_SERVICE_NAME``).
 
     Raises:
-        ValueError: the table, bucket or queue is set: a local run creates its own.
+        ValueError: the table, bucket, queue or database is set: a local run creates its own.
         TypeError: ``settings`` is neither a mapping nor a dataclass.
     """
     if settings is None:
@@ -55,8 +55,8 @@ def settings_env(settings: Any) -> dict[str, str]:
                 env[str(getattr(aws_settings, f.name.upper(), f.name.upper()))] = str(value)
     given = sorted(k for k in _RESOURCE_ENV if k in env)
     if given:
-        raise ValueError(f"a local run creates its own table, bucket and queue: do not set "
-                         f"{', '.join(given)}")
+        raise ValueError("a local run creates its own table, bucket, queue and database: do "
+                         f"not set {', '.join(given)}")
     return env
 
 

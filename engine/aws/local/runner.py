@@ -3,7 +3,8 @@
 :class:`LocalPipeline` (and :func:`run_local`, for one file) executes
 ``stepfunctions/pipeline.asl.json`` as written on moto's own ASL interpreter. It creates what the
 template would (raw and processed buckets, the metadata table, the DLQ, the state machine, the
-contracts under ``CONTRACTS_URI``) inside :func:`~engine.aws.local.sandbox.moto_sandbox`, whose
+contracts under ``CONTRACTS_URI``, the Glue database of the datasets' tables) inside
+:func:`~engine.aws.local.sandbox.moto_sandbox`, whose
 Lambda hook (:mod:`engine.aws.local.lambdas`) answers the task states with the real handlers in
 ``lambda/<step>/handler.py``, in-process. Nothing leaves the process: moto intercepts every AWS
 call, with fake credentials set for the duration of the run; a retry waits its interval
@@ -14,7 +15,9 @@ run one at a time (on AWS each concurrent invocation has a sandbox of its own, h
 one process), with one environment.
 
 A run's result is built by :mod:`engine.aws.executions`, as a run on a deployed stack's is
-(:func:`engine.aws.remote.run_remote`).
+(:func:`engine.aws.remote.run_remote`), with the dataset's catalog table as it stands after the
+execution (``catalog``). The transform's ``peak_rss_bytes`` is its own growth over the process's
+RSS at its start (``PEAK_RSS_SCOPE=growth``): moto and every handler share this process.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 from engine.aws import settings as aws_settings
 from engine.aws.executions import (
     TERMINAL,
+    dataset_table,
     duration,
     object_created_event,
     published_outputs,
@@ -45,7 +49,7 @@ from engine.aws.local.lambdas import Handler, lambda_dir, load_handler
 from engine.aws.local.sandbox import handler_environment, moto_sandbox
 from engine.errors import InstallationError
 
-__all__ = ["LOCAL_NAMES", "LocalPipeline", "run_local"]
+__all__ = ["LOCAL_NAMES", "LocalPipeline", "run_files", "run_local"]
 
 #: Fixed names of the resources a local run creates (the template's logical ids in brackets).
 LOCAL_NAMES: dict[str, str] = {
@@ -54,6 +58,7 @@ LOCAL_NAMES: dict[str, str] = {
     "contracts_prefix": "_contracts/",  # in the raw bucket, as the template's CONTRACTS_URI
     "table": "chunkwise-metadata",  # MetadataTable
     "queue": "chunkwise-dlq",  # DeadLetterQueue
+    "database": "chunkwise",  # GlueDatabase
     "state_machine": "chunkwise-pipeline",
 }
 
@@ -161,10 +166,13 @@ class LocalPipeline:
             "POWERTOOLS_SERVICE_NAME": "chunkwise",
             "POWERTOOLS_METRICS_NAMESPACE": "chunkwise",
             aws_settings.MAP_MAX_CONCURRENCY: str(_LOCAL_MAP_MAX_CONCURRENCY),
+            aws_settings.GLUE_DATABASE: n["database"],
         }
         env.update(self.settings_env)
         if self.map_max_concurrency is not None:
             env[aws_settings.MAP_MAX_CONCURRENCY] = str(int(self.map_max_concurrency))
+        # the transform's own memory: this process also holds moto and the other handlers
+        env[aws_settings.PEAK_RSS_SCOPE] = "growth"
         return env
 
     def __enter__(self) -> LocalPipeline:
@@ -212,6 +220,8 @@ class LocalPipeline:
         )
         ddb.update_time_to_live(TableName=n["table"], TimeToLiveSpecification={
             "Enabled": True, "AttributeName": "expires_at"})
+        self.client("glue").create_database(DatabaseInput={
+            "Name": n["database"], "Description": "chunkwise datasets (local run)"})
         sqs = self.client("sqs")
         self.queue_url = sqs.create_queue(QueueName=n["queue"], Attributes={
             "MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"})["QueueUrl"]
@@ -271,8 +281,16 @@ class LocalPipeline:
         hist = read_history(sfn, arn)
         record = read_record(self.client("dynamodb"), self.names["table"], hist.file_id)
         outputs = [f"s3://{processed}/{k}" for k in _keys(s3, processed) if k not in before]
-        return run_result(desc, hist, record=record, outputs=outputs, dlq=self._drain_dlq(),
-                       waits=self.waits[waits_before:])
+        result = run_result(desc, hist, record=record, outputs=outputs, dlq=self._drain_dlq(),
+                            waits=self.waits[waits_before:])
+        result["catalog"] = self.catalog(dataset_table(hist))
+        return result
+
+    def catalog(self, table: tuple[str, str] | None) -> dict[str, Any] | None:
+        """The catalog table ``(database, table)`` as a result shows it; ``None`` if none."""
+        from engine.aws import catalog
+
+        return catalog.describe(self.client("glue"), *table) if table else None
 
     def start(self, event: Mapping[str, Any]) -> str:
         """Start an execution with ``event`` as input and return its ARN without waiting.
@@ -345,6 +363,7 @@ class LocalPipeline:
                                 dlq=[])
             result["file_id"] = hist.file_id
             result["seconds"] = duration(desc)
+            result["catalog"] = self.catalog(dataset_table(hist))
             results.append(result)
         self.unmatched_dlq = _assign_dlq(results, self._drain_dlq())
         return results
@@ -435,7 +454,9 @@ def run_local(
         or {"type", "message", "cause"}, "record": the DynamoDB item or None, "outputs":
         [s3:// URIs written to the processed bucket], "dlq": [DLQ message bodies],
         "execution_arn", "attempts": {state: Lambda invocations}, "skipped": bool,
-        "retry_waits": [seconds the retries asked for], "output": final state or None}``.
+        "retry_waits": [seconds the retries asked for], "output": final state or None,
+        "catalog": the dataset's Glue table after the execution
+        (:func:`engine.aws.catalog.describe`), or None}``.
     """
     src = str(path_or_s3_uri)
     tmp: Path | None = None
@@ -460,3 +481,36 @@ def run_local(
             import shutil
 
             shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def run_files(
+    paths: list[str | os.PathLike[str]],
+    *,
+    contract: str | os.PathLike[str] | None = None,
+    contracts_dir: str | os.PathLike[str] | None = None,
+    settings: Any = None,
+    key: str | None = None,
+    map_max_concurrency: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    timeout: float | None = 600,
+) -> list[dict[str, Any]]:
+    """Run the pipeline for several local files in one local AWS, one execution each, in order.
+
+    The files share the buckets, table, queue and catalog, so the second file of a dataset
+    meets the table the first one made. With ``out``, the processed bucket and the catalog are
+    copied there when the last execution ends (:func:`engine.aws.local.export.export`).
+
+    Returns:
+        One result per file, as :func:`run_local`'s.
+
+    Raises:
+        ValueError: a file name the contract's ``match`` cannot select (and no ``key``).
+    """
+    with LocalPipeline(contract=contract, contracts_dir=contracts_dir, settings=settings,
+                       map_max_concurrency=map_max_concurrency) as pipe:
+        results = [pipe.run(path, key=key, timeout=timeout) for path in paths]
+        if out is not None:
+            from engine.aws.local.export import export
+
+            export(pipe, out)
+    return results

@@ -10,6 +10,8 @@
 
 Faults come from ``fault_injection`` (patches from the test, no production hooks). Parse blocks
 are 64 KiB here (``block_size``, clean and faulty runs alike), so a 600 kB file has ten batches.
+Output names carry the object's version (``engine.plan.source_id``), which each run's moto gives
+anew: runs are compared with that name replaced by ``<id>``.
 ``CHUNKWISE_FAULT_SEEDS`` (default 6) sets how many random positions each scenario tries; run
 with ``-s`` to see where each fault fired.
 """
@@ -27,9 +29,12 @@ import pytest
 from fault_injection import DynamoFaults, TransformFault, keys, multipart_uploads, objects
 from test_pipeline_paths import HAPPY, _contract
 
+import engine.plan
 import engine.run
 from engine.aws.local.runner import LocalPipeline
 from engine.gen import generate
+from engine.plan import source_id
+from engine.sink.dataset import run_tag
 
 BLOCK = 64 * 1024
 RUNS = int(os.environ.get("CHUNKWISE_FAULT_SEEDS", "6"))
@@ -38,9 +43,24 @@ COUNTS = ("rows_in", "rows_out", "rows_rejected", "rows_filtered", "bytes_out")
 
 
 def _small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = engine.run.build_options
-    monkeypatch.setattr(engine.run, "build_options",
-                        lambda options, **kw: real(options, **{"block_size": BLOCK, **kw}))
+    for module in (engine.run, engine.plan):  # where a run's options are built
+        real = module.build_options
+        monkeypatch.setattr(module, "build_options", lambda options, _real=real, **kw: _real(
+            options, **{"block_size": BLOCK, **kw}))
+
+
+def _named(keys: Any, record: dict[str, Any]) -> Any:
+    """``keys`` (or a key → body mapping) with the run's output name replaced by ``<id>`` and
+    the engine's tag of the object's version (a first run's) by ``<v>``."""
+    name = source_id(f"s3://{record['bucket']}/{record['key']}", version=record["version"])
+    tag = run_tag(record["version"], 0)
+
+    def named(key: str) -> str:
+        return key.replace(name, "<id>").replace(tag, "<v>")
+
+    if isinstance(keys, dict):
+        return {named(k): v for k, v in keys.items()}
+    return [named(k) for k in keys]
 
 
 @dataclass
@@ -76,7 +96,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clean]:
         with LocalPipeline(contract=contract) as pipe:
             result = pipe.run(path)
             assert result["status"] == "SUCCEEDED", result["error"]
-            published = objects(pipe)
+            published = _named(objects(pipe), result["record"])
             assert multipart_uploads(pipe) == []
     assert counter.batches >= 8 and counter.commits >= 3
     yield Clean(contract, path, published, result["record"], counter.batches, counter.commits)
@@ -86,19 +106,21 @@ def _assert_same_as_clean(pipe: LocalPipeline, result: dict[str, Any], clean: Cl
     """One output, byte-identical to the clean run's; nothing partial; the record right."""
     assert result["status"] == "SUCCEEDED", result["error"]
     assert result["states"] == HAPPY
-    published = objects(pipe)
+    record = result["record"]
+    published = _named(objects(pipe), record)
     assert sorted(published) == sorted(clean.objects)
-    assert [k for k in published if k.endswith(".manifest.json")] == ["orders/orders.manifest.json"]
+    assert [k for k in published if k.endswith(".manifest.json")] == [
+        "orders/_manifests/<id>.manifest.json"]
     for key, body in clean.parquet.items():
         assert published[key] == body, f"{key} differs from the clean run's"
-    rejects = "orders/_rejects/orders.rejects.ndjson"
+    rejects = "orders/_rejects/<id>.rejects.ndjson"
     assert published[rejects] == clean.objects[rejects]
-    record = result["record"]
     assert record["status"] == "SUCCEEDED"
     assert {k: record[k] for k in COUNTS} == {k: clean.record[k] for k in COUNTS}
     assert record["rows_in"] == (record["rows_out"] + record["rows_rejected"]
                                  + record["rows_filtered"])
-    assert record["manifest"] == "s3://chunkwise-processed/orders/orders.manifest.json"
+    assert _named([record["manifest"]], record) == [
+        "s3://chunkwise-processed/orders/_manifests/<id>.manifest.json"]
     assert result["dlq"] == []
 
 
@@ -142,7 +164,7 @@ def test_killed_transform_is_replayed_identically(
         assert len(fault.fired) == 1
         assert result["attempts"]["Transform"] == 2
         _assert_same_as_clean(pipe, result, clean)
-        stale = multipart_uploads(pipe)
+        stale = _named(multipart_uploads(pipe), result["record"])
         print(f"\nkilled at {fault.fired[0]}: {len(stale)} multipart uploads left open")
         # at most one upload per file the dead attempt had open (partition files, rejects), all
         # for keys the retry completed; a commit always has its own upload open
@@ -170,7 +192,7 @@ def test_killed_lambda_as_aws_reports_it_publishes_nothing_half_done(
         print(f"\nLambda.Unknown at {fault.fired[0]}, retried")
         assert result["attempts"]["Transform"] == 2
         _assert_same_as_clean(pipe, result, clean)
-        assert set(multipart_uploads(pipe)) <= set(clean.objects)
+        assert set(_named(multipart_uploads(pipe), result["record"])) <= set(clean.objects)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,6 +217,7 @@ def test_duplicate_event_delivered_concurrently_converts_once(clean: Clean, seed
         assert r["dlq"] == [] and r["outputs"] == []
     assert len({r["file_id"] for r in results}) == 1
     assert len({r["execution_arn"] for r in results}) == copies
+    published = _named(published, converted[0]["record"])
     assert sorted(published) == sorted(clean.objects)
     for key, body in clean.parquet.items():
         assert published[key] == body

@@ -148,6 +148,7 @@ class Resolver:
         self.refs = {
             "RawBucket": raw, "ProcessedBucket": processed, "MetadataTable": table,
             "DeadLetterQueue": queue_url, "EncryptionKey": KEY_ID,
+            "GlueDatabase": names["database"],
             "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         }
@@ -324,6 +325,13 @@ _DYNAMODB_TRANSACT = {"Get": "GetItem", "Put": "PutItem", "Update": "UpdateItem"
                       "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 _SQS_QUEUE_ACTIONS = {"SendMessage": "sqs:SendMessage", "SendMessageBatch": "sqs:SendMessage",
                       "GetQueueAttributes": "sqs:GetQueueAttributes"}
+#: Glue Data Catalog calls on one table (named by one of these parameters) or on every table.
+_GLUE_TABLE_OPERATIONS = {"GetTable": "Name", "CreateTable": "TableInput", "UpdateTable":
+                          "TableInput", "DeleteTable": "Name", "BatchCreatePartition":
+                          "TableName", "GetPartitions": "TableName", "CreatePartition":
+                          "TableName", "UpdatePartition": "TableName",
+                          "BatchGetPartition": "TableName"}
+_GLUE_DATABASE_OPERATIONS = {"GetTables"}
 
 
 def _s3_needs(operation: str, p: Mapping[str, Any]) -> list[Need]:
@@ -347,6 +355,21 @@ def _s3_needs(operation: str, p: Mapping[str, Any]) -> list[Need]:
         return [Need(read, _s3_arn(source["Bucket"], source["Key"])),
                 Need("s3:PutObject", _s3_arn(p["Bucket"], p["Key"]))]
     raise Unmapped(f"s3:{operation}")
+
+
+def _glue_needs(operation: str, p: Mapping[str, Any]) -> list[Need]:
+    """Glue authorizes a catalog call on the catalog, the database and the table (all three)."""
+    glue = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+    action, database = f"glue:{operation}", p.get("DatabaseName")
+    if operation in _GLUE_TABLE_OPERATIONS:
+        named = p[_GLUE_TABLE_OPERATIONS[operation]]
+        table = named["Name"] if isinstance(named, Mapping) else named
+    elif operation in _GLUE_DATABASE_OPERATIONS:
+        table = "*"
+    else:
+        raise Unmapped(f"glue:{operation}")
+    return [Need(action, f"{glue}:catalog"), Need(action, f"{glue}:database/{database}"),
+            Need(action, f"{glue}:table/{database}/{table}")]
 
 
 def _dynamodb_needs(operation: str, p: Mapping[str, Any]) -> list[Need]:
@@ -441,6 +464,8 @@ class Policy:
             return _s3_needs(call.operation, p)
         if call.service == "dynamodb":
             return _dynamodb_needs(call.operation, p)
+        if call.service == "glue":
+            return _glue_needs(call.operation, p)
         if call.service == "sqs" and call.operation in _SQS_QUEUE_ACTIONS:
             queue = _queue_arn(p["QueueUrl"])
             needs = [Need(_SQS_QUEUE_ACTIONS[call.operation], queue)]
@@ -489,7 +514,7 @@ class Policy:
 # ---------------------------------------------------------------------------------------------
 
 _KEPT = ("Bucket", "Key", "VersionId", "Prefix", "CopySource", "TableName", "IndexName",
-         "QueueUrl", "QueueName")
+         "QueueUrl", "QueueName", "DatabaseName", "Name")
 
 
 def _kept(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -500,6 +525,8 @@ def _kept(params: Mapping[str, Any]) -> dict[str, Any]:
     if "Delete" in params:
         kept["Delete"] = [{k: o[k] for k in ("Key", "VersionId") if o.get(k)}
                           for o in params["Delete"].get("Objects", [])]
+    if isinstance(params.get("TableInput"), Mapping):  # Glue's CreateTable, UpdateTable
+        kept["TableInput"] = {"Name": params["TableInput"].get("Name")}
     if "TransactItems" in params:
         kept["TransactItems"] = [(kind, body.get("TableName"))
                                  for item in params["TransactItems"] for kind, body in item.items()]
@@ -721,8 +748,16 @@ def test_single_route_with_contract_then_a_duplicate_event(
     assert recorder.made("IngestFunction", "dynamodb", "PutItem")
     for key in ("orders/_rejects/*", "orders/_aggregates/*", "orders/country=*"):
         assert recorder.wrote("TransformFunction", processed, key), key
-    assert recorder.wrote("OutputFunction", processed, "orders/*.manifest.json")
+    assert recorder.wrote("OutputFunction", processed, "orders/_manifests/*.manifest.json")
     assert recorder.made("OutputFunction", "dynamodb", "UpdateItem")
+    # the catalog: the output step made the table and registered the country partitions
+    database = pipe.names["database"]
+    creates = recorder.made("OutputFunction", "glue", "CreateTable", DatabaseName=database)
+    partitions = recorder.made("OutputFunction", "glue", "BatchCreatePartition",
+                               DatabaseName=database, TableName="orders")
+    assert creates and partitions
+    _assert_caught(policy.without("OutputFunction", action="glue:CreateTable"), creates)
+    _assert_caught(policy.without("glue", action="glue:BatchCreatePartition"), partitions)
     # the duplicate: only ingest ran, and its claim (a conditional put) was refused
     assert {c.function for c in recorder.calls[duplicate_from:]} == {"IngestFunction"}
     assert recorder.made("IngestFunction", "dynamodb", "PutItem", since=duplicate_from)
@@ -742,7 +777,34 @@ def test_map_route(template: dict[str, Any], recorder: Recorder, big_csv: Path) 
     assert recorder.made("PlanFunction", "s3", "GetObject", Bucket=raw, Key="in/orders.csv")
     assert recorder.made("TransformFunction", "s3", "GetObject", Bucket=raw, Key="in/orders.csv")
     assert recorder.made("TransformFunction", "dynamodb", "UpdateItem")  # the part's published set
-    assert recorder.wrote("OutputFunction", processed, "in/*.manifest.json")
+    assert recorder.wrote("OutputFunction", processed, "in/_manifests/*.manifest.json")
+
+
+def test_a_dataset_without_contract_grows_its_catalog_table(
+        template: dict[str, Any], recorder: Recorder, tmp_path: Path) -> None:
+    """Validate reads the dataset's table (its schema, to read the file with); output creates
+    it, then updates it when a second file adds a column; the endpoint's policy lets both."""
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("id,v\n1,10\n2,20\n")
+    second.write_text("id,v,note\n3,30,x\n")
+    with LocalPipeline(handlers=recorder.handlers()) as pipe:
+        policy = Policy(template, pipe.names, pipe.queue_url)
+        results = [pipe.run(first), pipe.run(second)]
+    assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"], results[1]["error"]
+    assert [c["name"] for c in results[1]["catalog"]["columns"]] == ["id", "v", "note"]
+    _assert_allowed(policy, recorder)
+
+    database = pipe.names["database"]
+    reads = recorder.made("ValidateFunction", "glue", "GetTable", DatabaseName=database,
+                          Name="incoming")
+    updates = recorder.made("OutputFunction", "glue", "UpdateTable", DatabaseName=database)
+    listing = recorder.made("OutputFunction", "glue", "GetTables", DatabaseName=database)
+    assert len(reads) == 2 and updates and listing  # the listing: no overlapping location
+    assert recorder.made("OutputFunction", "glue", "CreateTable", DatabaseName=database)
+    assert not recorder.made("TransformFunction", "glue", "*")  # the schema came in the state
+    _assert_caught(policy.without("ValidateFunction", sid="ReadDatasetTable"), reads)
+    _assert_caught(policy.without("OutputFunction", action="glue:UpdateTable"), updates)
+    _assert_caught(policy.without("glue", action="glue:GetTables"), listing)
 
 
 def test_map_part_failing_for_good_goes_to_the_dlq(

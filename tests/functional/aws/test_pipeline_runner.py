@@ -159,15 +159,30 @@ def test_transient_retries_do_not_sleep_and_follow_the_backoff(small_csv: Path) 
     assert result["retry_waits"] == [2.0, 4.0]  # IntervalSeconds 2, BackoffRate 2: not slept
 
 
-def test_time_scale_really_waits(small_csv: Path) -> None:
+def test_time_scale_really_waits(small_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The waits are asked of the sandbox's time module: recorded there instead of timed.
     import time
 
+    slept: list[float] = []
+
+    class RecordedTime:
+        def sleep(self, seconds: float) -> None:
+            slept.append(seconds)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+    monkeypatch.setattr(sandbox, "time", RecordedTime())
     flaky = _raising(TransientError("throttled"), times=1, then=_transform)
-    t0 = time.monotonic()
     result = run_local(small_csv, handlers={**STUBS, "transform": flaky}, key="in/small.csv",
                        time_scale=0.1)
     assert result["status"] == "SUCCEEDED"
-    assert time.monotonic() - t0 >= 0.2
+    assert result["retry_waits"] == [2.0]
+    assert slept == [pytest.approx(0.2)]  # IntervalSeconds 2 × time_scale 0.1
+    slept.clear()
+    flaky = _raising(TransientError("throttled"), times=1, then=_transform)
+    run_local(small_csv, handlers={**STUBS, "transform": flaky}, key="in/small.csv")
+    assert slept == []  # time_scale 0 (the default): recorded, never waited
 
 
 def test_transient_exhausted_goes_to_the_error_handler(small_csv: Path) -> None:

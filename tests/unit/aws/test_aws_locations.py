@@ -96,3 +96,20 @@ def test_a_local_contracts_directory_allows_files_under_it_only(tmp_path: Path):
 def test_no_processed_bucket_refuses_every_output(tmp_path: Path):
     with pytest.raises(ContractError, match="PROCESSED_BUCKET is not set"):
         Settings().check_output(DST, "output")
+
+
+@pytest.mark.parametrize("field,value,where", [
+    ("rejects", "rejects/", "rejects.path"),
+    ("aggregate", "agg/", "aggregate.path"),
+    ("aggregate", "s3://processed/orders/summary.parquet", "aggregate.path"),
+])
+def test_rejects_and_aggregates_among_the_data_are_a_contract_error(
+        tmp_path: Path, field: str, value: str, where: str):
+    """Inside the table location only under a folder starting with _: query engines read
+    every other object there as data (issue 15)."""
+    with pytest.raises(ContractError, match=rf"{where}: .* is inside the table location "
+                                            r"s3://processed/orders/"):
+        check_locations(STATE, contract(tmp_path, **{field: value}), DST, SETTINGS, "orders")
+    # under a _ folder at any depth, or outside the table location: not read as data
+    for hidden in ("_x/", "country=FR/_rejects/", "s3://processed/other/"):
+        check_locations(STATE, contract(tmp_path, **{field: hidden}), DST, SETTINGS, "orders")

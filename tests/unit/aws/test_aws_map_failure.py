@@ -16,6 +16,7 @@ from test_aws_unpublish import _keys
 
 from engine.aws import metadata, steps
 from engine.errors import EngineError, SchemaError, TransientError
+from engine.plan import source_id
 
 CONTRACT = ORDERS_CONTRACT + "rejects: {path: _rejects/}\n"
 
@@ -57,9 +58,10 @@ def test_each_part_records_what_it_published(aws: Any) -> None:
     data = {f["uri"] for p in parts for f in p["files"]}
     assert len(data) == 2 and data < set(written)  # the rest: each part's rejects file
     assert set(written) <= set(recorded)
+    name = source_id(f"s3://{aws.raw}/orders/big.csv", version=state["version"])
     assert {u for u in recorded if u not in written} <= {
         f"s3://{aws.processed}/orders/_rejects/{n}.rejects.ndjson"
-        for n in ("big", "big-part-00000", "big-part-00001")}
+        for n in (name, f"{name}-part-00000", f"{name}-part-00001")}
     assert metadata.record(aws.table, state["file_id"])["published"] == recorded  # a JSON list
     _part(aws, settings, state, 0)  # a retried part: the set does not grow
     assert metadata.published(aws.table, state["file_id"]) == recorded

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from engine.aws import routing
+from engine.aws.layout import dataset_folder
 from engine.errors import ContractError, InputNotFoundError
 
 CONTRACT = """\
@@ -71,6 +72,8 @@ def test_missing_directory(tmp_path: Path) -> None:
         routing.contract_for("a.csv", str(tmp_path / "nope"))
 
 
-def test_output_prefix() -> None:
-    assert routing.output_prefix("orders/2025/a.csv", None) == "orders/2025"
-    assert routing.output_prefix("a.csv", None) == ""
+def test_dataset_folder() -> None:
+    """Without a contract, the key's folder; at the bucket's root, the key's stem (a table
+    location is never the whole bucket)."""
+    assert dataset_folder("orders/2025/a.csv", None) == "orders/2025"
+    assert dataset_folder("a.csv.gz", None) == "a"

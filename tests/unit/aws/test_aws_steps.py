@@ -19,6 +19,7 @@ from engine.errors import (
     TransientError,
     ValidationError,
 )
+from engine.plan import source_id
 
 ORDERS = b"order_id,amount,note\n1,10.5,first\n2,20.25,\"two\nlines\"\n3,30.0,\n"
 CONTRACT = """\
@@ -162,7 +163,9 @@ def test_transform_writes_parquet_at_a_deterministic_key(aws: Any) -> None:
                                 aws.clients)
     state = steps.transform(state, aws.settings, aws.clients)
     (part,) = state["parts"]
-    assert part["uri"] == f"s3://{aws.processed}/orders/a.parquet"  # the dataset's folder
+    # the dataset's folder, the engine's name of this version of the object
+    name = source_id(f"s3://{aws.raw}/orders/2025/a.csv", version=state["version"])
+    assert part["uri"] == f"s3://{aws.processed}/orders/{name}.parquet"
     assert (part["rows_in"], part["rows_out"], part["rows_rejected"]) == (3, 3, 0)
     assert part["sha256"] == hashlib.sha256(aws.get(part["uri"])).hexdigest()
     assert part["peak_rss_bytes"] > 0 and part["seconds"] >= 0
@@ -173,7 +176,8 @@ def test_transform_writes_parquet_at_a_deterministic_key(aws: Any) -> None:
 
 def test_transform_without_contract_goes_to_the_key_folder(aws: Any) -> None:
     state = steps.transform(_ingest(aws, "drop/zone/a.csv", ORDERS), aws.settings, aws.clients)
-    assert state["parts"][0]["uri"] == f"s3://{aws.processed}/drop/zone/a.parquet"
+    name = source_id(f"s3://{aws.raw}/drop/zone/a.csv", version=state["version"])
+    assert state["parts"][0]["uri"] == f"s3://{aws.processed}/drop/zone/{name}.parquet"
 
 
 def test_transform_refuses_to_start_without_enough_time(aws: Any) -> None:
@@ -249,9 +253,9 @@ def test_map_parts_hold_exactly_the_rows_of_a_single_conversion(
     state = steps.validate_head(state, settings, aws.clients)
     mapped = _map(aws, state, settings)
     assert len(mapped["ranges"]) > 3
-    stem = key.rsplit("/", 1)[1].rsplit(".", 1)[0]
+    name = source_id(f"s3://{aws.raw}/{key}", version=state["version"])
     assert [p["uri"].rsplit("/", 1)[1] for p in mapped["parts"]] == [
-        f"{stem}-part-{i:05d}.parquet" for i in range(len(mapped["ranges"]))]
+        f"{name}-part-{i:05d}.parquet" for i in range(len(mapped["ranges"]))]
     single = steps.transform(state, settings, aws.clients)["parts"][0]
     whole = _table(aws, single["uri"])
     parts = pa.concat_tables([_table(aws, p["uri"]) for p in mapped["parts"]])
@@ -267,7 +271,8 @@ def test_map_of_an_unsplittable_object_is_one_whole_conversion(aws: Any) -> None
     mapped = _map(aws, state, settings)
     assert mapped["ranges"] == [{"index": 0, "start": 0, "end": state["size"]}]
     assert mapped["parts"][0]["rows_out"] == 100
-    assert mapped["parts"][0]["uri"].endswith("/x/a-part-00000.parquet")
+    name = source_id(f"s3://{aws.raw}/x/a.csv.gz", version=state["version"])
+    assert mapped["parts"][0]["uri"].endswith(f"/x/{name}-part-00000.parquet")
 
 
 def test_an_overwritten_object_is_not_converted_under_the_old_file_id(aws: Any) -> None:
@@ -302,7 +307,8 @@ def test_output_writes_the_manifest_and_records_success(aws: Any) -> None:
     state = _ingest(aws, "orders/big.csv", quoted_csv(3000), max_single_bytes=10_000)
     state = _map(aws, steps.validate_head(state, settings, aws.clients), settings)
     done = steps.output(state, settings, aws.clients)
-    manifest_uri = f"s3://{aws.processed}/orders/big.manifest.json"
+    name = source_id(f"s3://{aws.raw}/orders/big.csv", version=state["version"])
+    manifest_uri = f"s3://{aws.processed}/orders/_manifests/{name}.manifest.json"
     assert done["output"]["manifest"] == manifest_uri
     assert done["output"]["rows_out"] == 3000
     assert done["output"]["files"] == [p["uri"] for p in state["parts"]]
