@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.cli.common import JsonFlag, choice, print_json, run_job, size_option
-from engine.config import COMPRESSION_SUFFIXES, FORMATS
+from engine.config import COMPRESSION_SUFFIXES, TEXT_FORMATS
 
 __all__ = ["gen"]
 
@@ -23,7 +23,7 @@ def gen(
         help="File to write; the suffix picks the format (.csv, .ndjson, .json) and compression "
              f"({', '.join(COMPRESSION_SUFFIXES)}).")] = "orders.csv",
     fmt: Annotated[str | None, typer.Option(
-        "--format", click_type=choice(FORMATS),
+        "--format", click_type=choice(TEXT_FORMATS),
         help="Output format [default: from the suffix]")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     dirty: Annotated[float, typer.Option(help="Fraction of records (0-0.5) given one known "
