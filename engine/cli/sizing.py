@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from engine.cli.common import JsonFlag, checked_options, choice, print_json, run_job, size_option
-from engine.config import FORMATS
+from engine.config import FORMATS, TEXT_FORMATS
 from engine.errors import EngineError
 
 __all__ = ["default_out_dir", "profile", "size"]
@@ -76,15 +76,24 @@ def _csv(text: str, convert: Any, hint: str) -> list[Any]:
 
 
 def _params(headroom: float, overhead_mb: float, timeout: float = 900.0,
-            timeout_margin: float = 0.5, s3_mbps: float = 90.0) -> Any:
+            timeout_margin: float = 0.5, s3_mbps: float = 90.0, **lifecycle: Any) -> Any:
+    """The model's assumptions; ``lifecycle``: the cold-start fields of ``ModelParams``."""
     from engine.sizing.model import ModelParams
 
     if headroom < 0 or overhead_mb < 0 or timeout <= 0 or not 0 <= timeout_margin < 1 \
             or s3_mbps <= 0:
         raise typer.BadParameter("headroom, overhead and margin must be >= 0 (margin < 1); "
                                  "timeout and S3 throughput > 0")
+    share = lifecycle.get("cold_share")
+    if share is not None and not 0 <= share <= 1:
+        raise typer.BadParameter("must be from 0 to 1", param_hint="--cold-share")
+    for name in ("init_vcpu_share", "files_per_minute", "idle_minutes", "lifetime_minutes"):
+        value = lifecycle.get(name)
+        if value is not None and value <= 0:
+            raise typer.BadParameter("must be > 0", param_hint="--" + name.replace("_", "-"))
     return ModelParams(headroom=headroom, overhead_mb=overhead_mb, timeout_s=timeout,
-                       timeout_margin=timeout_margin, s3_mb_per_s=s3_mbps)
+                       timeout_margin=timeout_margin, s3_mb_per_s=s3_mbps,
+                       **{k: v for k, v in lifecycle.items() if v is not None})
 
 
 def profile(
@@ -158,7 +167,8 @@ def _profile_summary(p: dict[str, Any], out_dir: Path) -> None:
                   f"{p['rows_in']:,} rows in, {p['rows_out']:,} out, threads {p['threads']}")
     console.print(f"wall {p['wall_s']:.2f} s ({p['mb_per_s']} MB/s; start-up "
                   f"{p['import_s']:.2f} s, conversion {p['convert_s']:.2f} s = "
-                  f"{p['mb_per_s_excl_startup']} MB/s), CPU {p['cpu_s']:.2f} s")
+                  f"{p['mb_per_s_excl_startup']} MB/s), CPU {p['cpu_s']:.2f} s (start-up "
+                  f"{p['init_cpu_s']:.2f}, conversion {p['convert_cpu_s']:.2f})")
     console.print(f"peak RSS {p['peak_rss_mib']:.0f} MiB (kernel), Arrow pool peak "
                   f"{p['arrow_peak_mib']:.0f} MiB")
     table = Table("stage", "wall s", "CPU s", "CPU share")
@@ -170,15 +180,16 @@ def _profile_summary(p: dict[str, Any], out_dir: Path) -> None:
     if p["fits_mb"]:
         console.print(f"smallest Lambda memory that fits: [bold]{p['fits_mb']} MB[/] (needs "
                       f"{p['fits_needs_mb']} MB with headroom; predicted {p['fits_duration_s']} s"
-                      f", ${p['fits_cost']:.7f} per file on {p['prices']['architecture']})")
+                      f" warm, {p['fits_cold_duration_s']} s cold, ${p['fits_cost']:.7f} per "
+                      f"file warm on {p['prices']['architecture']})")
     else:
         console.print("[red]no Lambda memory setting fits this run[/]")
     console.print(f"wrote {', '.join(_profile_outputs(p, out_dir).values())}", soft_wrap=True)
 
 
 def size(
-    formats: Annotated[str, typer.Option(help=f"Formats to sweep, of {', '.join(FORMATS)}")]
-    = ",".join(FORMATS),
+    formats: Annotated[str, typer.Option(help=f"Formats to sweep, of {', '.join(TEXT_FORMATS)}")]
+    = ",".join(TEXT_FORMATS),
     sizes: Annotated[str, typer.Option(help="Input sizes to sweep")] = "1MB,10MB,100MB,500MB",
     block_sizes: Annotated[str, typer.Option(help="Block sizes to sweep")] = "1MiB,4MiB",
     threads: Annotated[str, typer.Option(help="Thread counts to sweep (Lambda uses 1 below "
@@ -209,6 +220,19 @@ def size(
     timeout: Annotated[float, typer.Option(help="Function timeout, s")] = 900.0,
     timeout_margin: Annotated[float, typer.Option(help="Share of the timeout kept free")] = 0.5,
     s3_mbps: Annotated[float, typer.Option(help="Assumed S3 MB/s for the I/O time")] = 90.0,
+    cold_share: Annotated[float | None, typer.Option(
+        help="Share of invocations that are cold, 0 to 1 [default: estimated from "
+             "--files-per-minute, --idle-minutes and --lifetime-minutes]")] = None,
+    files_per_minute: Annotated[float, typer.Option(
+        help="Files arriving per minute, steadily, for the cold share")] = 100.0,
+    idle_minutes: Annotated[float, typer.Option(
+        help="How long Lambda keeps an idle environment (an estimate: AWS publishes none)")]
+    = 5.0,
+    lifetime_minutes: Annotated[float, typer.Option(
+        help="How often Lambda replaces a busy environment (AWS: every few hours)")] = 120.0,
+    init_vcpu_share: Annotated[float | None, typer.Option(
+        help="vCPUs the INIT phase runs on [default: memory / 1769, at most 1, the documented "
+             "rule; 1 models the burst others report]")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Rerun the largest input under a "
                                          "hard cap at the recommendation")] = False,
     apply: Annotated[bool, typer.Option("--apply", help="Write the chosen memory into the "
@@ -226,11 +250,16 @@ def size(
 ) -> None:
     """Choose the Lambda memory from measurements: sweep, fit, model cost, recommend.
 
-    Locally: every (format, size, block size, threads) case is converted in a measured child
-    process; writes OUT_DIR/NAME.json, .md and .png. With --function-name: invokes the
-    deployed function at each --memory (needs AWS credentials) and restores its setting.
+    Locally: every (format, size, block size, threads) case runs in a measured child process
+    as a Lambda environment lives: INIT (the handler's import), a cold conversion, a warm one;
+    warm and cold invocations are priced apart and blended at the cold share. Writes
+    OUT_DIR/NAME.json, .md and .png. With --function-name: invokes the deployed function at
+    each --memory (needs AWS credentials) and restores its setting.
     """
-    params = _params(headroom, overhead_mb, timeout, timeout_margin, s3_mbps)
+    params = _params(headroom, overhead_mb, timeout, timeout_margin, s3_mbps,
+                     cold_share=cold_share, files_per_minute=files_per_minute,
+                     idle_minutes=idle_minutes, lifetime_minutes=lifetime_minutes,
+                     init_vcpu_share=init_vcpu_share)
     out_dir = out_dir or default_out_dir()
     from engine.config import parse_size
 
@@ -243,8 +272,8 @@ def size(
                                       out_dir, name, as_json))
         return
     fmts = _csv(formats, str, "--formats")
-    if bad := [f for f in fmts if f not in FORMATS]:
-        raise typer.BadParameter(f"unknown format(s) {bad}; use {', '.join(FORMATS)}",
+    if bad := [f for f in fmts if f not in TEXT_FORMATS]:
+        raise typer.BadParameter(f"unknown format(s) {bad}; use {', '.join(TEXT_FORMATS)}",
                                  param_hint="--formats")
 
     def job() -> Any:

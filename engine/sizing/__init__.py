@@ -1,9 +1,11 @@
 """Memory sizing and profiling: measure conversions in child processes, model Lambda, recommend.
 
-- :mod:`engine.sizing.measure`: one conversion in a child process; peak RSS from the kernel
-  (``wait4``), an RSS timeline (memory-profiler), stage times, and a watchdog memory cap.
-- :mod:`engine.sizing.model`: Lambda's CPU share, duration and cost per memory setting, from
-  measured CPU seconds and peak RSS; prices are data (:file:`prices.json`) with date and source.
+- :mod:`engine.sizing.measure`: conversions in a child process (:mod:`engine.sizing.child`:
+  INIT, a cold and a warm invocation); peak RSS from the kernel, an RSS timeline
+  (memory-profiler), stage times, and a watchdog memory cap.
+- :mod:`engine.sizing.model`: Lambda's CPU share, warm and cold duration and cost per memory
+  setting, blended at a cold share, from measured CPU seconds and peak RSS; prices are data
+  (:file:`prices.json`) with date and source.
 - :mod:`engine.sizing.sweep`: ``chunkwise size``: file size x format x block size x threads,
   fits, a recommendation per size band, ``--verify`` and ``--apply``.
 - :mod:`engine.sizing.profile`: ``chunkwise profile FILE``.

@@ -1,4 +1,4 @@
-"""One conversion in a child process, measured the way Lambda bills and limits it.
+"""Conversions in a child process, measured the way Lambda bills and limits them.
 
 Peak RSS comes from the kernel: ``ru_maxrss`` of the child from ``wait4``, the figure Lambda's
 "Max Memory Used" is closest to. ``ru_maxrss`` survives ``execve``, so a child forked straight
@@ -9,6 +9,10 @@ While the child runs, its RSS is sampled with memory-profiler (:func:`memory_pro
 on the child's pid) for a timeline, and an optional watchdog kills it with ``SIGKILL`` the moment
 its RSS passes a cap, as Lambda does at its memory setting. A run whose ``ru_maxrss`` ends above
 the cap counts as killed too: the watchdog polls, the kernel's high-water mark does not miss.
+
+:func:`measure` runs :mod:`engine.sizing.child`, which records each phase's figures itself
+(INIT, the cold conversion, the warm one) and resets the kernel's high-water mark between them;
+the process's peak is the largest of the phases' and the launcher's.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAMBDA_ABSENT", "LAUNCHER", "Launched", "Measurement", "launch", "measure"]
+__all__ = ["LAMBDA_ABSENT", "LAUNCHER", "Launched", "Measurement", "WarmRun", "launch", "measure"]
 
 
 #: Modules the Lambda layer does not carry that pyarrow imports when they are installed.
@@ -142,7 +146,13 @@ def _watch(pid: int, cap_bytes: int, killed: threading.Event) -> None:
 
 @dataclass
 class Measurement:
-    """One measured conversion: the kernel's figures, the engine's report, its timeline."""
+    """One measured child: the kernel's figures, each phase's, the engine's report, a timeline.
+
+    A sweep's child runs a Lambda's life in small (:mod:`engine.sizing.child`): INIT (the
+    handler's import), a cold conversion of the file, a warm-up conversion of another file and a
+    warm conversion of the file. ``cpu_s``, ``wall_s`` and ``peak_rss_bytes`` are the whole
+    process's; the ``init_``, ``cold_`` and ``warm_`` fields are the phases' own.
+    """
 
     src: str
     format: str
@@ -156,6 +166,17 @@ class Measurement:
     cpu_s: float
     wall_s: float
     import_s: float = 0.0
+    init_cpu_s: float = 0.0
+    init_wall_s: float = 0.0
+    init_peak_rss_bytes: int = 0
+    cold_cpu_s: float = 0.0
+    cold_wall_s: float = 0.0
+    cold_peak_rss_bytes: int = 0
+    warm_cpu_s: float | None = None
+    warm_wall_s: float | None = None
+    warm_baseline_rss_bytes: int | None = None
+    warm_peak_rss_bytes: int | None = None
+    phases_done: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     timeline: list[tuple[float, float]] = field(default_factory=list)
@@ -168,6 +189,11 @@ class Measurement:
         """The conversion finished and was not killed."""
         return self.exit_code == 0 and not self.killed
 
+    @property
+    def warm_or_cold_cpu_s(self) -> float:
+        """The warm conversion's CPU seconds, or the cold one's when no warm phase ran."""
+        return self.cold_cpu_s if self.warm_cpu_s is None else self.warm_cpu_s
+
     def to_dict(self, *, detail: bool = True) -> dict[str, Any]:
         """JSON-ready; without ``detail`` the timeline, spans and stderr are left out."""
         d = asdict(self)
@@ -177,21 +203,36 @@ class Measurement:
         return d
 
 
+@dataclass(frozen=True)
+class WarmRun:
+    """After the cold conversion: ``warmup_src`` to ``warmup_dst``, then the file to ``dst``."""
+
+    warmup_src: str
+    warmup_dst: str
+    dst: str
+
+
 def measure(src: str, dst: str, *, fmt: str, size_bytes: int, block_size: int, threads: int,
             contract: str | None = None, options: dict[str, Any] | None = None,
             trace: bool = False, sample_interval: float = 0.02, cap_bytes: int | None = None,
             python_profile: str | None = None, python_profile_out: str | None = None,
-            env: dict[str, str] | None = None,
-            hide_modules: tuple[str, ...] = LAMBDA_ABSENT) -> Measurement:
+            env: dict[str, str] | None = None, hide_modules: tuple[str, ...] = LAMBDA_ABSENT,
+            handler_dir: str | None = None, warm: WarmRun | None = None) -> Measurement:
     """Convert ``src`` to ``dst`` in a measured child process (see :mod:`engine.sizing.child`).
 
     ``options`` are :func:`engine.transform` keywords; ``block_size`` and ``threads`` are
     added to them. ``env`` defaults to this process's environment. ``hide_modules`` cannot be
     imported in the child (default: what the Lambda layer leaves out but pyarrow would load).
+    ``handler_dir``: the Lambda handler whose import is the INIT phase (default: the engine's
+    imports). ``warm``: also a warm-up conversion of another file and a warm one of ``src``.
     """
+    runs = [{"phase": "cold", "src": src, "dst": dst}]
+    if warm is not None:
+        runs += [{"phase": "warmup", "src": warm.warmup_src, "dst": warm.warmup_dst},
+                 {"phase": "warm", "src": src, "dst": warm.dst}]
     with tempfile.TemporaryDirectory() as tmp:
         spec = {
-            "src": src, "dst": dst, "contract": contract, "trace": trace,
+            "runs": runs, "contract": contract, "trace": trace, "handler_dir": handler_dir,
             "options": {**(options or {}), "block_size": block_size, "threads": threads},
             "result": str(Path(tmp, "result.json")),
             "python_profile": python_profile, "python_profile_out": python_profile_out,
@@ -203,12 +244,26 @@ def measure(src: str, dst: str, *, fmt: str, size_bytes: int, block_size: int, t
                           cap_bytes=cap_bytes, sample_interval=sample_interval, env=env)
         result_path = Path(spec["result"])
         result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    phases = {p["phase"]: p for p in result.get("phases", [])}
+    init = result.get("init", {})
+    peak = max(launched.peak_rss_bytes, result.get("peak_rss_bytes", 0))
+    cold, warmed = phases.get("cold", {}), phases.get("warm")
     return Measurement(
         src=src, format=fmt, size_bytes=size_bytes, block_size=block_size, threads=threads,
-        contract=contract, exit_code=launched.exit_code, killed=launched.killed,
-        peak_rss_bytes=launched.peak_rss_bytes, cpu_s=round(launched.cpu_s, 3),
-        wall_s=round(launched.wall_s, 3),
+        contract=contract, exit_code=launched.exit_code,
+        killed=launched.killed or (cap_bytes is not None and peak > cap_bytes),
+        peak_rss_bytes=peak,
+        cpu_s=round(launched.cpu_s, 3), wall_s=round(launched.wall_s, 3),
         import_s=round(result["imported"] - launched.started, 3) if result else 0.0,
+        init_cpu_s=round(init.get("cpu_s", 0.0), 4), init_wall_s=round(init.get("wall_s", 0.0), 4),
+        init_peak_rss_bytes=init.get("peak_rss_bytes", 0),
+        cold_cpu_s=round(cold.get("cpu_s", 0.0), 4), cold_wall_s=round(cold.get("wall_s", 0.0), 4),
+        cold_peak_rss_bytes=cold.get("peak_rss_bytes", 0),
+        warm_cpu_s=None if warmed is None else round(warmed["cpu_s"], 4),
+        warm_wall_s=None if warmed is None else round(warmed["wall_s"], 4),
+        warm_baseline_rss_bytes=None if warmed is None else warmed["rss_before_bytes"],
+        warm_peak_rss_bytes=None if warmed is None else warmed["peak_rss_bytes"],
+        phases_done=(["init"] if "init" in result else []) + list(phases),
         report=result.get("report", {}), error=result.get("error"),
         timeline=[(round(t, 4), round(m, 2)) for t, m in launched.timeline],
         spans=[(s, round(a, 4), round(b, 4)) for s, a, b in result.get("spans", [])],

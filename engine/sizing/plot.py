@@ -26,7 +26,7 @@ def _pyplot() -> Any:
 
 
 def plot_sweep(result: SweepResult, path: Path) -> None:
-    """Cost and duration against memory per size band, the chosen settings marked."""
+    """Blended cost, and warm and cold duration, against memory per band; the choices marked."""
     plt = _pyplot()
     fig, (ax_cost, ax_time) = plt.subplots(1, 2, figsize=(12, 4.8))
     for rec in result.recommendations:
@@ -34,7 +34,9 @@ def plot_sweep(result: SweepResult, path: Path) -> None:
         mem = [c["memory_mb"] for c in cands]
         line, = ax_cost.plot(mem, [c["cost"] * 1000 for c in cands], marker=".", label=rec.band)
         ax_time.plot(mem, [c["duration_s"] for c in cands], marker=".", color=line.get_color(),
-                     label=rec.band)
+                     label=f"{rec.band} warm")
+        ax_time.plot(mem, [c["cold_duration_s"] for c in cands], ls="--", lw=1,
+                     color=line.get_color(), label=f"{rec.band} cold")
         misfit = [c for c in cands if not c["fits"]]
         ax_cost.scatter([c["memory_mb"] for c in misfit], [c["cost"] * 1000 for c in misfit],
                         marker="x", color="black", zorder=3)
@@ -49,9 +51,9 @@ def plot_sweep(result: SweepResult, path: Path) -> None:
         ax.set_xlabel("Lambda memory (MB)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    ax_cost.set_ylabel("USD per 1,000 invocations")
-    ax_cost.set_title("cost (x: does not fit; circle: chosen)")
-    ax_time.set_ylabel("predicted duration (s)")
+    ax_cost.set_ylabel("USD per 1,000 invocations, at the cold share")
+    ax_cost.set_title("blended cost (x: does not fit; circle: chosen)")
+    ax_time.set_ylabel("predicted duration (s): warm, and cold (dashed)")
     ax_time.set_title(f"duration ({result.prices.architecture})")
     fig.suptitle(f"chunkwise size: {result.machine['date']}, contract "
                  f"{result.config['contract'] or 'none'}; chosen {result.chosen_mb} MB")

@@ -1,18 +1,25 @@
 """``chunkwise size``: sweep file size x format x block size x threads, fit, recommend, verify.
 
-Every case is one conversion in a measured child process (:func:`engine.sizing.measure.measure`)
-on a generated ``orders`` file, cached by format, size and seed so a second sweep generates
-nothing. From the measurements, per format and thread count:
+Every case is one measured child process (:func:`engine.sizing.measure.measure`) on a generated
+``orders`` file, cached by format, size and seed so a second sweep generates nothing. The child
+lives as a Lambda execution environment does: INIT (it imports the packaged transform handler,
+:func:`engine.resources.handler_dir`), a cold conversion of the file, a warm-up conversion of
+another file (:data:`WARMUP_BYTES`, the next seed) and a warm conversion of the file. From the
+measurements, per format and thread count:
 
-- **peak RSS against file size**: the slope over the inputs of at least ``tail_min_bytes``
-  (below that size the bounded buffers are still filling, so RSS rises to its bound); a slope of
-  ``max_slope_mb_per_100mb`` or more is flagged as growth;
+- **peak RSS against file size** (the process's, the larger of the cold and warm peaks): the
+  slope over the inputs of at least ``tail_min_bytes`` (below that size the bounded buffers are
+  still filling, so RSS rises to its bound); a slope of ``max_slope_mb_per_100mb`` or more is
+  flagged as growth;
 - **peak RSS against block size** (at the largest input): the slope per MiB of block;
-- **CPU seconds against file size**: CPU s/GB (the slope) and start-up CPU (the intercept).
+- **warm CPU seconds against file size**: CPU s/GB (the slope); INIT's CPU seconds and what the
+  first call adds (cold minus warm conversion), as medians.
 
-Each size band's workload is then the fitted CPU at the band's largest size, the measured output
-ratio, and the largest peak RSS among inputs up to that size (all at the engine's default block
-size when it was swept); :func:`engine.sizing.model.recommend` picks the memory.
+Each size band's workload is then the warm CPU at the band's largest size (interpolated between
+the measured sizes, extrapolated by the fitted line beyond them), INIT's and the first call's
+CPU, the measured output ratio, and the largest peak RSS among inputs up to that size (all at
+the engine's default block size when it was swept); :func:`engine.sizing.model.recommend`
+picks the memory.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import DEFAULT_BLOCK_SIZE, MiB
-from engine.sizing.measure import Measurement, measure
+from engine.sizing.measure import Measurement, WarmRun, measure
 from engine.sizing.model import (
     DEFAULT_MEMORY_SETTINGS,
     ModelParams,
@@ -41,10 +49,15 @@ from engine.sizing.model import (
     recommend,
 )
 
-__all__ = ["DEFAULT_BANDS", "SweepConfig", "SweepResult", "data_file", "run_sweep"]
+__all__ = ["DEFAULT_BANDS", "WARMUP_BYTES", "SweepConfig", "SweepResult", "data_file",
+           "run_sweep"]
 
 #: Size bands a recommendation is made for: (name, largest input in bytes).
 DEFAULT_BANDS = (("<= 10 MB", 10 * 10**6), ("<= 100 MB", 100 * 10**6), ("<= 500 MB", 500 * 10**6))
+#: The size of the other file a measured child converts between the cold and the warm run.
+WARMUP_BYTES = 100_000
+#: The conversions of a measured child, each writing its own output.
+_PHASES = ("cold", "warmup", "warm")
 _SUFFIX = {"csv": "csv", "ndjson": "ndjson", "json": "json"}
 
 
@@ -148,8 +161,8 @@ def run_sweep(cfg: SweepConfig, prices: Prices, progress: Progress | None = None
             m = _measure_case(src, Path(tmp), fmt, size, block, threads, cfg, store=store)
             measurements.append(m)
             say(f"[{i}/{len(cases)}] {fmt} {size / 1e6:g} MB block {block // MiB} MiB "
-                f"threads {threads}: peak {m.peak_rss_bytes / MiB:.0f} MiB, "
-                f"CPU {m.cpu_s:.2f} s, wall {m.wall_s:.2f} s")
+                f"threads {threads}: peak {m.peak_rss_bytes / MiB:.0f} MiB, CPU s: INIT "
+                f"{m.init_cpu_s:.2f}, cold {m.cold_cpu_s:.2f}, warm {m.warm_or_cold_cpu_s:.2f}")
     fits, flags = fit_measurements(measurements, cfg)
     recs = [recommend(name, limit, band_workloads(measurements, limit, cfg), prices, cfg.params,
                       cfg.memory_settings) for name, limit in cfg.bands]
@@ -168,18 +181,25 @@ def run_sweep(cfg: SweepConfig, prices: Prices, progress: Progress | None = None
 def _measure_case(src: Path, tmp: Path, fmt: str, size: int, block: int, threads: int,
                   cfg: SweepConfig, cap_bytes: int | None = None,
                   store: _Storage | None = None) -> Measurement:
-    out = tmp / "out"
-    dst = str(out) + "/" if cfg.contract else str(out) + ".parquet"
-    uri, env = str(src), None
+    from engine.resources import handler_dir
+
+    warmup = data_file(cfg.data_dir, fmt, WARMUP_BYTES, cfg.seed + 1)
+    directory = cfg.contract is not None
+    dst = {phase: str(tmp / phase) + ("/" if directory else ".parquet") for phase in _PHASES}
+    uri, warmup_uri, env = str(src), str(warmup), None
     if store is not None and store.endpoint is not None:
-        uri, dst, env = store.put(src), store.output_uri(cfg.contract is not None), store.env
+        uri, warmup_uri, env = store.put(src), store.put(warmup), store.env
+        dst = {phase: store.output_uri(directory, phase) for phase in _PHASES}
     try:
-        m = measure(uri, dst, fmt=fmt, size_bytes=size, block_size=block, threads=threads,
-                    contract=cfg.contract, sample_interval=cfg.sample_interval,
-                    cap_bytes=cap_bytes, options={"format": fmt}, env=env)
+        m = measure(uri, dst["cold"], fmt=fmt, size_bytes=size, block_size=block,
+                    threads=threads, contract=cfg.contract, sample_interval=cfg.sample_interval,
+                    cap_bytes=cap_bytes, options={"format": fmt}, env=env,
+                    handler_dir=str(handler_dir("transform")),
+                    warm=WarmRun(warmup_uri, dst["warmup"], dst["warm"]))
     finally:
-        shutil.rmtree(out, ignore_errors=True)
-        Path(str(out) + ".parquet").unlink(missing_ok=True)
+        for phase in _PHASES:
+            shutil.rmtree(tmp / phase, ignore_errors=True)
+            Path(str(tmp / phase) + ".parquet").unlink(missing_ok=True)
         if store is not None:
             store.clear_output()
     if m.exit_code != 0 and not m.killed:
@@ -251,9 +271,9 @@ class _Storage:
             self._uploaded[src] = f"s3://{self.BUCKET}/{key}"
         return self._uploaded[src]
 
-    def output_uri(self, directory: bool) -> str:
-        """Where a measured run writes."""
-        return f"s3://{self.BUCKET}/out/" + ("" if directory else "out.parquet")
+    def output_uri(self, directory: bool, phase: str) -> str:
+        """Where a measured run's ``phase`` (cold, warmup, warm) writes."""
+        return f"s3://{self.BUCKET}/out/{phase}/" + ("" if directory else "out.parquet")
 
     def clear_output(self) -> None:
         """Delete what the last run wrote (moto keeps objects in this process's memory)."""
@@ -287,23 +307,28 @@ def fit_measurements(measurements: Sequence[Measurement],
             tail = [m for m in at_block if m.size_bytes >= cfg.tail_min_bytes]
             enough = len({m.size_bytes for m in tail}) > 1
             rss_all = fit_line((m.size_bytes, m.peak_rss_bytes) for m in at_block)
-            cpu = fit_line((m.size_bytes, m.cpu_s) for m in at_block)
+            cpu = fit_line((m.size_bytes, m.warm_or_cold_cpu_s) for m in at_block)
             largest = max(m.size_bytes for m in measurements if m.format == fmt)
             by_block = [m for m in measurements if m.format == fmt and m.threads == threads
                         and m.size_bytes == largest]
             rss_block = (fit_line((m.block_size / MiB, m.peak_rss_bytes / MiB) for m in by_block)
                          if len({m.block_size for m in by_block}) > 1 else None)
-            slope = (fit_line((m.size_bytes, m.peak_rss_bytes) for m in tail).slope * 100
-                     if enough else None)
+            slope, cold, warm = (
+                _rss_slope(tail, key) if enough else None
+                for key in ("peak_rss_bytes", "cold_peak_rss_bytes", "warm_peak_rss_bytes"))
             entry = {
                 "format": fmt, "threads": threads, "block_size": block,
                 "rss_slope_mb_per_100mb": None if slope is None else round(slope, 3),
+                "rss_slope_cold_mb_per_100mb": None if cold is None else round(cold, 3),
+                "rss_slope_warm_mb_per_100mb": None if warm is None else round(warm, 3),
                 "rss_slope_points": len(tail),
                 "rss_slope_all_sizes_mb_per_100mb": round(rss_all.slope * 100, 3),
                 "rss_max_mib": round(max(m.peak_rss_bytes for m in at_block) / MiB, 1),
                 "rss_mib_per_block_mib": None if rss_block is None else round(rss_block.slope, 2),
                 "cpu_s_per_gb": round(cpu.slope * 1e9, 3),
-                "startup_cpu_s": round(cpu.intercept, 3),
+                "init_cpu_s": round(statistics.median(m.init_cpu_s for m in at_block), 3),
+                "first_call_cpu_s": round(_first_call_cpu(at_block), 3),
+                "init_peak_mib": round(max(m.init_peak_rss_bytes for m in at_block) / MiB, 1),
                 "grows": slope is not None and slope >= cfg.max_slope_mb_per_100mb,
             }
             fits.append(entry)
@@ -314,6 +339,47 @@ def fit_measurements(measurements: Sequence[Measurement],
                 flags.append(f"{fmt} threads {threads}: peak RSS grows {slope:.2f} MB per 100 MB "
                              f"of input (limit {cfg.max_slope_mb_per_100mb:g})")
     return fits, flags
+
+
+def _rss_slope(measurements: Sequence[Measurement], key: str) -> float:
+    """MB of ``key`` (a peak RSS field; the process's where a phase is missing) per 100 MB."""
+    return fit_line((m.size_bytes, getattr(m, key) or m.peak_rss_bytes)
+                    for m in measurements).slope * 100
+
+
+def _first_call_cpu(measurements: Sequence[Measurement]) -> float:
+    """Median CPU seconds a cold conversion spends beyond the warm one of the same file."""
+    return statistics.median(max(0.0, m.cold_cpu_s - m.warm_or_cold_cpu_s)
+                             for m in measurements)
+
+
+def value_at(points: Sequence[tuple[float, float]], x: float) -> float:
+    """The value at ``x``: interpolated between the measured ``(x, y)`` points, else extended.
+
+    Repeated ``x`` are averaged. Below the smallest measured ``x`` the smallest one's value
+    holds; above the largest, the least-squares line through all points, never below the
+    largest one's value.
+
+    Example:
+        >>> value_at([(1, 0.1), (10, 1.0), (100, 4.0)], 55)
+        2.5
+        >>> value_at([(1, 0.1), (10, 1.0)], 0.5), round(value_at([(1, 0.1), (10, 1.0)], 20), 6)
+        (0.1, 2.0)
+
+    """
+    by_x: dict[float, list[float]] = {}
+    for px, py in points:
+        by_x.setdefault(px, []).append(py)
+    xs = sorted(by_x)
+    ys = [sum(by_x[px]) / len(by_x[px]) for px in xs]
+    if x <= xs[0]:
+        return ys[0]
+    if x > xs[-1]:
+        return max(fit_line(points).at(x), ys[-1])
+    i = next(i for i, px in enumerate(xs) if px >= x)
+    if xs[i] == x:
+        return ys[i]
+    return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
 
 
 def band_workloads(measurements: Sequence[Measurement], limit: int,
@@ -329,26 +395,30 @@ def band_workloads(measurements: Sequence[Measurement], limit: int,
                 continue
             within = [m for m in ms if m.size_bytes <= limit] or [min(ms, key=lambda m:
                                                                        m.size_bytes)]
-            cpu = fit_line((m.size_bytes, m.cpu_s) for m in ms)
             largest = max(ms, key=lambda m: m.size_bytes)
             bytes_in = largest.report.get("bytes_in") or largest.size_bytes
             ratio = (largest.report.get("bytes_out", 0) / bytes_in) if bytes_in else 0.0
             out.setdefault(threads, []).append(Workload(
-                cpu_s=max(cpu.at(limit), min(m.cpu_s for m in ms)),
+                cpu_s=value_at([(m.size_bytes, m.warm_or_cold_cpu_s) for m in ms], limit),
                 io_bytes=int(limit * (1 + ratio)),
                 peak_rss_bytes=max(m.peak_rss_bytes for m in within),
                 format=fmt, threads=threads,
+                init_cpu_s=statistics.median(m.init_cpu_s for m in ms),
+                first_call_cpu_s=_first_call_cpu(within),
             ))
     return out
 
 
 def verify(result: SweepResult, cfg: SweepConfig, memory_mb: int,
            progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Rerun the largest input of each format under a hard cap at ``memory_mb``.
+    """Rerun the largest input of each format, cold then warm, under a hard cap at ``memory_mb``.
 
     The cap is the memory minus the runtime's overhead (the part of Lambda's memory the
     measured process does not get), in MiB as Lambda's MB are; the watchdog kills the child
-    above it, as Lambda does. Threads are what the engine uses at that memory.
+    above it, as Lambda does. One child runs both paths, as one environment would: INIT and the
+    cold conversion (the cold path), then a warm-up and the warm conversion (the warm path), so
+    the warm path carries what the cold one left behind. Threads are what the engine uses at
+    that memory.
     """
     say = progress or (lambda _msg: None)
     cap = int((memory_mb - cfg.params.overhead_mb) * MiB)
@@ -360,14 +430,23 @@ def verify(result: SweepResult, cfg: SweepConfig, memory_mb: int,
             src = data_file(cfg.data_dir, fmt, largest, cfg.seed)
             m = _measure_case(src, Path(tmp), fmt, largest, _default_block(result.measurements),
                               threads, cfg, cap_bytes=cap, store=store)
+            cold = m.ok or {"init", "cold"} <= set(m.phases_done)
+            warm = m.ok and "warm" in m.phases_done
             row = {"format": fmt, "size_bytes": largest, "memory_mb": memory_mb,
                    "cap_mib": round(cap / MiB, 1), "threads": threads,
+                   "cold_peak_mib": round(m.cold_peak_rss_bytes / MiB, 1),
+                   "warm_peak_mib": round((m.warm_peak_rss_bytes or 0) / MiB, 1),
                    "peak_rss_mib": round(m.peak_rss_bytes / MiB, 1), "killed": m.killed,
-                   "passed": m.ok, "wall_s": m.wall_s}
+                   "cold_passed": cold, "warm_passed": warm, "passed": cold and warm,
+                   "wall_s": m.wall_s}
             rows.append(row)
-            say(f"verify {fmt} {largest / 1e6:g} MB under {row['cap_mib']} MiB: "
-                f"{'pass' if m.ok else 'FAIL (killed)'} at {row['peak_rss_mib']} MiB")
+            say(f"verify {fmt} {largest / 1e6:g} MB under {row['cap_mib']} MiB: cold "
+                f"{_verdict(cold)}, warm {_verdict(warm)}; peak {row['peak_rss_mib']} MiB")
     return rows
+
+
+def _verdict(passed: bool) -> str:
+    return "pass" if passed else "FAIL (killed)"
 
 
 def machine_info() -> dict[str, Any]:

@@ -43,7 +43,26 @@ def test_size_writes_json_markdown_and_png(sized) -> None:
     assert all(m["exit_code"] == 0 and m["peak_rss_bytes"] > 0 for m in data["measurements"])
     assert {m["report"]["rows_in"] > 0 for m in data["measurements"]} == {True}
     assert data["prices"]["recorded"] and data["machine"]["cores"] >= 1
-    assert "| band | memory MB |" in (tmp / "profiles" / "sizing.md").read_text()
+    md = (tmp / "profiles" / "sizing.md").read_text()
+    assert "| band | memory MB | warm s | cold s | cold share |" in md
+    assert "Cold share: estimated for 100 files a minute" in md
+    assert "cold starts are" in md and "of the <= 10 MB band's cost" in md
+
+
+def test_size_measures_init_cold_and_warm_in_each_child(sized) -> None:
+    tmp, _ = sized
+    data = json.loads((tmp / "profiles" / "sizing.json").read_text())
+    for m in data["measurements"]:
+        assert m["phases_done"] == ["init", "cold", "warmup", "warm"]
+        assert 0 < m["init_cpu_s"] and 0 < m["warm_cpu_s"] and 0 < m["cold_cpu_s"]
+        assert m["init_cpu_s"] + m["cold_cpu_s"] + m["warm_cpu_s"] <= m["cpu_s"]
+        assert m["peak_rss_bytes"] >= max(m["cold_peak_rss_bytes"], m["warm_peak_rss_bytes"])
+    for r in data["recommendations"]:
+        assert r["duration_s"] < r["cold_duration_s"]  # a cold invocation adds INIT
+        assert r["warm_cost"] <= r["cost"] <= r["cold_cost"]
+        assert 0 < r["cold_share"] <= 1 and 0 <= r["cold_cost_share"] < 1
+    # 100 files a minute at well under a second each: one environment, rarely replaced
+    assert data["recommendations"][0]["cold_share"] < 0.01
 
 
 def test_size_recommends_per_band_and_flags_extrapolation(sized) -> None:
@@ -59,6 +78,8 @@ def test_size_verify_and_apply(sized) -> None:
     tmp, out = sized
     assert [v["format"] for v in out["verify"]] == ["csv", "ndjson"]
     assert all(v["passed"] and v["peak_rss_mib"] < v["cap_mib"] for v in out["verify"])
+    assert all(v["cold_passed"] and v["warm_passed"] and 0 < v["cold_peak_mib"] <= v["cap_mib"]
+               and 0 < v["warm_peak_mib"] <= v["cap_mib"] for v in out["verify"])
     chosen = out["chosen_memory_mb"]
     text = (tmp / "template.yaml").read_text()
     assert f"Default: {chosen}\n" in text.split("TransformMemorySize:", 1)[1][:400]
@@ -72,6 +93,10 @@ def test_size_rejects_bad_options_without_a_traceback(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     done = chunkwise("size", "--function-name", "fn", "--out-dir", str(tmp_path))
     assert done.returncode == 2 and "--payload" in done.stderr
+    for option, value in (("--cold-share", "1.5"), ("--files-per-minute", "0"),
+                          ("--init-vcpu-share", "-1")):
+        done = chunkwise("size", option, value, "--out-dir", str(tmp_path))
+        assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
 
 
 def test_profile_writes_a_timeline_and_stage_times(tmp_path: Path) -> None:

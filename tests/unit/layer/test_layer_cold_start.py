@@ -105,5 +105,6 @@ print(json.dumps({"before": before, "fmt": fmt, "same": reader is JsonArrayReade
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data == {"before": False, "fmt": "json", "same": True, "after": True,
-                    "keys": ["csv", "ndjson", "json"],
-                    "formats": {"csv": "csv", "ndjson": "ndjson", "json": "json"}}
+                    "keys": ["csv", "ndjson", "json", "parquet"],
+                    "formats": {"csv": "csv", "ndjson": "ndjson", "json": "json",
+                                "parquet": "parquet"}}
