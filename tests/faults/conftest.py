@@ -1,4 +1,8 @@
-"""Fixtures: the fault proxy in front of the session's moto server, and recorded backoff."""
+"""Fixtures: the fault proxy in front of the session's moto server, and recorded backoff.
+
+``CHUNKWISE_FAULT_RUNS=N`` runs every test here N times (default 1: once per CI run), each run
+with its own proxy, moto state and faults: the counts of docs/RELIABILITY.md are N runs of each.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,16 @@ import pytest
 from fault_proxy import FaultProxy
 
 import engine.io
+
+#: How many times each fault test runs (docs/RELIABILITY.md's "10 runs": 10).
+RUNS = int(os.environ.get("CHUNKWISE_FAULT_RUNS", "1"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Repeat every test of this directory ``RUNS`` times (``[run0]``, ``[run1]``, ...)."""
+    if RUNS > 1:
+        metafunc.fixturenames.append("fault_run")
+        metafunc.parametrize("fault_run", range(RUNS), ids=lambda n: f"run{n}")
 
 
 @pytest.fixture

@@ -17,10 +17,13 @@ import yaml
 from engine.enforce.enrich import clear_reference_cache
 from engine.errors import ValidationError
 from engine.gen import generate
+from engine.plan import source_name
 from engine.run import transform, validate
 
 ORDERS_YAML = Path(__file__).resolve().parents[3] / "contracts" / "orders.yaml"
 SRC = "s3://raw/orders/2025-03-01.csv"
+#: in a directory, every file the source writes carries its name
+NAME = source_name(SRC)
 OUT = "s3://processed/orders/"
 REF = "s3://ref/countries.csv"
 #: Reference regions; DE and NA are left out, so those rows get a null region (left join).
@@ -88,9 +91,10 @@ def test_contract_transform_from_s3_to_s3(buckets: Any, dirty_orders: Any, tmp_p
 
     stored = keys(buckets, "processed")
     data = [k for k in stored if k.startswith("orders/country=")]
-    assert set(stored) - set(data) == {"orders/rejects/2025-03-01.rejects.ndjson",
-                                       "orders/_aggregates/2025-03-01.parquet"}
-    assert all(k.endswith(".parquet") and k.split("/")[2].startswith("2025-03-01-")
+    assert set(stored) - set(data) == {f"orders/rejects/{NAME}.rejects.ndjson",
+                                       f"orders/_aggregates/{NAME}.parquet",
+                                       f"orders/_chunkwise/{NAME}.json"}
+    assert all(k.endswith(".parquet") and k.split("/")[2].startswith(f"{NAME}-")
                for k in data)
     assert sorted(f["uri"] for f in report.files) == [f"s3://processed/{k}" for k in data]
     for f in report.files:
@@ -99,10 +103,10 @@ def test_contract_transform_from_s3_to_s3(buckets: Any, dirty_orders: Any, tmp_p
     assert open_uploads(buckets) == []
 
     # the rejects file lands next to the output and names exactly the injected records
-    assert report.rejects["uri"] == f"{OUT}rejects/2025-03-01.rejects.ndjson"
-    rejects = read_ndjson(buckets, "processed", "orders/rejects/2025-03-01.rejects.ndjson")
+    assert report.rejects["uri"] == f"{OUT}rejects/{NAME}.rejects.ndjson"
+    rejects = read_ndjson(buckets, "processed", f"orders/rejects/{NAME}.rejects.ndjson")
     assert sorted(r["record"] for r in rejects) == [f["record"] for f in injected]
-    assert report.aggregate["uri"] == f"{OUT}_aggregates/2025-03-01.parquet"
+    assert report.aggregate["uri"] == f"{OUT}_aggregates/{NAME}.parquet"
 
     # read the partitions back: every row, enriched from the S3 reference table
     for key in data:
@@ -128,7 +132,7 @@ def test_validation_error_leaves_no_parquet_and_no_open_uploads(buckets: Any, di
         transform(SRC, OUT, contract=contract, block_size=16 << 10)
     stored = keys(buckets, "processed")
     assert [k for k in stored if k.endswith(".parquet")] == []
-    assert stored == ["orders/rejects/2025-03-01.rejects.ndjson"]
+    assert stored == [f"orders/rejects/{NAME}.rejects.ndjson"]  # and no manifest
     assert open_uploads(buckets) == []
     rejects = read_ndjson(buckets, "processed", stored[0])
     records = {r["record"] for r in rejects}

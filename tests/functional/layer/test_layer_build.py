@@ -2,8 +2,9 @@
 
 Both builds download the pinned wheels once (``~/.cache/chunkwise-layer`` and pip's cache keep
 them for the next run). When the package index cannot be reached and the cache cannot serve the
-pins, the build raises ``LayerDownloadError`` and these tests are skipped with that reason; any
-other failure fails them.
+pins, the build raises ``LayerDownloadError``: on a developer's machine these tests are then
+skipped with that reason; in CI (``CI`` set, as ``.ci/run`` does) they fail, so that a CI without
+the index never stays green. Any other failure fails them.
 
 - Host build (this machine's Python, architecture and glibc): the zip is unpacked and a clean
   interpreter (``-I -S``: no site-packages, no PYTHONPATH) with only the layer on ``sys.path``
@@ -63,10 +64,27 @@ class Built:
 
 
 def build_or_skip(target: Target, dest: Path, **options: object) -> LayerReport:
+    """Build the layer; without the package index, skip, or fail in CI."""
     try:
         return build_layer(target, dest, pins_path=PINS, **options)  # type: ignore[arg-type]
     except LayerDownloadError as exc:
+        if os.environ.get("CI") is not None:
+            pytest.fail(f"CI cannot reach the package index to build the layer: {exc}")
         pytest.skip(f"network: {exc}")
+
+
+def test_without_the_index_the_builds_fail_in_ci_and_skip_elsewhere(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def offline(*args: object, **kwargs: object) -> LayerReport:
+        raise LayerDownloadError("no index reachable")
+
+    monkeypatch.setattr(sys.modules[__name__], "build_layer", offline)
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="package index"):
+        build_or_skip(Target.host(), tmp_path / "layer.zip")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no index reachable"):
+        build_or_skip(Target.host(), tmp_path / "layer.zip")
 
 
 def unpack(zip_path: Path, dest: Path) -> Path:

@@ -22,6 +22,7 @@ from engine.cli.app import app
 from engine.contract import load_contract
 from engine.gen import generate
 from engine.gen.datasets.orders import ORDERS_COLUMNS
+from engine.plan import source_id, source_name
 
 ORDERS_YAML = Path(__file__).resolve().parents[3] / "contracts" / "orders.yaml"
 
@@ -88,7 +89,8 @@ def test_transform_contract_json_report(runner: CliRunner, data: dict[str, Any],
     assert {(c["column"], c["check"]) for c in report["checks"]} >= {
         ("order_id", "unique"), ("created_at", "type"), ("(record)", "fields")}
     assert report["aggregate"]["groups"] > 0 and report["state_bytes"] > 0
-    assert report["rejects"]["uri"] == f"{out}/rejects/orders.rejects.ndjson"
+    name = source_name(str(data["dirty"]))  # in a directory, a source's files carry its name
+    assert report["rejects"]["uri"] == f"{out}/rejects/{name}.rejects.ndjson"
     table = ds.dataset(out, format="parquet", partitioning="hive",
                        ignore_prefixes=[".", "_", "rejects"]).to_table()
     assert table.num_rows == report["rows_out"]
@@ -108,7 +110,7 @@ def test_transform_contract_options_are_not_overridden_by_cli_defaults(
     assert result.exit_code == 0, result.output
     report = one_json_object(result.stdout)
     assert report["compression"] == "snappy"
-    assert report["output"] == f"{tmp_path}/out/orders.parquet"
+    assert report["output"] == f"{tmp_path}/out/{source_id(str(data['clean']))}.parquet"
 
 
 def test_transform_threshold_exceeded_exits_65(runner: CliRunner, data: dict[str, Any],
@@ -122,7 +124,7 @@ def test_transform_threshold_exceeded_exits_65(runner: CliRunner, data: dict[str
     assert report["error"]["type"] == "ValidationError"
     assert "max_ratio" in report["error"]["message"]
     assert "Traceback" not in result.output
-    assert files_under(out) == {"_rejects/orders.rejects.ndjson"}
+    assert files_under(out) == {f"_rejects/{source_name(str(data['dirty']))}.rejects.ndjson"}
 
 
 # -- validate -----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from engine.errors import SchemaError, ValidationError
 from engine.gen import generate
 from engine.gen.datasets.orders import ORDERS_COLUMNS
 from engine.infer import infer_contract
+from engine.plan import source_id, source_name
 from engine.run import RunReport, transform, validate
 
 ORDERS_YAML = Path(__file__).resolve().parents[3] / "contracts" / "orders.yaml"
@@ -182,7 +183,8 @@ def test_rejects_are_exactly_the_injected_records(dirty_runs: Any, fmt: str, see
         "ragged" if fmt != "csv" else "invalid_json"}
     check_accounting(report)
     assert report.status == "succeeded"
-    assert report.rejects["uri"] == f"{src.parent}/out/_rejects/orders.rejects.ndjson"
+    name = source_name(str(src))  # in a directory, what a source writes carries its name
+    assert report.rejects["uri"] == f"{src.parent}/out/_rejects/{name}.rejects.ndjson"
     rejects = read_ndjson(report.rejects["uri"])
     records = [r["record"] for r in rejects]
     assert len(records) == len(set(records))  # one line per rejected record
@@ -312,9 +314,10 @@ def test_max_ratio_exceeded_fails_the_file_but_keeps_the_rejects(dirty_csv: Any,
         transform(str(src), f"{out}/", contract=str(contract), block_size=32 << 10)
     assert info.value.uri == str(src)
     assert parquet_files(tmp_path) == []  # neither data nor aggregate
-    rejects = read_ndjson(out / "rejects" / "orders.rejects.ndjson")
+    name = source_name(str(src))
+    rejects = read_ndjson(out / "rejects" / f"{name}.rejects.ndjson")
     assert sorted(r["record"] for r in rejects) == [f["record"] for f in injected]
-    assert files_under(tmp_path).keys() == {"c.yaml", "out/rejects/orders.rejects.ndjson"}
+    assert files_under(tmp_path).keys() == {"c.yaml", f"out/rejects/{name}.rejects.ndjson"}
 
 
 def test_max_count_exceeded_fails_the_file_mid_stream(dirty_csv: Any, tmp_path: Path):
@@ -324,7 +327,7 @@ def test_max_count_exceeded_fails_the_file_mid_stream(dirty_csv: Any, tmp_path: 
     with pytest.raises(ValidationError, match=r"more than rejects\.max_count \(5\)"):
         transform(str(src), f"{out}/", contract=str(contract), block_size=16 << 10)
     assert parquet_files(tmp_path) == []
-    rejects = read_ndjson(out / "rejects" / "orders.rejects.ndjson")
+    rejects = read_ndjson(out / "rejects" / f"{source_name(str(src))}.rejects.ndjson")
     assert len(rejects) > 5
     assert {r["record"] for r in rejects} <= {f["record"] for f in injected}
 
@@ -799,7 +802,7 @@ def test_aggregate_matches_a_group_by_of_the_output(clean_orders: dict[str, Path
     out = tmp_path / "out"
     report = check_accounting(transform(str(clean_orders["csv"]), f"{out}/",
                                         contract=str(contract)))
-    path = out / "_aggregates" / "orders.parquet"
+    path = out / "_aggregates" / f"{source_name(str(clean_orders['csv']))}.parquet"
     assert report.aggregate is not None
     assert report.aggregate["uri"] == str(path)
     assert report.aggregate["groups"] > 30
@@ -841,8 +844,9 @@ def test_the_aggregate_is_one_file_at_its_path_whatever_the_rotation(
     out = tmp_path / "out"
     report = check_accounting(transform(str(clean_orders["csv"]), f"{out}/",
                                         contract=str(contract)))
-    assert sorted(files_under(out / "_aggregates")) == ["orders.parquet"]
-    assert report.aggregate["uri"] == str(out / "_aggregates" / "orders.parquet")
+    name = f"{source_name(str(clean_orders['csv']))}.parquet"
+    assert sorted(files_under(out / "_aggregates")) == [name]
+    assert report.aggregate["uri"] == str(out / "_aggregates" / name)
     assert pq.read_metadata(report.aggregate["uri"]).num_rows == report.aggregate["groups"] > 7
 
 
@@ -866,10 +870,11 @@ def test_partition_by_writes_hive_directories(clean_orders: dict[str, Path], tmp
                                         contract=str(contract)))
     dirs = sorted(p.name for p in out.iterdir() if p.is_dir())
     partitions = [d for d in dirs if d.startswith("country=")]
-    assert set(dirs) - set(partitions) == {"_rejects", "_aggregates"}
+    assert set(dirs) - set(partitions) == {"_rejects", "_aggregates", "_chunkwise"}
     assert len(partitions) == 30
+    stem = report.dataset["name"] + "-" + Path(report.files[0]["uri"]).name.split("-")[-2]
     for d in partitions:
-        assert [p.name for p in (out / d).iterdir()] == ["orders-00000.parquet"]
+        assert [p.name for p in (out / d).iterdir()] == [f"{stem}-00000.parquet"]
     assert len(report.files) == len(partitions)
     assert all(f["partition"]["country"] == Path(f["uri"]).parent.name.split("=", 1)[1]
                for f in report.files)
@@ -883,17 +888,22 @@ def test_partition_by_writes_hive_directories(clean_orders: dict[str, Path], tmp
     assert "NA" in {c["country"] for c in counts}  # Namibia is not a null
 
 
-def test_a_rerun_overwrites_the_same_files(clean_orders: dict[str, Path], tmp_path: Path):
+def test_a_rerun_replaces_the_same_sources_files(clean_orders: dict[str, Path],
+                                                 tmp_path: Path):
     contract = orders_contract(tmp_path / "c.yaml", "csv",
                                lambda c: c["output"].update(max_rows_per_file=100))
     out = tmp_path / "out"
     first = transform(str(clean_orders["csv"]), f"{out}/", contract=str(contract))
     before = files_under(out)
     second = transform(str(clean_orders["csv"]), f"{out}/", contract=str(contract))
-    assert files_under(out) == before
-    assert sorted(f["uri"] for f in first.files) == sorted(f["uri"] for f in second.files)
+    after = files_under(out)
+    # new names (a re-run never writes over the files it replaces), the old ones gone
+    data = {k for k in after if not k.startswith("_")}
+    assert data == {f["uri"].removeprefix(f"{out}/") for f in second.files}
+    assert not data & {f["uri"].removeprefix(f"{out}/") for f in first.files}
+    assert {k for k in after if k.startswith("_")} == {k for k in before if k.startswith("_")}
     assert hive(out).num_rows == second.rows_out == first.rows_out
-    assert len(first.files) > 30  # rotation made several files per partition
+    assert len(first.files) == len(second.files) > 30  # several files per partition
 
 
 @pytest.mark.parametrize(("name", "stem"), [("2025-03-01.csv", "2025-03-01"),
@@ -910,15 +920,19 @@ def test_files_are_named_after_the_input(tmp_path: Path, name: str, stem: str):
 
     contract = orders_contract(tmp_path / "c.yaml", fmt, unpartitioned)
     out = tmp_path / "out"
+    name = source_name(str(src))
+    assert re.fullmatch(rf"{re.escape(stem)}-[0-9a-f]{{8}}", name)
     for _ in range(2):
         report = check_accounting(transform(str(src), f"{out}/", contract=str(contract)))
-        assert report.output == str(out / f"{stem}.parquet")
-        assert sorted(files_under(out)) == sorted([f"_aggregates/{stem}.parquet",
-                                                   f"_rejects/{stem}.rejects.ndjson",
-                                                   f"{stem}.parquet"])
+        data = Path(report.output).name
+        assert re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{8}}\.parquet", data)
+        assert sorted(files_under(out)) == sorted([f"_aggregates/{name}.parquet",
+                                                   f"_chunkwise/{name}.json",
+                                                   f"_rejects/{name}.rejects.ndjson", data])
     partitioned = orders_contract(tmp_path / "p.yaml", fmt)
     report = transform(str(src), f"{tmp_path}/parts/", contract=str(partitioned))
-    assert {Path(f["uri"]).name for f in report.files} == {f"{stem}-00000.parquet"}
+    # a source's first run into a directory names its files source_id (later ones differ)
+    assert {Path(f["uri"]).name for f in report.files} == {f"{source_id(str(src))}-00000.parquet"}
 
 
 def test_an_output_file_path_takes_its_name_and_puts_rejects_next_to_it(

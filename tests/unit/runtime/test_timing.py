@@ -1,58 +1,104 @@
-"""Stage clock: exclusive nesting, per-thread CPU, and the stages of a real run."""
+"""Stage clock: exclusive nesting, per-thread CPU, and the stages of a real run.
+
+The clock's arithmetic is tested on an injected clock (:class:`FakeTime` stands in for the
+``time`` module the stage clock reads), where time passes only when a test says so: exact
+figures, whatever the machine's load. A real run is then checked for its stages, not its times.
+"""
 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
+import pytest
+
 import engine
+import engine.runtime.timing
 from engine.runtime.timing import STAGES, StageClock
 
 
-def _spin(seconds: float) -> None:
-    end = time.thread_time() + seconds
-    while time.thread_time() < end:
-        pass
+class FakeTime:
+    """``perf_counter``, ``time`` and a per-thread ``thread_time`` that move only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self._cpu: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def thread_time(self) -> float:
+        return self._cpu.get(threading.get_ident(), 0.0)
+
+    def spin(self, seconds: float) -> None:
+        """This thread computes for ``seconds``: wall and its own CPU time pass."""
+        with self._lock:
+            self.now += seconds
+            me = threading.get_ident()
+            self._cpu[me] = self._cpu.get(me, 0.0) + seconds
+
+    def sleep(self, seconds: float) -> None:
+        """This thread waits for ``seconds``: only wall time passes."""
+        with self._lock:
+            self.now += seconds
 
 
-def test_nested_stages_are_exclusive() -> None:
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    clock = FakeTime()
+    monkeypatch.setattr(engine.runtime.timing, "time", clock)
+    return clock
+
+
+def test_nested_stages_are_exclusive(fake: FakeTime) -> None:
     clock = StageClock(trace=True)
     with clock.measure("encode_write"):
-        _spin(0.02)
+        fake.spin(0.02)
         with clock.measure("upload"):
-            _spin(0.03)
-    assert 0.015 < clock.cpu["encode_write"] < 0.028
-    assert 0.025 < clock.cpu["upload"] < 0.04
-    assert [s for s, _, _ in clock.spans] == ["upload", "encode_write"]
+            fake.spin(0.03)
+        fake.sleep(0.01)
+    assert clock.cpu["encode_write"] == pytest.approx(0.02)
+    assert clock.wall["encode_write"] == pytest.approx(0.03)
+    assert clock.cpu["upload"] == pytest.approx(0.03)
+    assert clock.wall["upload"] == pytest.approx(0.03)
+    assert clock.spans == [("upload", pytest.approx(1_000.02), pytest.approx(1_000.05)),
+                           ("encode_write", 1_000.0, pytest.approx(1_000.06))]
+    assert clock.to_dict()["encode_write"] == {"wall_s": 0.03, "cpu_s": 0.02}
 
 
-def test_worker_thread_cpu_is_its_own_and_waiting_is_not_cpu() -> None:
+def test_worker_thread_cpu_is_its_own_and_waiting_is_not_cpu(fake: FakeTime) -> None:
     clock = StageClock()
 
     def work() -> None:
         with clock.measure("parse"):
-            _spin(0.03)
-            time.sleep(0.05)
+            fake.spin(0.03)
+            fake.sleep(0.05)
 
     t = threading.Thread(target=work)
     t.start()
     t.join()
-    assert 0.025 < clock.cpu["parse"] < 0.045
-    assert clock.wall["parse"] > 0.075
+    fake.spin(0.5)  # the main thread's own work is nobody's stage
+    assert clock.cpu["parse"] == pytest.approx(0.03)
+    assert clock.wall["parse"] == pytest.approx(0.08)
+    assert sum(clock.cpu.values()) == pytest.approx(0.03)
 
 
-def test_iterate_charges_producing_items_not_consuming_them() -> None:
+def test_iterate_charges_producing_items_not_consuming_them(fake: FakeTime) -> None:
     clock = StageClock()
 
     def items():
         for _ in range(3):
-            _spin(0.01)
+            fake.spin(0.01)
             yield 1
 
     for _ in clock.iterate("parse", items()):
-        _spin(0.01)
-    assert 0.025 < clock.cpu["parse"] < 0.04
+        fake.spin(0.02)
+    assert clock.cpu["parse"] == pytest.approx(0.03)
+    assert clock.wall["parse"] == pytest.approx(0.03)
 
 
 def test_a_run_reports_every_stage(tmp_path: Path) -> None:
