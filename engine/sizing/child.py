@@ -24,6 +24,7 @@ failed conversion writes its typed error and the process exits with its exit cod
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import json
 import os
@@ -42,23 +43,24 @@ def main(spec_path: str) -> int:
         sys.meta_path.insert(0, _Hidden(hidden))
     options = spec.get("options", {})
     from engine.runtime import process
+    from engine.runtime.memory import peak_rss_bytes, rss_bytes
 
     process.configure(options.get("threads"))  # as the CLI and the handler: before pyarrow
     if spec.get("handler_dir"):
         sys.path.insert(0, spec["handler_dir"])
-        import handler  # noqa: F401  (the transform handler's module: the INIT phase)
+        importlib.import_module("handler")  # the transform handler's module: the INIT phase
     else:  # the engine's own imports stand in for INIT
-        import engine.run  # noqa: F401
+        importlib.import_module("engine.run")
     import engine  # the handler defers engine.run, pyarrow.parquet, boto3 to its first call
     from engine.errors import EngineError, exit_code_for
     from engine.runtime.timing import CLOCK, StageClock
 
     imported = time.time()
-    init_peak = _status_bytes("VmHWM")
+    init_peak = peak_rss_bytes()
     result: dict = {
         "started": STARTED, "imported": imported,
         "init": {"cpu_s": time.process_time(), "wall_s": imported - STARTED,
-                 "rss_bytes": _status_bytes("VmRSS"), "peak_rss_bytes": init_peak},
+                 "rss_bytes": rss_bytes(), "peak_rss_bytes": init_peak},
         "phases": [], "peak_rss_bytes": init_peak,
     }
     _write(spec["result"], result)
@@ -68,7 +70,7 @@ def main(spec_path: str) -> int:
         reset = i > 0 and _reset_peak(result)
         clock = StageClock(trace=bool(spec.get("trace")))
         token = CLOCK.set(clock)
-        phase = {"phase": run["phase"], "rss_before_bytes": _status_bytes("VmRSS"),
+        phase = {"phase": run["phase"], "rss_before_bytes": rss_bytes(),
                  "peak_reset": reset}
         cpu, wall = time.process_time(), time.time()
         try:
@@ -87,7 +89,7 @@ def main(spec_path: str) -> int:
         if code:
             break
         phase.update(cpu_s=time.process_time() - cpu, wall_s=time.time() - wall,
-                     peak_rss_bytes=_status_bytes("VmHWM"))
+                     peak_rss_bytes=peak_rss_bytes())
         result["phases"].append(phase)
         result["peak_rss_bytes"] = max(result["peak_rss_bytes"], phase["peak_rss_bytes"])
         result["report"] = report.to_dict()  # the last phase's: the measured file, warm
@@ -98,31 +100,17 @@ def main(spec_path: str) -> int:
     return code
 
 
-def _status_bytes(key: str) -> int:
-    """``VmRSS`` or ``VmHWM`` of this process from ``/proc/self/status`` (0 off Linux)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def _reset_peak(result: dict) -> bool:
     """Reset the kernel's peak RSS to the current RSS; keep the process's peak so far.
 
     Writing 5 to ``/proc/self/clear_refs`` (Linux 4.0+) resets ``VmHWM`` and with it the
     ``ru_maxrss`` the launcher reads at exit, so the peak so far is kept in ``result``.
     """
-    result["peak_rss_bytes"] = max(result["peak_rss_bytes"], _status_bytes("VmHWM"))
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-    except OSError:  # not Linux, or not allowed: each phase's peak is the process's so far
-        return False
-    return True
+    from engine.runtime.memory import peak_rss_bytes, reset_peak_rss
+
+    result["peak_rss_bytes"] = max(result["peak_rss_bytes"], peak_rss_bytes())
+    # not Linux, or not allowed: each phase's peak is the process's so far
+    return reset_peak_rss()
 
 
 def _write(path: str, result: dict) -> None:
