@@ -333,6 +333,19 @@ VALID: list[tuple[str, str, Any]] = [
          "compression": "gzip", "compression_level": 9, "row_group_bytes": 1572864,
          "row_group_rows": 1000, "max_rows_per_file": 10, "max_bytes_per_file": 512_000_000}
      and c.output.partition_by == ["d", "b"] and c.output.max_open_writers == 4),
+    ("output.partition_projection",
+     doc("output:\n  partition_by: [d, b, a]\n  partition_projection:\n"
+         "    d: {type: date, range: [2020-01-01, NOW], format: yyyy-MM-dd, interval: 1, "
+         "unit: DAYS}\n    b: {type: enum, values: [x, y]}\n"
+         "    a: {type: integer, range: ['0', '99'], interval: 1, digits: 2}\n"),
+     lambda c: c.output.partition_projection["a"].table_properties("a") == {
+         "projection.a.type": "integer", "projection.a.range": "0,99",
+         "projection.a.interval": "1", "projection.a.digits": "2"}
+     and c.output.partition_projection["b"].values == ["x", "y"]
+     and c.output.partition_projection["d"].unit == "DAYS"),
+    ("output.partition_projection-injected",
+     doc("output: {partition_by: [b], partition_projection: {b: {type: injected}}}\n"),
+     lambda c: c.output.partition_projection["b"].type == "injected"),
     ("output-int-size", doc("output: {row_group_bytes: 4096, compression: none}\n"),
      lambda c: c.output.write_overrides() == {"row_group_bytes": 4096, "compression": "none"}),
     ("output-defaults", doc(),
@@ -641,6 +654,29 @@ INVALID: list[tuple[str, str, str, str]] = [
      "column 'b' was dropped by transforms[0]"),
     ("output.max_open_writers", doc("output:\n  max_open_writers: 0\n"), "max_open_writers",
      "output.max_open_writers: Input should be greater than or equal to 1"),
+    ("output.partition_projection", doc("output:\n  partition_by: [b]\n"
+                                        "  partition_projection: {a: {type: injected}}\n"),
+     "output:", "partition_projection needs exactly the partition_by columns (b)"),
+    ("projection.values", doc("output:\n  partition_by: [b]\n  partition_projection:\n"
+                              "    b: {type: integer, values: [x]}\n"), "values:",
+     "values: not a key of a projection of type integer"),
+    ("projection.range", doc("output:\n  partition_by: [a]\n  partition_projection:\n"
+                             "    a: {type: integer, range: ['0', ten]}\n"), "range:",
+     "range: 'ten' is not a whole number"),
+    ("projection.format", doc("output:\n  partition_by: [d]\n  partition_projection:\n"
+                              "    d: {type: date, range: [2020-01-01, NOW]}\n"), "{type: date,",
+     "a projection of type date needs format, range"),
+    ("projection.interval", doc("output:\n  partition_by: [a]\n  partition_projection:\n"
+                                "    a: {type: integer, range: ['0', '9'], interval: 0}\n"),
+     "interval:", "Input should be greater than or equal to 1"),
+    ("projection.unit", doc("output:\n  partition_by: [d]\n  partition_projection:\n"
+                            "    d: {type: date, range: [2020-01-01, NOW], format: yyyy, "
+                            "unit: AGES}\n"), "unit:", "unit: Input should be 'YEARS'"),
+    ("projection.digits", doc("output:\n  partition_by: [a]\n  partition_projection:\n"
+                              "    a: {type: integer, range: ['0', '9'], digits: 0}\n"),
+     "digits:", "Input should be greater than or equal to 1"),
+    ("projection.type", doc("output:\n  partition_by: [a]\n  partition_projection:\n"
+                            "    a: {type: hourly}\n"), "type: hourly", "Input should be 'enum'"),
     ("output-typo", doc("output:\n  partitions: [a]\n"), "partitions",
      "output.partitions: unknown key 'partitions'"),
     ("top-typo", doc("colums:\n  x: {type: int64}\n"), "colums",

@@ -68,7 +68,7 @@ def test_every_type_reads_back_as_written(tmp_path: Path):
     assert (report.format, report.rows_in, report.rows_out) == ("parquet", 3, 3)
     back = pq.read_table(tmp_path / "out.parquet")
     assert back.schema.equals(pq.read_table(src).schema)
-    assert back.to_pylist() == pq.read_table(src).to_pylist()
+    assert back.equals(pq.read_table(src))  # values too (to_pylist of ns needs pandas)
 
 
 @pytest.mark.parametrize("block_size", [64, 4096, 4 << 20])

@@ -70,12 +70,19 @@ def test_every_run_measured_init_cold_and_warm_and_every_band_prices_both(name: 
 
 
 def test_the_engines_peak_rss_is_flat_in_file_size() -> None:
-    """Under 2 MB per 100 MB of input, for every format and thread count (no contract)."""
+    """From 100 MB to 500 MB, for every format and thread count (no contract).
+
+    A fresh process (the cold run): under 2 MB per 100 MB. The same process after it (the warm
+    run, as a reused Lambda environment) also holds what the allocator kept from the runs before
+    it, and one peak is noisy by a few MiB: under 4 MB per 100 MB there, i.e. within 16 MiB
+    between 100 and 500 MB. Both as docs/memory.md states them.
+    """
     fits = _load("sizing")["fits"]
     assert {f["format"] for f in fits} == FORMATS
     for f in fits:
         assert f["rss_slope_mb_per_100mb"] is not None, f
-        assert f["rss_slope_mb_per_100mb"] < 2.0, f
+        assert f["rss_slope_cold_mb_per_100mb"] < 2.0, f
+        assert f["rss_slope_mb_per_100mb"] < 4.0, f
 
 
 def test_the_default_sweep_took_under_ten_minutes() -> None:
