@@ -57,6 +57,12 @@ S3_MIN_PART_SIZE = 5 * MiB
 #: The largest part S3 takes; smart-open lowers a larger ``part_size`` to it.
 S3_MAX_PART_SIZE = 5 * 1024 * MiB
 
+#: Local disk a spool leaves free for everything else (the spool holds the part buffers of a
+#: partitioned S3 output on disk: ``max_open_writers`` × ``part_size``, 256 MiB at the defaults,
+#: ``engine/sink/spool.py``). Lambda's ephemeral storage (``/tmp``) is 512 MB unless the
+#: template's ``EphemeralStorageSize`` raises it: 256 MiB + this fits with room to spare.
+SPOOL_RESERVE_BYTES = 64 * MiB
+
 #: A Parquet input's row group up to this many compressed bytes has each column chunk read whole,
 #: in one read (one GET on S3); a larger one (Spark writes 128 MiB groups) is read through a
 #: buffer of ``PARQUET_READ_BUFFER_BYTES`` per column, so memory does not grow with it.
@@ -70,6 +76,11 @@ DEFAULT_SAMPLE_COUNT = 4
 
 #: Bytes read per inference sample.
 DEFAULT_SAMPLE_BYTES = 1 * MiB
+
+#: An input of at most this many stored bytes is read whole, by one request, and kept in memory
+#: for the run: sampling and the conversion read it from there (on S3: one HEAD and one GET).
+#: 5 MiB is the span of the default samples, below which sampling reads only the head anyway.
+WHOLE_INPUT_BYTES = 5 * MiB
 
 #: Longest raw text kept for a rejected record in the rejects file.
 MAX_REJECT_RAW_CHARS = 4096

@@ -78,7 +78,7 @@ def source_version(uri: str) -> str:
     if io.is_s3(uri):
         from engine.io.s3 import head_object  # boto3 loads when S3 is first used
 
-        head = head_object(io.s3_client(), uri)
+        head = head_object(io.s3_client(), uri, reuse=True)  # the run reads this version
         version = head.get("VersionId")
         return version if version and version != "null" else str(head.get("ETag", "")).strip('"')
     path = io.local_path(uri)
@@ -246,8 +246,9 @@ class OutputPlan:
         if self.partitioned:
             from engine.sink.partitioned import PartitionedSink
 
-            # On S3 each open partition file holds up to one part in memory until it commits;
-            # cap that term at four parts by committing the largest file early.
+            # On S3 each open partition file holds up to one part until it commits, on local
+            # disk (the spool, engine/sink/spool.py); were it in memory (spool=False), this
+            # would cap that term at four parts by committing the largest file early.
             upload_cap = 4 * write.part_size if io.is_s3(self.dst) else None
             file_stem = self.dataset.file_stem if self.dataset is not None else self.stem
             return PartitionedSink(self.directory or self.dst,

@@ -55,6 +55,18 @@ class RunReport:
     #: a run into a directory: the source's ``name``, the ``mode``, the run's ``generation``,
     #: its ``manifest`` and how many files it ``removed`` (docs/datasets.md)
     dataset: dict[str, Any] | None = None
+    #: per ``enrich_api`` step: its ``step`` index, ``host``, ``requests`` made,
+    #: ``keys_requested``, ``cache_hits`` (a batch's distinct keys answered from the cache),
+    #: ``retries`` and ``wait_seconds`` (wall time the conversion waited on the API, retries
+    #: included)
+    enrich_api: list[dict[str, Any]] = field(default_factory=list)
+    #: the S3 requests the run sent, by kind (``HeadObject``, ``GetObject``, ``PutObject``,
+    #: ``CreateMultipartUpload``, ``UploadPart``, ...), retries included; empty for local files
+    s3_requests: dict[str, int] = field(default_factory=dict)
+    #: the most bytes of local disk (Lambda's ephemeral ``/tmp``) the run held at once: the
+    #: spool of a partitioned S3 output, at most ``max_open_writers`` × ``part_size``
+    #: (docs/memory.md); 0 for other outputs
+    ephemeral_bytes: int = 0
     #: the chunkwise version that wrote the report
     version: str = __version__
 

@@ -29,7 +29,8 @@ from engine import io
 from engine.aws import catalog
 from engine.aws.conversion import parquet_schema
 
-__all__ = ["manifest", "partition_values", "previous_versions", "supersede", "update_catalog"]
+__all__ = ["manifest", "partition_values", "previous_versions", "s3_requests", "supersede",
+           "update_catalog"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,15 @@ _TOTALS = ("rows_in", "rows_out", "rows_rejected", "rows_filtered", "bytes_out")
 def totals(parts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """The parts' counts and bytes, summed."""
     return {key: sum(int(p.get(key) or 0) for p in parts) for key in _TOTALS}
+
+
+def s3_requests(parts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The S3 requests the parts' conversions made, by kind, summed (``{}`` when none counted)."""
+    summed: dict[str, int] = {}
+    for part in parts:
+        for kind, n in (part.get("s3_requests") or {}).items():
+            summed[kind] = summed.get(kind, 0) + int(n)
+    return dict(sorted(summed.items()))
 
 
 def manifest(state: Mapping[str, Any], parts: Sequence[Mapping[str, Any]], *,

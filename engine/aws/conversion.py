@@ -36,6 +36,7 @@ from engine.aws.layout import destination, hidden, output_base, output_stem, par
 from engine.aws.settings import Settings
 from engine.config import MiB, ReadOptions, build_options
 from engine.errors import EngineError, InputNotFoundError, SchemaError, TransientError
+from engine.io.requests import counting
 from engine.report import RunReport
 from engine.runtime.memory import reset_peak_rss, rss_bytes
 
@@ -195,15 +196,20 @@ def part_entry(index: int, report: RunReport, *, baseline_rss: int | None = None
 
     Each file with its SHA-256 and, for partitioned output, its ``partition`` (column → text,
     ``None`` for null). ``peak_rss_bytes`` is the report's, less ``baseline_rss`` when given
-    (the ``growth`` scope).
+    (the ``growth`` scope). ``s3_requests`` is the report's count by kind plus the reads of the
+    outputs back for their SHA-256 (one ``GetObject`` each).
     """
     files = []
-    for f in report.files:
-        entry = {"uri": f["uri"], "rows": f["rows"], "bytes": f["bytes"],
-                 "sha256": hash_object(f["uri"])}
-        if f.get("partition") is not None:
-            entry["partition"] = f["partition"]
-        files.append(entry)
+    with counting() as hashing:
+        for f in report.files:
+            entry = {"uri": f["uri"], "rows": f["rows"], "bytes": f["bytes"],
+                     "sha256": hash_object(f["uri"])}
+            if f.get("partition") is not None:
+                entry["partition"] = f["partition"]
+            files.append(entry)
+    by_kind = dict(report.s3_requests)
+    for kind, n in hashing.to_dict().items():
+        by_kind[kind] = by_kind.get(kind, 0) + n
     if len(files) == 1:
         sha256 = files[0]["sha256"]
     else:  # several files (rotation, partitions): a digest of the sorted (uri, digest) pairs
@@ -228,6 +234,7 @@ def part_entry(index: int, report: RunReport, *, baseline_rss: int | None = None
         "files": files,
         "schema": report.schema,
         "rejects_uri": report.rejects.get("uri") if report.rows_rejected else None,
+        "s3_requests": dict(sorted(by_kind.items())),
     }
 
 

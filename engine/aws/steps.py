@@ -295,8 +295,9 @@ def transform(event: Mapping[str, Any], settings: Settings | None = None,
     try:
         metadata.update_status(
             _table(settings, clients), state["file_id"], metadata.TRANSFORMED,
-            **{k: entry[k] for k in ("rows_in", "rows_out", "rows_rejected", "rows_filtered",
-                                     "bytes_out", "peak_rss_bytes")})
+            **{k: entry.get(k) for k in ("rows_in", "rows_out", "rows_rejected",
+                                         "rows_filtered", "bytes_out", "peak_rss_bytes",
+                                         "s3_requests")})
     except BaseException:
         # the step fails, so what it published must go: a retry writes it again, and a file
         # whose retries run out leaves nothing behind (its record says FAILED)
@@ -400,7 +401,8 @@ def output(state: Mapping[str, Any], settings: Settings | None = None,
             table = commit.update_catalog(clients.glue, entry, parts, contract)
         metadata.update_status(_table(settings, clients), state["file_id"], metadata.SUCCEEDED,
                                now=moment, duration_seconds=duration, peak_rss_bytes=peak,
-                               manifest=manifest, **totals)
+                               manifest=manifest, s3_requests=commit.s3_requests(parts) or None,
+                               **totals)
     except BaseException:
         _unpublish_quietly([manifest])  # no manifest unless the record says SUCCEEDED
         raise

@@ -3,6 +3,9 @@
 - :mod:`engine.io.uri`: what a name says (local or S3, compression suffix, stem), local errors;
 - :mod:`engine.io.input`: :func:`open_input`, :func:`object_size`, :func:`read_range`, and
   :func:`open_seekable` for formats read at any offset (Parquet);
+- :mod:`engine.io.stored`: :func:`probe_input`, an input's first stored bytes read once, which
+  the conversion's stream starts from (a small input is read whole, by one request);
+- :mod:`engine.io.requests`: the S3 requests a run makes, counted by kind;
 - :mod:`engine.io.decompress`: gzip (ISA-L), bz2 and zstd decompressors that count stored bytes;
 - :mod:`engine.io.output`: :class:`AtomicOutput`, which publishes a file or object whole or not
   at all;
@@ -23,6 +26,7 @@ from engine.io.input import (
     s3_client,
 )
 from engine.io.output import AtomicOutput
+from engine.io.stored import StoredHead, probe_input
 from engine.io.uri import (
     infer_compression,
     input_stem,
@@ -39,6 +43,7 @@ __all__ = [
     "AtomicOutput",
     "InputStream",
     "SeekableInput",
+    "StoredHead",
     "infer_compression",
     "input_stem",
     "is_s3",
@@ -50,6 +55,7 @@ __all__ = [
     "one_line",
     "open_input",
     "open_seekable",
+    "probe_input",
     "read_range",
     "reset_s3_client",
     "s3_client",

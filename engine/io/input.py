@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from engine.errors import EngineError, InputFormatError
 from engine.io.decompress import DECOMPRESS_ERRORS, ErrorMapper, open_decompressed
+from engine.io.stored import Continued, StoredHead
 from engine.io.uri import (
     check_compression,
     infer_compression,
@@ -111,16 +112,19 @@ def object_size(uri: str) -> int:
         raise local_error(exc, uri) from exc
 
 
-def read_range(uri: str, start: int, length: int) -> bytes:
+def read_range(uri: str, start: int, length: int, *, head: StoredHead | None = None) -> bytes:
     """Read ``length`` stored (raw, still compressed) bytes from ``start``.
 
-    On S3 this is one ``GetObject`` with a ``Range`` header. Reads past the end are clamped:
-    fewer bytes (or ``b""`` when ``start`` is at or past the end) come back.
+    On S3 this is one ``GetObject`` with a ``Range`` header (after a ``HeadObject``, unless
+    ``head`` gives the size and the ETag). Reads past the end are clamped: fewer bytes (or
+    ``b""`` when ``start`` is at or past the end) come back.
 
     Args:
         uri: local path or ``s3://`` URI.
         start: first byte, 0-based.
         length: most bytes to return.
+        head: what :func:`~engine.io.stored.probe_input` read of the whole of ``uri``: bytes
+            within it come from memory, others are read ``If-Match`` its ETag, with no HEAD.
 
     Returns:
         The bytes, at most ``length`` of them.
@@ -133,9 +137,17 @@ def read_range(uri: str, start: int, length: int) -> bytes:
     """
     if start < 0 or length < 0:
         raise ValueError(f"bad range: start={start} length={length}")
+    if head is not None and head.start == 0 and (head.whole or start + length <= len(head.data)):
+        return head.data[start:start + length]
     if is_s3(uri):
         from engine.io import s3
 
+        if head is not None and head.start == 0:
+            if length == 0 or start >= head.end:
+                return b""
+            with s3.RangedReader(s3.s3_client(), uri, head.end, head.etag, start=start,
+                                 end=min(head.end, start + length)) as reader:
+                return reader.read()
         return s3.read_range(uri, start, length)
     try:
         with open(local_path(uri), "rb") as fh:
@@ -292,7 +304,8 @@ class _Window(io.RawIOBase):
 
 
 def open_input(uri: str, compression: str | None = None, *,
-               byte_range: tuple[int, int] | None = None) -> InputStream:
+               byte_range: tuple[int, int] | None = None,
+               head: StoredHead | None = None) -> InputStream:
     """Open a local path or ``s3://`` URI for streaming, decompressed reading.
 
     On S3 a ``HeadObject`` checks the object and gives its size; the bytes then come through
@@ -306,6 +319,10 @@ def open_input(uri: str, compression: str | None = None, *,
         compression: ``none``, ``gzip``, ``bz2`` or ``zstd``; ``None`` infers it from the suffix.
         byte_range: ``(start, end)``: only the stored bytes ``[start, end)`` (clamped to the
             size) of an uncompressed input; the stream's ``size`` is the range's length.
+        head: what :func:`~engine.io.stored.probe_input` read of the same input (the same
+            ``byte_range``): the stream starts from its bytes and reads on from where they end
+            (on S3 one ranged GET ``If-Match`` its ETag, with no HEAD; nothing at all when they
+            are the whole input). A local file's head is used only when it is the whole file.
 
     Returns:
         The stream; close it (or use it as a context manager).
@@ -326,6 +343,8 @@ def open_input(uri: str, compression: str | None = None, *,
         if not 0 <= byte_range[0] <= byte_range[1]:
             raise ValueError(f"bad byte range {byte_range}")
     map_error: ErrorMapper
+    if head is not None and head.continuable:
+        return _continue_input(uri, compression, head)
     if is_s3(uri):
         from engine.io import s3
 
@@ -353,6 +372,28 @@ def open_input(uri: str, compression: str | None = None, *,
         source = _Window(source, min(byte_range[0], end), end)
         size = max(0, end - byte_range[0])
     return InputStream(source, uri, compression, size=size, map_error=map_error)
+
+
+def _continue_input(uri: str, compression: str, head: StoredHead) -> InputStream:
+    """:func:`open_input` from ``head``'s bytes in memory, then the rest of the object."""
+    if not is_s3(uri):  # continuable: the whole file is in memory
+
+        def map_local(exc: BaseException, offset: int) -> EngineError | None:
+            return None
+
+        return InputStream(Continued(head, None), uri, compression, size=head.size,
+                           map_error=map_local)
+    from engine.io import s3
+
+    def rest() -> Any:
+        return s3.RangedReader(s3.s3_client(), uri, head.end, head.etag,
+                               start=head.start + len(head.data))
+
+    def map_error(exc: BaseException, offset: int) -> EngineError | None:
+        return s3.map_s3_error(exc, uri, offset=offset)
+
+    return InputStream(Continued(head, rest), uri, compression, size=head.size,
+                       map_error=map_error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,8 +483,12 @@ class SeekableInput(io.RawIOBase):
         return self
 
 
-def open_seekable(uri: str) -> SeekableInput:
+def open_seekable(uri: str, *, head: StoredHead | None = None) -> SeekableInput:
     """Open a local path or ``s3://`` URI for reads at any offset (see :class:`SeekableInput`).
+
+    With ``head`` (:func:`~engine.io.stored.probe_input` of the whole of ``uri``), an input it
+    holds whole is read from memory, and an S3 object's size and ETag are taken from it (no
+    HEAD).
 
     Raises:
         InputNotFoundError: no such file, object or bucket.
@@ -452,12 +497,20 @@ def open_seekable(uri: str) -> SeekableInput:
         TransientError: S3 throttling or a network failure (also from ``read``).
 
     """
+    if head is not None and head.start == 0 and head.whole:
+        data = memoryview(head.data)
+        return SeekableInput(uri, head.size,
+                             lambda position, n: bytes(data[position:position + n]),
+                             lambda: None)
     if is_s3(uri):
         from engine.io import s3
 
         client = s3.s3_client()
-        head = s3.head_object(client, uri)
-        size, etag = int(head["ContentLength"]), head.get("ETag")
+        if head is not None and head.start == 0:
+            size, etag = head.end, head.etag
+        else:
+            answer = s3.head_object(client, uri)
+            size, etag = int(answer["ContentLength"]), answer.get("ETag")
 
         def read_object(position: int, n: int) -> bytes | bytearray:
             with s3.RangedReader(client, uri, size, etag, start=position,

@@ -32,7 +32,7 @@ def _output_error(exc: OSError, uri: str) -> EngineError:
 
 
 class _OutputBackend(Protocol):
-    """Where an :class:`AtomicOutput` goes: a local temp file, or an S3 multipart upload."""
+    """Where an :class:`AtomicOutput` goes: a local temp file, or an S3 object."""
 
     def open(self) -> Any:
         """Start the output; return the sink that takes ``write(memoryview)``."""
@@ -156,34 +156,40 @@ class AtomicOutput:
     """Write one file or object so that it appears complete or not at all.
 
     The only way the engine writes. Local: a temp file ``.<name>.<random>.tmp`` in the target's
-    directory (created if needed), fsync'd and renamed over the target on :meth:`commit`. S3: a
-    multipart upload (:class:`engine.io.s3.S3Output`), completed on :meth:`commit` and aborted on
-    :meth:`abort`. An empty output still creates an empty object.
+    directory (created if needed), fsync'd and renamed over the target on :meth:`commit`. S3
+    (:class:`engine.io.s3.S3Output`): an output smaller than a part is held in memory and
+    published by one ``PutObject`` on :meth:`commit`; a larger one is a multipart upload,
+    completed on :meth:`commit` and aborted on :meth:`abort`. An empty output still creates an
+    empty object.
 
     Use it as a context manager: an exception inside the block aborts, a clean exit commits
     (unless the block already committed or aborted). An ``AtomicOutput`` that is dropped
     unfinished is aborted when collected, never published.
 
-    Memory: on S3 one part (``part_size`` bytes) is buffered. smart-open raises a ``part_size``
-    below 5 MiB (S3's minimum part size) to 5 MiB, and caps it at 5 GiB.
+    Memory: on S3 one part (``part_size`` bytes) is buffered (in a local file instead with a
+    ``spool``). A ``part_size`` below 5 MiB (S3's minimum part size) is raised to 5 MiB, and one
+    above 5 GiB lowered to it.
 
     Args:
         uri: local path (or ``file://``) or ``s3://bucket/key``.
         part_size: S3 multipart part size in bytes.
+        spool: on S3, makes the file the part is held in instead of memory (a local file:
+            :class:`engine.sink.spool.Spool`); ignored for local outputs.
 
     Attributes:
         uri: the destination.
 
     """
 
-    def __init__(self, uri: str, *, part_size: int = DEFAULT_PART_SIZE) -> None:
+    def __init__(self, uri: str, *, part_size: int = DEFAULT_PART_SIZE,
+                 spool: Callable[[], BinaryIO] | None = None) -> None:
         self.uri = uri
         self.part_size = part_size
         self._backend: _OutputBackend
         if is_s3(uri):
             from engine.io import s3
 
-            self._backend = s3.S3Output(uri, part_size)
+            self._backend = s3.S3Output(uri, part_size, spool)
         else:
             self._backend = _LocalOutput(uri)
         self._file: _OutputFile | None = None
@@ -197,9 +203,12 @@ class AtomicOutput:
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes written but held in memory: the part of an S3 upload not yet sent (0 locally).
+        """Bytes written but held: the part of an S3 upload not yet sent (0 locally).
 
-        smart-open sends a part once ``part_size`` (clamped to S3's limits) bytes are buffered.
+        They are in memory, or in the spool file when the output has a ``spool``.
+
+        A part is sent once ``part_size`` (clamped to S3's limits) bytes are held; an output that
+        never reaches it is held whole until its ``PutObject``.
         """
         if not is_s3(self.uri) or self._file is None or self._committed or self._aborted:
             return 0
@@ -225,14 +234,15 @@ class AtomicOutput:
         return TransientError(one_line(f"write failed: {exc!r}"), uri=self.uri)
 
     def open(self) -> BinaryIO:
-        """Start the output (create the temp file or the multipart upload).
+        """Start the output (create the temp file; on S3 nothing is sent before a part is full).
 
         Returns:
             A writable binary file object; closing it does not commit.
 
         Raises:
-            PermanentError: the output bucket does not exist, access denied, or the path cannot
-                be written.
+            PermanentError: the path cannot be written. (On S3 nothing is sent yet: a missing
+                bucket or denied access is raised by the write that fills the first part, or by
+                :meth:`commit`.)
             TransientError: throttling or a network failure.
 
         """
@@ -243,7 +253,7 @@ class AtomicOutput:
         return cast(BinaryIO, self._file)
 
     def commit(self) -> None:
-        """Publish the output: rename the temp file, or complete the multipart upload.
+        """Publish the output: rename the temp file, ``PutObject``, or complete the upload.
 
         Committing twice is a no-op. If publishing fails the output is aborted, then the error
         is raised.

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import boto3
 import botocore.config
@@ -25,7 +25,10 @@ import botocore.exceptions
 import smart_open.s3
 import urllib3.exceptions
 
+from engine.config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
 from engine.errors import EngineError, InputNotFoundError, PermanentError, TransientError
+from engine.io.requests import count_request
+from engine.io.requests import current as current_requests
 from engine.io.uri import one_line, split_s3
 
 __all__ = [
@@ -114,7 +117,8 @@ def s3_client() -> Any:
     It is built from its own boto3 session (the default session is not thread-safe to create
     clients from) with :data:`CLIENT_CONFIG`. botocore reads ``AWS_ENDPOINT_URL`` /
     ``AWS_ENDPOINT_URL_S3`` itself, so setting either redirects every S3 call the engine makes
-    (moto server, MinIO, LocalStack).
+    (moto server, MinIO, LocalStack). Every request it sends is counted against the run that
+    sends it (:mod:`engine.io.requests`).
 
     Returns:
         A ``botocore`` S3 client, shared by every call in this process.
@@ -125,7 +129,9 @@ def s3_client() -> Any:
     if client is None:
         with _client_lock:
             if _client is None:
-                _client = boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+                made = boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+                made.meta.events.register("before-send.s3", count_request)
+                _client = made
             client = _client
     return client
 
@@ -276,21 +282,33 @@ def s3_errors(uri: str, *, output: bool = False) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
-def head_object(client: Any, uri: str) -> dict[str, Any]:
+def head_object(client: Any, uri: str, *, reuse: bool = False) -> dict[str, Any]:
     """``HeadObject`` of ``uri``, with its failures as engine errors.
 
     A HEAD answer has no body, so a missing bucket and a missing key are the same bare 404; on
     that error path one ``HeadBucket`` tells them apart (where it is allowed: it needs
     ``s3:ListBucket``, and without it the message stays "object not found").
+
+    With ``reuse``, inside a run (:func:`engine.io.requests.counting`) the object is asked
+    once: a second ``reuse`` call for the same URI gets the first answer. The run's source is
+    looked up so (its version names a dataset's files, then its size and ETag are read): one
+    HEAD per object, and the files are named after the version that is read (the reads are
+    ``If-Match`` that ETag).
     """
+    run = current_requests() if reuse else None
+    if run is not None and uri in run.heads:
+        return run.heads[uri]
     bucket, key = split_s3(uri)
     try:
         with s3_errors(uri):
-            return cast(dict[str, Any], client.head_object(Bucket=bucket, Key=key))
+            answer = cast(dict[str, Any], client.head_object(Bucket=bucket, Key=key))
     except InputNotFoundError as exc:
         if exc.message == "object not found" and not _bucket_exists(client, bucket):
             raise InputNotFoundError("bucket does not exist", uri=uri) from exc
         raise
+    if run is not None:
+        run.heads[uri] = answer
+    return answer
 
 
 def _bucket_exists(client: Any, bucket: str) -> bool:
@@ -486,31 +504,67 @@ class GuardedMultipartWriter(smart_open.s3.MultipartWriter):
 
 
 class S3Output:
-    """The S3 backend of :class:`engine.io.AtomicOutput`: a multipart upload (one part buffered)."""
+    """The S3 backend of :class:`engine.io.AtomicOutput`: one ``PutObject``, or a multipart upload.
 
-    def __init__(self, uri: str, part_size: int) -> None:
+    The bytes are held in memory until a part's worth (``part_size``, clamped to S3's limits)
+    has been written. An output that ends before that (most outputs of small inputs: a 10 MB CSV
+    makes ~2 MB of Parquet) is published by one ``PutObject``, which S3 applies whole or not at
+    all: one request instead of three, and nothing to abort on failure. A larger one starts a
+    multipart upload then, its first part the bytes held (smart-open's writer takes the buffer
+    over, nothing is copied), and the rest goes up part by part; memory is one part either way.
+
+    ``buffer`` makes the buffer something else than memory: a partitioned output's spool passes
+    a file on local disk per output (:mod:`engine.sink.spool`), from which each part and the
+    ``PutObject`` are streamed. The buffer is closed when the output is published or discarded.
+    """
+
+    def __init__(self, uri: str, part_size: int,
+                 buffer: Callable[[], BinaryIO] | None = None) -> None:
         self.uri = uri
-        self.part_size = part_size
+        self.part_size = min(max(part_size, S3_MIN_PART_SIZE), S3_MAX_PART_SIZE)
         self._bucket, self._key = split_s3(uri)
+        self._new_buffer: Callable[[], BinaryIO] = buffer or io.BytesIO
+        self._held = self._new_buffer()
         self._writer: GuardedMultipartWriter | None = None
 
-    def open(self) -> GuardedMultipartWriter:
-        """Create the multipart upload; returns the writer the data goes to."""
-        # smart-open wraps the ClientError of CreateMultipartUpload in a ValueError.
+    def open(self) -> S3Output:
+        """Start the output; returns the sink the data goes to (this object)."""
+        return self
+
+    def write(self, data: Any) -> int:
+        """Hold ``data``; once a part's worth is held, start the multipart upload with it."""
+        if self._writer is not None:
+            return cast(int, self._writer.write(data))
+        view = memoryview(data).cast("B")
+        if self._held.tell() + view.nbytes < self.part_size:
+            return self._held.write(view)
+        # smart-open's CreateMultipartUpload error is a ValueError around the ClientError.
         with s3_errors(self.uri, output=True):
             self._writer = GuardedMultipartWriter(
-                self._bucket, self._key, part_size=self.part_size, client=s3_client()
+                self._bucket, self._key, part_size=self.part_size, client=s3_client(),
+                writebuffer=self._held,
             )
-        return self._writer
+        return cast(int, self._writer.write(view))
 
     def publish(self) -> None:
-        """Upload the last part and complete the upload."""
-        assert self._writer is not None
+        """``PutObject`` the bytes held, or upload the last part and complete the upload."""
         with s3_errors(self.uri, output=True):
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
+                self._release()
+                return
+            self._held.seek(0)
+            s3_client().put_object(Bucket=self._bucket, Key=self._key, Body=self._held)
+        self._release()
+
+    def _release(self) -> None:
+        """Close the buffer (a spool file gives its disk space back), keeping an empty one."""
+        held, self._held = self._held, io.BytesIO()
+        held.close()
 
     def discard(self) -> None:
         """Abort the upload; never raises (a failure is logged, the upload left to lifecycle)."""
+        self._release()
         if self._writer is None:
             return
         writer, self._writer = self._writer, None

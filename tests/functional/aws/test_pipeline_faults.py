@@ -167,10 +167,10 @@ def test_killed_transform_is_replayed_identically(
         stale = _named(multipart_uploads(pipe), result["record"])
         print(f"\nkilled at {fault.fired[0]}: {len(stale)} multipart uploads left open")
         # at most one upload per file the dead attempt had open (partition files, rejects), all
-        # for keys the retry completed; a commit always has its own upload open
+        # for keys the retry completed. A file smaller than one part opens no upload at all: it
+        # is sent by one PutObject at its commit, so a kill leaves nothing of it behind.
         assert set(stale) <= set(clean.objects)
         assert len(stale) == len(set(stale))
-        assert stale or fault.fired[0].startswith("batch")
 
 
 @pytest.mark.parametrize("seed", range(max(3, RUNS // 2)))

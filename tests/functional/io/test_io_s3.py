@@ -257,13 +257,45 @@ def test_failed_completion_aborts(s3: Any, bucket: str, monkeypatch: pytest.Monk
         raise botocore.exceptions.ConnectionClosedError(endpoint_url="http://s3")
 
     monkeypatch.setattr(client, "complete_multipart_upload", broken)
-    out = AtomicOutput(f"s3://{bucket}/out/done.bin")
+    out = AtomicOutput(f"s3://{bucket}/out/done.bin", part_size=5 * MiB)
     with pytest.raises(TransientError), out as fh:
-        fh.write(b"data")
+        fh.write(b"d" * (6 * MiB))  # past one part: a multipart upload
     assert out.aborted
     monkeypatch.undo()
     gc.collect()
     assert not _exists(s3, bucket, "out/done.bin")
+    assert _open_uploads(s3, bucket) == []
+
+
+def test_output_smaller_than_a_part_is_one_put(s3: Any, bucket: str) -> None:
+    """Held in memory and published by one PutObject: no upload is created, none is left."""
+    calls: list[str] = []
+    engine.io.s3_client().meta.events.register(
+        "before-call.s3", lambda model, **kw: calls.append(model.name))
+    out = AtomicOutput(f"s3://{bucket}/out/small.bin", part_size=5 * MiB)
+    with out as fh:
+        for _ in range(4):
+            fh.write(b"s" * MiB)
+        assert calls == [] and out.pending_bytes == 4 * MiB  # nothing sent before the commit
+    assert calls == ["PutObject"]
+    assert s3.get_object(Bucket=bucket, Key="out/small.bin")["Body"].read() == b"s" * 4 * MiB
+    assert _open_uploads(s3, bucket) == []
+
+
+def test_failed_put_publishes_nothing(s3: Any, bucket: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    client = engine.io.s3_client()
+
+    def broken(**kwargs: Any) -> Any:
+        raise botocore.exceptions.ConnectionClosedError(endpoint_url="http://s3")
+
+    monkeypatch.setattr(client, "put_object", broken)
+    out = AtomicOutput(f"s3://{bucket}/out/put.bin")
+    with pytest.raises(TransientError) as info, out as fh:
+        fh.write(b"data")
+    assert out.aborted and info.value.uri == f"s3://{bucket}/out/put.bin"
+    monkeypatch.undo()
+    assert not _exists(s3, bucket, "out/put.bin")
     assert _open_uploads(s3, bucket) == []
 
 
@@ -310,9 +342,9 @@ def test_abort_survives_a_failing_terminate(
     s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = engine.io.s3_client()
-    out = AtomicOutput(f"s3://{bucket}/out/stuck.bin")
+    out = AtomicOutput(f"s3://{bucket}/out/stuck.bin", part_size=5 * MiB)
     fh = out.open()
-    fh.write(b"data")
+    fh.write(b"d" * (6 * MiB))  # past one part: a multipart upload
 
     def broken(**kwargs: Any) -> Any:
         raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3")

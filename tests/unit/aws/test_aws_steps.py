@@ -172,6 +172,9 @@ def test_transform_writes_parquet_at_a_deterministic_key(aws: Any) -> None:
     assert _table(aws, part["uri"]).column("note").to_pylist() == ["first", "two\nlines", ""]
     record = metadata.record(aws.table, state["file_id"])
     assert record["status"] == "TRANSFORMED" and record["rows_out"] == 3
+    # a small object: one HEAD, one GET of all of it, one PUT; and the GET that hashes the output
+    assert part["s3_requests"] == record["s3_requests"] == {
+        "GetObject": 2, "HeadObject": 1, "PutObject": 1}
 
 
 def test_transform_without_contract_goes_to_the_key_folder(aws: Any) -> None:
@@ -327,6 +330,11 @@ def test_output_writes_the_manifest_and_records_success(aws: Any) -> None:
     assert record["rows_out"] == 3000 and record["manifest"] == manifest_uri
     assert record["bytes_out"] == manifest["bytes_out"]
     assert record["peak_rss_bytes"] > 0 and record["duration_seconds"] >= 0
+    # the parts' requests, summed: each part's output is small, so one PutObject each
+    assert record["s3_requests"]["PutObject"] == len(state["parts"]) > 1
+    assert record["s3_requests"] == {
+        kind: sum(p["s3_requests"].get(kind, 0) for p in state["parts"])
+        for kind in record["s3_requests"]}
 
 
 def test_output_refuses_missing_parts_and_mixed_schemas(aws: Any) -> None:
@@ -405,16 +413,17 @@ def test_worker_threads_follow_the_lambda_memory_size(monkeypatch: pytest.Monkey
 
 def test_transform_in_a_small_lambda_runs_on_one_thread(aws: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.readers import sampling
+    from engine.runtime import threads
 
     seen: list[int] = []
-    real = sampling.worker_threads
+    real = threads.worker_threads
 
     def spy(requested: int | None = None) -> int:
         seen.append(real(requested))
         return seen[-1]
 
-    monkeypatch.setattr(sampling, "worker_threads", spy)
+    # what the conversion asks (engine.runtime.threads.conversion_threads), whatever the input
+    monkeypatch.setattr(threads, "worker_threads", spy)
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
     state = steps.transform(_ingest(aws, "x/a.csv", ORDERS), aws.settings, aws.clients)
     assert seen == [1] and state["parts"][0]["rows_out"] == 3

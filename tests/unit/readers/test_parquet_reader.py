@@ -233,7 +233,11 @@ def test_a_damaged_parquet_file_is_an_input_format_error(tmp_path: Path, damage:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.parquet"]
 
 
-def test_from_s3_each_read_is_one_ranged_get_of_exactly_its_bytes(s3: Any, tmp_path: Path):
+def test_from_s3_each_read_is_one_ranged_get_of_exactly_its_bytes(
+        s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # An object this small is read whole by one GET (WHOLE_INPUT_BYTES): read it as a large one.
+    monkeypatch.setattr("engine.readers.sampling.WHOLE_INPUT_BYTES", 0)
+    monkeypatch.setattr("engine.readers.sampling._HEAD_SLACK_BYTES", 0)
     src = write(tmp_path / "o.parquet", orders(), row_group_size=2500)
     s3.create_bucket(Bucket="raw")
     s3.upload_file(str(src), "raw", "in/o.parquet")
@@ -244,10 +248,12 @@ def test_from_s3_each_read_is_one_ranged_get_of_exactly_its_bytes(s3: Any, tmp_p
         ranges.append((int(first), int(last)))
 
     engine.io.s3_client().meta.events.register("before-call.s3.GetObject", record)
-    report = transform("s3://raw/in/o.parquet", str(tmp_path / "out.parquet"))
+    report = transform("s3://raw/in/o.parquet", str(tmp_path / "out.parquet"),
+                       sample_bytes=4096)
     assert report.format == "parquet" and report.rows_out == ROWS
     assert pq.read_table(tmp_path / "out.parquet").equals(pq.read_table(src))
     size = src.stat().st_size
+    assert size > 4096  # larger than the head sampling reads
     assert ranges and all(0 <= first <= last < size for first, last in ranges)
     chunks = [pq.read_metadata(src).row_group(g).column(c) for g in range(4) for c in range(5)]
     for column in chunks:  # each column chunk read whole by one GET, no open-ended range
