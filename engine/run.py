@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from engine.config import ReadOptions, RunOptions, WriteMode, WriteOptions, build_options
 from engine.errors import EngineError, SchemaError, ValidationError
+from engine.io.requests import counting
 from engine.plan import OutputPlan, refuse_replacing
 from engine.readers import Reader, SchemaWidening, Widening
 from engine.readers.sampling import ResolvedInput, resolve_input
@@ -217,7 +218,10 @@ def _run(src: str, dst: str | None, options: RunOptions | None, given: dict[str,
     clock = CLOCK.get()
     token = CLOCK.set(StageClock()) if clock is None else None
     try:
-        return _run_timed(src, dst, options, given, progress, contract, started)
+        with counting() as requests:
+            report = _run_timed(src, dst, options, given, progress, contract, started)
+        report.s3_requests = requests.to_dict()
+        return report
     finally:
         if token is not None:
             CLOCK.reset(token)
@@ -263,7 +267,7 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
     if plan.contract is not None:
         from engine.enforce.stage import ContractStages  # contracts only: pydantic, compute
 
-        stages = ContractStages(plan.contract, src, schema)
+        stages = ContractStages(plan.contract, src, schema, source.null_markers)
     read_schema, strict = (stages.reader_schema, stages.strict) if stages else (schema, frozenset())
     out_schema = stages.output_schema if stages else schema
     rejects = RejectsFile(opts.rejects_uri if plan.dst is not None else None)
@@ -352,6 +356,7 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
         files=[f.to_dict() for f in files],
         compression=opts.write.compression if sink is not None else None,
         dataset=plan.finish(),  # a re-run's earlier files, replace's other files: deleted
+        ephemeral_bytes=getattr(sink, "spool_peak_bytes", 0),  # a partitioned S3 output's spool
     )
     if stages is not None:
         stages.describe(report)

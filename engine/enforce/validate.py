@@ -3,12 +3,18 @@
 A record that fails a check becomes a :class:`~engine.readers.base.Reject` naming the record, the
 column, the check and the raw value; the rest of its chunk is written. Checks: types (via the
 reader's strict mode and :mod:`engine.enforce.coerce`), ``nullable``, ``min``/``max``, ``in``,
-``regex``, ``max_length`` and ``unique`` (within the file).
+``regex``, ``max_length`` and ``unique`` (within the file, among the records that pass every
+other check: a record rejected for another reason is not written, so it is nobody's original).
+
+A value is judged alone, whatever else is in its chunk: a CSV chunk whose values all fit arrives
+typed, the reader having read its null markers as nulls; one holding a misfit arrives with the
+contract's columns as text, and the same markers are read as nulls here before converting.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,11 +39,17 @@ class Validator:
     Args:
         contract: an :class:`engine.contract.Contract`.
         uri: the input, for error messages.
+        null_markers: the text the reader reads as null in a column that is not a string (a
+            CSV reader's ``null_values``, or pyarrow's defaults); ``None`` for formats whose
+            text values are never null markers (JSON: ``null`` is null).
     """
 
-    def __init__(self, contract: Any, uri: str) -> None:
+    def __init__(self, contract: Any, uri: str,
+                 null_markers: Sequence[str] | None = None) -> None:
         self.contract = contract
         self.uri = uri
+        self.null_markers = (None if not null_markers
+                             else pa.array(sorted(set(null_markers)), pa.string()))
         self.specs = dict(contract.columns)
         self.types = {name: parse_type(spec.type) for name, spec in self.specs.items()}
         self.unique = {name: SeenValues() for name, spec in self.specs.items() if spec.unique}
@@ -84,11 +96,13 @@ class Validator:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def apply(self, chunk: Chunk) -> tuple[pa.Table, list[Reject]]:
+    def apply(self, chunk: Chunk, *, keep_text: bool = False) -> tuple[pa.Table, list[Reject]]:
         """Convert and check one chunk.
 
         Returns the good rows (contract columns, then kept extras) and a reject per bad record
-        (its first failing check).
+        (its first failing check), at its record's offset; then lets the chunk's kept text
+        (:attr:`~engine.readers.base.Chunk.starts`) go, so it is not held while the rows are
+        transformed and written, unless ``keep_text`` (a later step rejects rows too).
         """
         table = chunk.table
         n = table.num_rows
@@ -132,6 +146,8 @@ class Validator:
             names += kept
         out = pa.table([columns[c] for c in names], names=names)
         rejects = self._rejects(chunk, bad, reason)
+        if not keep_text:
+            chunk.starts = None  # the text its reader kept for the rejects' offsets: done with
         if bad.any():
             out = out.filter(pa.array(~bad))
         return out, rejects
@@ -139,11 +155,22 @@ class Validator:
     def _convert(self, raw: pa.ChunkedArray, target: pa.DataType, spec: Any
                  ) -> tuple[pa.Array, np.ndarray]:
         if pa.types.is_temporal(target) and spec.formats:
-            return parse_timestamps(raw, target, list(spec.formats), spec.timezone)
+            # Always text (parsed here): a null marker fails every format, so only the values
+            # that failed are looked up, which costs nothing in a chunk without them.
+            values, failed = parse_timestamps(raw, target, list(spec.formats), spec.timezone)
+            if failed.any() and self.null_markers is not None:
+                failed &= ~_np(pc.is_in(raw, value_set=self.null_markers))
+            return values, failed
         if raw.type.equals(target):
             array = raw.combine_chunks() if raw.num_chunks != 1 else raw.chunk(0)
             return array, np.zeros(len(raw), dtype=bool)
         if pa.types.is_string(raw.type):
+            if self.null_markers is not None and not _is_text(target):
+                # The reader's fallback for a chunk holding a misfit: text, markers and all
+                # (with null_values unset, pyarrow reads markers as null in typed columns
+                # only). Read them as null as the typed parse would have ("nan" too).
+                raw = pc.if_else(pc.is_in(raw, value_set=self.null_markers),
+                                 pa.scalar(None, raw.type), raw)
             return convert_strings(raw, target)
         try:
             return pc.cast(raw, target).combine_chunks(), np.zeros(len(raw), dtype=bool)
@@ -176,11 +203,15 @@ class Validator:
         if not bad.any():
             return []
         records = chunk.row_records()
+        starts = chunk.record_offsets()
         out = []
         for i in np.flatnonzero(bad):
             column, check, value = reason[i]  # type: ignore[misc]
             detail = _describe(check, value, self.specs[column], self.types[column])
-            reject = Reject.make(int(records[i]), chunk.offset, f"{column}: {detail}",
+            record = int(records[i])
+            offset = (chunk.offset if starts is None
+                      else int(starts[record - chunk.first_record]))
+            reject = Reject.make(record, offset, f"{column}: {detail}",
                                  "" if value is None else str(value), column=column,
                                  check=check)
             out.append(reject)
@@ -204,6 +235,13 @@ class Validator:
     def state_bytes(self) -> int:
         """Memory held by ``unique`` checks (grows with distinct values, not chunk size)."""
         return sum(seen.nbytes for seen in self.unique.values())
+
+
+def _is_text(target: pa.DataType) -> bool:
+    """Whether pyarrow parses ``target`` as a string column (markers stay text when unset)."""
+    value = target.value_type if pa.types.is_dictionary(target) else target
+    return (pa.types.is_string(value) or pa.types.is_large_string(value)
+            or pa.types.is_binary(value) or pa.types.is_large_binary(value))
 
 
 def _np(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:

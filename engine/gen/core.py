@@ -37,6 +37,7 @@ from engine.gen.datasets.orders import (
     ORDERS_COLUMNS,
     ORDERS_DESCRIPTION,
     ORDERS_FAULTS,
+    ORDERS_NULLS,
     orders_blocks,
 )
 from engine.gen.faults import DIRTY_MAX, Fault, Injector
@@ -101,6 +102,8 @@ class Dataset:
         description: one line for help texts.
         faults: the ways ``generate(..., dirty=...)`` may break a record; each must leave the
             record with exactly one violation of the dataset's contract.
+        nulls: ``(column, rate)`` of the nullable columns: dirty data writes that share of
+            their values as null, as real data has.
 
     """
 
@@ -109,11 +112,13 @@ class Dataset:
     blocks: Callable[[int], Iterator[Block]]
     description: str = ""
     faults: tuple[Fault, ...] = ()
+    nulls: tuple[tuple[str, float], ...] = ()
 
 
 DATASETS: dict[str, Dataset] = {
     "orders": Dataset(name="orders", columns=ORDERS_COLUMNS, blocks=orders_blocks,
-                      description=ORDERS_DESCRIPTION, faults=ORDERS_FAULTS),
+                      description=ORDERS_DESCRIPTION, faults=ORDERS_FAULTS,
+                      nulls=ORDERS_NULLS),
 }
 """Registered datasets by name."""
 
@@ -267,14 +272,18 @@ def generate(
             The faults come from the dataset's :attr:`Dataset.faults`; for ``orders`` each
             breaks exactly one check of ``contracts/orders.yaml`` (wrong_type, out_of_range,
             bad_timestamp, bad_enum, ragged for CSV, invalid_json for NDJSON and JSON,
-            duplicate: a repeat of an earlier clean record's ``order_id``). Faulty records are
+            duplicate: a repeat of an earlier clean record's ``order_id``, null in a
+            non-nullable column, too_long: a note over ``max_length``). Faulty records are
             drawn from their own random stream, so every other record is the one ``dirty=0``
             writes; ``dirty=0`` writes the same bytes as before faults existed. When ``dirty``
             is above 0, the faulty records are listed in ``<path>.injected.ndjson``, one JSON
             object per line in record order: ``{"record": N, "kind": ..., "column": ... or
-            null, "value": ...}`` where ``N`` is the 1-based data record (CSV header not
-            counted), ``value`` the raw value written (for ragged and invalid_json records the
-            record's text). With ``dirty=0`` a stale list at that path is removed.
+            null, "value": ..., "offset": B}`` where ``N`` is the 1-based data record (CSV
+            header not counted), ``value`` the raw value written (for ragged and invalid_json
+            records the record's text) and ``B`` the byte offset of the record's text in the
+            uncompressed output. Dirty data also has nulls in the dataset's nullable columns
+            (:attr:`Dataset.nulls`), which are not faults. With ``dirty=0`` a stale list at that
+            path is removed.
 
     Returns:
         A :class:`GenReport`.
@@ -288,8 +297,8 @@ def generate(
     spec, fmt, compression = check_arguments(dataset, path, size=size, fmt=fmt, seed=seed,
                                              dirty=dirty)
     size = int(size)
-    injector = (Injector(spec.faults, spec.columns, fmt, float(dirty), seed) if dirty > 0
-                else None)
+    injector = (Injector(spec.faults, spec.columns, fmt, float(dirty), seed, spec.nulls)
+                if dirty > 0 else None)
     layout = LAYOUTS[fmt]
     header = layout.header(spec.columns).encode()
     trailer = layout.trailer.encode()
@@ -326,7 +335,12 @@ def generate(
                 if faults is not None:
                     listed = int(np.searchsorted(faulty, take))
                     if listed:
-                        faults.write("\n".join(lines[:listed]) + "\n")
+                        at = written + offsets[faulty[:listed]] - offsets[0]
+                        if fmt == "json":  # an element after the first is led by ",\n"
+                            at = at + 2 * (block.first_row + faulty[:listed] > 0)
+                        faults.write("".join(
+                            f'{line[:-1]}, "offset": {offset}}}\n'
+                            for line, offset in zip(lines, at.tolist(), strict=False)))
                     injected += listed
                 rows += take
                 written += nbytes

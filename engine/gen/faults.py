@@ -2,9 +2,12 @@
 
 ``generate(..., dirty=0.01)`` gives 1 % of the records exactly one known fault each (a
 :class:`Fault` of the dataset: wrong type, out of range, bad timestamp, bad enum, ragged CSV row,
-invalid JSON, duplicate key) and lists them in ``<path>.injected.ndjson``, so a validator can be
-checked record by record. The faulty rows come from a separate random stream and are rendered
-again on their own, so the other rows and the speed stay those of clean output.
+invalid JSON, duplicate key, a null where none is allowed, a value too long) and lists them in
+``<path>.injected.ndjson``, so a validator can be checked record by record. Dirty data has what
+real data has besides: nulls in the nullable columns (an empty CSV field, a JSON ``null``), at the
+dataset's rates, in the same blocks and columns as the faults; they are no faults and are not
+listed. The faulty and null rows come from a separate random stream and are rendered again on
+their own, so the other rows and the speed stay those of clean output.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ FAULT_KINDS: tuple[str, ...] = (
     "ragged",
     "invalid_json",
     "duplicate",
+    "null",
+    "too_long",
 )
 """Kinds of injected faults, in the order a dataset's faults are grouped."""
 
@@ -134,12 +139,18 @@ class Injector:
     earlier clean row whose key they repeat. Only the faulty rows are rendered again, with the
     block's own layout, and put in place with one ``replace_with_mask``.
 
+    Then, per nullable column, the rows whose value is null (each with the column's rate): those
+    rows are rendered again too, with an empty field (CSV) or ``null`` (JSON); a fault in the
+    same row is applied after, so it stands.
+
     Args:
         faults: the dataset's faults (those for other formats are left out).
         columns: the dataset's columns, in output order.
         fmt: the format written.
         dirty: share of records given a fault, above 0.
         seed: seed of the output; the fault stream is spawned from it.
+        nulls: ``(column, rate)`` of each nullable column: the share of its values written as
+            null.
 
     Raises:
         ValueError: none of ``faults`` applies to ``fmt``.
@@ -147,7 +158,7 @@ class Injector:
     """
 
     def __init__(self, faults: Sequence[Fault], columns: Sequence[str], fmt: str, dirty: float,
-                 seed: int) -> None:
+                 seed: int, nulls: Sequence[tuple[str, float]] = ()) -> None:
         usable = [f for f in faults if fmt in f.formats]
         kinds = [k for k in FAULT_KINDS if any(f.kind == k for f in usable)]
         if not kinds:
@@ -172,6 +183,9 @@ class Injector:
             f'"column": {json.dumps(None if f.kind in _RECORD_KINDS else f.field)}, "value": '
             for f in usable
         ]
+        self.null_columns = [names.index(column) for column, _ in nulls]
+        self.null_rates = [rate for _, rate in nulls]
+        self.null_text = pa.scalar("" if fmt == "csv" else "null", pa.string())
         self.rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_FAULT_STREAM,)))
 
     def apply(self, block: Block, text: pa.Array) -> tuple[pa.Array, np.ndarray, list[str]]:
@@ -205,13 +219,27 @@ class Injector:
             if not keep.all():
                 rows, fault, source, cut = rows[keep], fault[keep], source[keep], cut[keep]
                 k = len(rows)
-        if k == 0:
+        null_rows = [np.flatnonzero(rng.random(n) < rate) for rate in self.null_rates]
+        every = np.union1d(rows, np.concatenate([rows, *null_rows])).astype(np.int64)
+        if every.size == 0:
             return text, rows, []
+        at = np.searchsorted(every, rows)  # where each faulty row is among the rows rendered
+
+        def spread(m: np.ndarray) -> pa.Array:
+            """A mask over the faulty rows as a mask over the rows rendered."""
+            out = np.zeros(every.size, bool)
+            out[at[m]] = True
+            return pa.array(out)
+
         action, field = self.action[fault], self.field[fault]
         fault_idx = pa.array(fault)
 
-        idx = pa.array(rows)
+        idx = pa.array(every)
         values: list[pa.Array] = [_field_text(f, self.fmt, idx) for f in block.fields]
+        for col, nulled in zip(self.null_columns, null_rows, strict=True):
+            if nulled.size:
+                mask = pa.array(np.isin(every, nulled))
+                values[col] = pc.if_else(mask, self.null_text, values[col])
         raw = self.raw.take(fault_idx)
         for col in np.unique(field[field >= 0]).tolist():
             new = values[col]
@@ -220,46 +248,49 @@ class Injector:
                 if not m.any():
                     continue
                 mask = pa.array(m)
+                wide = spread(m)
                 if act == _SET:
                     vals = self.text.take(fault_idx.filter(mask))
                 elif act == _APPEND:
                     vals = pc.binary_join_element_wise(
-                        new.filter(mask), self.text.take(fault_idx.filter(mask)), ""
+                        new.filter(wide), self.text.take(fault_idx.filter(mask)), ""
                     )
                     raw = pc.replace_with_mask(raw, mask, vals)
                 else:
                     vals = _field_text(block.fields[col], self.fmt, pa.array(source[m]))
                     raw = pc.replace_with_mask(raw, mask, vals)
-                new = pc.replace_with_mask(new, mask, vals)
+                new = pc.replace_with_mask(new, wide, vals)
             values[col] = new
         fields = tuple(Field(f.name, (v,), (v,)) for f, v in zip(block.fields, values, strict=True))
-        sub = Block(first_row=0, rows=k, fields=fields)
+        sub = Block(first_row=0, rows=int(every.size), fields=fields)
         if self.fmt == "csv":
             rendered = csv_rows(sub)
             m = action == _DROP_LAST
             if m.any():
-                mask = pa.array(m)
-                short = csv_rows(Block(first_row=0, rows=k, fields=fields[:-1]))
-                rendered = pc.replace_with_mask(rendered, mask, short.filter(mask))
+                wide = spread(m)
+                short = csv_rows(Block(first_row=0, rows=int(every.size), fields=fields[:-1]))
+                rendered = pc.replace_with_mask(rendered, wide, short.filter(wide))
         elif self.fmt == "ndjson":
             rendered = ndjson_rows(sub)
         else:
-            rendered = json_array_elements(fields, block.first_row + rows + 1)
+            rendered = json_array_elements(fields, block.first_row + every + 1)
         m = action == _TRUNCATE
         if m.any():
-            mask = pa.array(m)
-            lines = [line[:-1] for line in rendered.filter(mask).to_pylist()]
+            wide = spread(m)
+            lines = [line[:-1] for line in rendered.filter(wide).to_pylist()]
             cuts = 1 + (cut[m] * np.array([len(x) - 1 for x in lines])).astype(np.int64)
             cut_lines = [x[:c] + "\n" for x, c in zip(lines, cuts.tolist(), strict=True)]
-            rendered = pc.replace_with_mask(rendered, mask, pa.array(cut_lines, pa.string()))
+            rendered = pc.replace_with_mask(rendered, wide, pa.array(cut_lines, pa.string()))
 
         mask = np.zeros(n, bool)
-        mask[rows] = True
+        mask[every] = True
         text = pc.replace_with_mask(text, pa.array(mask), rendered)
+        if k == 0:
+            return text, rows, []
 
         whole = np.isin(fault, [i for i, f in enumerate(self.faults) if f.kind in _RECORD_KINDS])
         if whole.any():
-            rows_text = rendered.filter(pa.array(whole))
+            rows_text = rendered.filter(spread(whole))
             if self.fmt == "json":
                 rows_text = pc.utf8_ltrim(rows_text, ",\n")
             else:

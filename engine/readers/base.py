@@ -31,8 +31,8 @@ class Reject:
     Attributes:
         record: 1-based number of the record among the input's data records (a CSV header is
             not counted).
-        offset: byte offset of the record's start in the decompressed UTF-8 text, or of the
-            chunk holding it where the exact start is not known.
+        offset: byte offset of the record's start in the decompressed UTF-8 text (for a Map
+            part, in the whole object).
         reason: why the record was rejected.
         raw: the record's text, cut to ``MAX_REJECT_RAW_CHARS``.
     """
@@ -67,6 +67,20 @@ class Chunk:
     """The parsed rows of a run of complete input records.
 
     ``records == table.num_rows + len(rejects)`` always: every record is written or rejected.
+
+    Attributes:
+        table: the rows parsed.
+        first_record: the number of the chunk's first record.
+        records: how many records the chunk holds, rejected ones included.
+        offset: byte offset of the chunk's first record in the decompressed text.
+        rejects: the records the reader itself rejected.
+        starts: computes, on demand, where each of the ``records`` records starts, relative to
+            ``offset``, for the rejects of a contract's checks. Rejects are rare: a reader
+            keeps what this needs (a copy of the chunk's text, whose buffer it reuses) and the
+            positions are only found for a chunk with rejects. ``None`` without a contract
+            (``strict`` empty: nothing rejects a record after the reader, which knows its own
+            rejects' offsets); a contract none of whose columns the input holds gets ``None``
+            too, and its rejects (a missing non-nullable column) the chunk's offset.
     """
 
     table: pa.Table
@@ -74,6 +88,7 @@ class Chunk:
     records: int
     offset: int
     rejects: list[Reject] = field(default_factory=list)
+    starts: Callable[[], np.ndarray] | None = field(default=None, repr=False)
 
     def row_records(self) -> np.ndarray:
         """The record number of each row of ``table`` (records the reader rejected are gaps)."""
@@ -82,6 +97,19 @@ class Chunk:
             numbers = np.setdiff1d(numbers, [r.record for r in self.rejects],
                                    assume_unique=True)
         return numbers
+
+    def record_offsets(self) -> np.ndarray | None:
+        """The byte offset of each of the chunk's records, or ``None`` when the reader gave none.
+
+        ``None`` too when the positions found do not match the records counted (a defect that
+        must not cost the run: the rejects then carry the chunk's offset).
+        """
+        if self.starts is None:
+            return None
+        starts = self.starts()
+        if starts.size != self.records:
+            return None
+        return starts + self.offset
 
 
 @dataclass(frozen=True)

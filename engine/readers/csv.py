@@ -21,6 +21,7 @@ import math
 import re
 import threading
 from collections.abc import Iterator
+from functools import partial
 from typing import BinaryIO, ClassVar
 
 import numpy as np
@@ -39,7 +40,7 @@ from engine.readers.schema import (
 )
 from engine.readers.streams import aligned_pieces, first_invalid_utf8
 
-__all__ = ["CsvReader", "count_byte", "quote_aware_cut"]
+__all__ = ["CsvReader", "count_byte", "quote_aware_cut", "record_starts"]
 
 
 #: Bytes per pass of :func:`count_byte`: small enough for its mask to stay in the L2 cache.
@@ -89,6 +90,29 @@ def quote_aware_cut(buf: bytes | bytearray, quote: bytes = b'"', end: int | None
         inside ^= buf.count(quote, prev, pos) & 1
         pos = prev
     return pos + 1
+
+
+def record_starts(text: bytes, quote: bytes = b'"', newline: bytes = b"\n") -> np.ndarray:
+    r"""Where each record of ``text`` starts: after each line break outside quotes.
+
+    ``text`` starts at a record boundary. Empty lines are no records (pyarrow skips them).
+    Vectorised, but ~5 ms per 4 MiB: readers call it only for a chunk with rejects.
+
+    >>> record_starts(b'a,b\n"x\ny",2\n\n3,4').tolist()
+    [0, 4, 13]
+    >>> record_starts(b'a\r\n\r\nb\r\n').tolist()
+    [0, 5]
+    """
+    a = np.frombuffer(text, np.uint8)
+    breaks = np.flatnonzero(a == newline[0])
+    if quote:
+        quotes = np.flatnonzero(a == quote[0])
+        if quotes.size:
+            breaks = breaks[(np.searchsorted(quotes, breaks) & 1) == 0]
+    starts = np.concatenate(([0], breaks + 1))
+    starts = starts[starts < a.size]
+    heads = a[starts]
+    return starts[(heads != 10) & (heads != 13)]
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -394,7 +418,13 @@ class CsvReader:
             records = table.num_rows + len(rejects)
             table, rejects = self._drop_overflow(table, rejects, piece, names, schema, offset,
                                                  next_record, records)
-            yield Chunk(table, next_record, records, offset, rejects)
+            # For a contract's rejects (``strict``), a copy (~0.4 ms per 4 MiB): the buffer
+            # behind ``piece`` is reused for the next piece, maybe before this chunk is
+            # validated (worker threads). Finding the starts (~5 ms) waits for a reject. Not
+            # bound to a name here, so only the chunk holds the copy.
+            yield Chunk(table, next_record, records, offset, rejects,
+                        partial(record_starts, bytes(piece), self._quote,
+                                self._newline or b"\n") if strict else None)
             next_record += records
 
     def _check_header(self, names: list[str], schema: pa.Schema) -> None:
@@ -484,6 +514,7 @@ class CsvReader:
         text = self._parse(piece, names, pa.schema(
             [pa.field(f.name, pa.string()) if f.name in floats else f for f in schema]), [])
         numbers = Chunk(table, first, records, offset, rejects).row_records()
+        starts = record_starts(bytes(piece), self._quote, self._newline or b"\n")
         keep = np.ones(table.num_rows, np.bool_)
         for row in np.flatnonzero(bad).tolist():
             for name in floats:
@@ -493,7 +524,9 @@ class CsvReader:
                 if value.strip().lstrip("+-").lower() in ("inf", "infinity"):
                     continue
                 keep[row] = False
-                rejects.append(Reject.make(int(numbers[row]), offset, f"{name}: {value!r} is "
+                record = int(numbers[row])
+                at = int(starts[record - first]) if record - first < starts.size else 0
+                rejects.append(Reject.make(record, offset + at, f"{name}: {value!r} is "
                                            "beyond the range of float64", value, column=name,
                                            check="type"))
                 break
@@ -502,14 +535,19 @@ class CsvReader:
         rejects.sort(key=lambda r: r.record)
         return table.filter(pa.array(keep)), rejects
 
-    @staticmethod
-    def _rejects(piece: memoryview, bad: list[pacsv.InvalidRow], offset: int,
+    def _rejects(self, piece: memoryview, bad: list[pacsv.InvalidRow], offset: int,
                  first: int) -> list[Reject]:
-        text = bytes(piece) if bad else b""
-        return [
-            Reject.make(first + (row.number - 1 if row.number else 0),
-                        offset + max(text.find(row.text.encode()), 0),
-                        f"expected {row.expected_columns} fields, found {row.actual_columns}",
-                        row.text, check="fields")
-            for row in bad
-        ]
+        if not bad:
+            return []
+        text = bytes(piece)
+        starts = record_starts(text, self._quote, self._newline or b"\n")
+        out = []
+        for row in bad:
+            index = row.number - 1 if row.number > 0 else -1
+            at = (int(starts[index]) if 0 <= index < starts.size
+                  else max(text.find(row.text.encode()), 0))
+            out.append(Reject.make(
+                first + max(index, 0), offset + at,
+                f"expected {row.expected_columns} fields, found {row.actual_columns}",
+                row.text, check="fields"))
+        return out

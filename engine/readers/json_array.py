@@ -25,7 +25,7 @@ pyarrow's parse is the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar
 
@@ -261,7 +261,8 @@ class JsonArrayReader:
                 if result is not None:
                     table, rejects, schema = result
                     result = None
-                    yield Chunk(table, record, int(found.seps.size), base, rejects)
+                    yield Chunk(table, record, int(found.seps.size), base, rejects,
+                                _element_starts(buf, found.seps) if strict else None)
                     del table, rejects  # the consumer holds the chunk, not the next parse
                     record += int(found.seps.size)
                 cut = int(found.seps[-1]) + 1
@@ -285,7 +286,8 @@ class JsonArrayReader:
                 assert result is not None  # only a guessed split is refused
                 table, rejects, schema = result
                 result = None
-                yield Chunk(table, record, 1, base, rejects)
+                yield Chunk(table, record, 1, base, rejects,
+                            _element_starts(buf, found.seps) if strict else None)
                 del table, rejects
                 record += 1
                 cut = int(found.seps[-1]) + 1
@@ -547,3 +549,12 @@ def _element_reason(text: bytes) -> str:
     if not text:
         return "empty array element (two commas in a row, or a trailing comma?)"
     return not_an_object(text)
+
+
+def _element_starts(buf: bytes, seps: np.ndarray) -> Callable[[], np.ndarray]:
+    """Computes where each element before ``seps`` starts in ``buf`` (after whitespace).
+
+    ``buf`` is immutable and replaced, not reused, by the next piece: keeping it costs no copy.
+    """
+    seps = seps.copy()  # it may be a view of scratch space the next split reuses
+    return lambda: np.array([start for start, _ in element_texts(buf, seps)], np.int64)

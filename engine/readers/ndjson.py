@@ -14,6 +14,7 @@ a per-line Python loop over the good ones. The parsing it shares with the JSON a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import BinaryIO, ClassVar
 
 import numpy as np
@@ -195,7 +196,10 @@ class NdjsonReader:
                     piece, schema, offset, next_record, records, refused, widen, strict)
                 table, rejects = self._drop_nonfinite(table, rejects, piece, offset,
                                                       next_record, records)
-                yield Chunk(table, next_record, records, offset, rejects)
+                # For a contract's rejects (``strict``), a copy: the buffer behind ``piece``
+                # is reused, maybe before validation. The starts are found for a reject only.
+                yield Chunk(table, next_record, records, offset, rejects,
+                            partial(_line_starts, bytes(piece)) if strict else None)
             next_record += records
 
     def _check_utf8(self, piece: memoryview | bytes, offset: int, first: int) -> None:
@@ -330,6 +334,11 @@ class NdjsonReader:
         except (ValueError, TypeError, pa.ArrowException):
             return [], [Reject.make(record, start, json_failure(line, exc), line,
                                     check="json")], []
+
+
+def _line_starts(piece: bytes) -> np.ndarray:
+    """Where each record (each line that is not blank) of ``piece`` starts."""
+    return _split_lines(piece)[0]
 
 
 def _split_lines(piece: bytes) -> tuple[np.ndarray, np.ndarray, list[int]]:

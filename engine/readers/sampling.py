@@ -20,24 +20,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from engine import io
-from engine.config import FORMAT_SUFFIXES, SUFFIX_DELIMITERS, ReadOptions
+from engine.config import FORMAT_SUFFIXES, SUFFIX_DELIMITERS, WHOLE_INPUT_BYTES, ReadOptions
 from engine.errors import InputFormatError, SchemaError, UsageError
 from engine.readers import READERS
 from engine.readers.base import Chunk, Reader, Sample
 from engine.readers.magic import known_binary
 from engine.readers.streams import Framed, utf8_stream
-from engine.runtime.threads import Prefetch, ReadAhead, worker_threads
+from engine.runtime.threads import Prefetch, ReadAhead, conversion_threads
 from engine.runtime.timing import StageClock, TimedReads
 
 __all__ = ["ResolvedInput", "detect_format", "reader_for", "resolve_input", "settle_options"]
 
 #: Bytes at the head of an input searched for a NUL (binary data).
 _BINARY_PROBE_BYTES = 65536
+
+#: Stored bytes read beyond ``sample_bytes`` for the head of a large input: what the buffers
+#: between the stored bytes and the head's text read ahead (a BOM, the byte that says whether
+#: the head is the whole input), so that reading the head never needs a second GET.
+_HEAD_SLACK_BYTES = 512 * 1024
 
 
 def detect_format(uri: str, head: bytes, *, json_path: str | None = None) -> str:
@@ -148,6 +155,8 @@ class ResolvedInput:
         size: stored bytes (of the byte range, for a range), when known.
         stem: what outputs are named after (:func:`engine.io.input_stem`).
         samples: the head and ranged samples, for inference.
+        head: the first stored bytes, read once (:func:`engine.io.probe_input`): the
+            conversion's stream starts from them (a small input's are all of it).
     """
 
     uri: str
@@ -156,11 +165,34 @@ class ResolvedInput:
     size: int | None
     stem: str
     samples: tuple[Sample, ...]
+    head: io.StoredHead | None = None
 
     @property
     def format(self) -> str:
         """``csv``, ``ndjson``, ``json`` or ``parquet``."""
         return self.read.format or ""
+
+    @property
+    def null_markers(self) -> tuple[str, ...] | None:
+        """The text read as null in a column that is not a string: CSV only.
+
+        The ``null_values`` given, or pyarrow's defaults (``""``, ``NA``, ``NULL``...).
+        """
+        if self.format != "csv":
+            return None
+        if self.read.null_values is not None:
+            return tuple(self.read.null_values)
+        return tuple(pacsv.ConvertOptions().null_values)
+
+    @property
+    def text_base(self) -> int:
+        """Where the text the reader sees starts in the stored object: a Map part's start.
+
+        A JSON part is read framed by a ``[`` that is not in the object: one byte less.
+        """
+        if self.read.byte_range is None or self.seekable:
+            return 0
+        return self.read.byte_range[0] - (self.format == "json")
 
     def reader(self) -> Reader:
         """A new reader of this input."""
@@ -194,8 +226,9 @@ class ResolvedInput:
     def open(self) -> io.InputStream | io.SeekableInput:
         """Open the stored bytes (the byte range, if any), decompressed; or seekable, as stored."""
         if self.seekable:
-            return io.open_seekable(self.uri)
-        return io.open_input(self.uri, self.compression, byte_range=self.read.byte_range)
+            return io.open_seekable(self.uri, head=self.head)
+        return io.open_input(self.uri, self.compression, byte_range=self.read.byte_range,
+                             head=self.head)
 
     @contextmanager
     def chunks(self, reader: Reader, schema: pa.Schema, *, threads: int | None = None,
@@ -205,13 +238,18 @@ class ResolvedInput:
         """Open the input and parse it into chunks of ``schema``.
 
         Sequentially, or with reading and parsing on a worker thread when
-        :func:`~engine.runtime.threads.worker_threads` gives more than one (a seekable input is
-        not read ahead: its reader chooses the offsets). With ``clock``, reads are charged to its
+        :func:`~engine.runtime.threads.conversion_threads` gives more than one (none for an
+        input of a block or two; a seekable input is not read ahead: its reader chooses the
+        offsets). With ``clock``, reads are charged to its
         ``read`` stage and parsing to ``parse``, on whichever thread does them. Yields the
-        stored stream (for progress) and the chunks.
+        stored stream (for progress) and the chunks. Offsets (chunks', rejects') are into the
+        whole object, a Map part's included (:attr:`text_base`).
         """
         raw = self.open()
-        threaded = worker_threads(threads) > 1
+        # Parquet's column chunks are encoded and compressed: count it as a compressed input
+        packed = self.compression != "none" or self.format == "parquet"
+        threaded = conversion_threads(threads, self.size, compressed=packed,
+                                      block_size=self.read.block_size) > 1
         with ExitStack() as stack:
             stack.enter_context(raw)
             stream: Any = raw if clock is None else TimedReads(raw, clock)
@@ -223,15 +261,33 @@ class ResolvedInput:
                 chunks = clock.iterate("parse", chunks)
             if threaded:
                 chunks = stack.enter_context(Prefetch(chunks, name="chunkwise-parse"))
+            if self.text_base:
+                chunks = map(partial(_shift, by=self.text_base), chunks)
             yield raw, chunks
 
 
+def _shift(chunk: Chunk, *, by: int) -> Chunk:
+    """``chunk`` with its offset and its reader's rejects' moved ``by`` bytes."""
+    chunk.offset += by
+    chunk.rejects = [reject if reject.offset is None
+                     else replace(reject, offset=reject.offset + by) for reject in chunk.rejects]
+    return chunk
+
+
 def resolve_input(uri: str, read: ReadOptions) -> ResolvedInput:
-    """Open ``uri`` once for its head, settle its options and take the inference samples."""
+    """Read ``uri``'s head once, settle its options and take the inference samples.
+
+    An input of at most :data:`~engine.config.WHOLE_INPUT_BYTES` is read whole by one request
+    and sampled from memory; of a larger one the head is kept, and the conversion reads on from
+    where it ends (:func:`engine.io.probe_input`). On S3 the object gets one ``HeadObject``.
+    """
     if read.byte_range is not None and read.format is None:
         raise UsageError("a byte range needs an explicit format", uri=uri)
     compression = read.input_compression or io.infer_compression(uri)
-    with io.open_input(uri, compression, byte_range=read.byte_range) as raw:
+    stored = io.probe_input(uri, read.sample_bytes + _HEAD_SLACK_BYTES,
+                            whole_up_to=max(WHOLE_INPUT_BYTES, read.sample_bytes),
+                            byte_range=read.byte_range)
+    with io.open_input(uri, compression, byte_range=read.byte_range, head=stored) as raw:
         stream: Any = raw
         if read.byte_range is not None and read.format == "json":
             stream = Framed(raw, b"[", b"]")
@@ -247,6 +303,7 @@ def resolve_input(uri: str, read: ReadOptions) -> ResolvedInput:
         step = size // (read.sample_count + 1)
         for i in range(1, read.sample_count + 1):
             start = i * step
-            data = io.read_range(uri, start, read.sample_bytes)
+            data = io.read_range(uri, start, read.sample_bytes, head=stored)
             samples.append(Sample(data, False, start + len(data) >= size))
-    return ResolvedInput(uri, compression, settled, size, io.input_stem(uri), tuple(samples))
+    return ResolvedInput(uri, compression, settled, size, io.input_stem(uri), tuple(samples),
+                         stored)

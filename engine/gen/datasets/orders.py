@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from engine.gen.faults import Fault
 from engine.gen.text import Block, Field, Take, csv_quote
 
-__all__ = ["ORDERS_COLUMNS", "ORDERS_DESCRIPTION", "ORDERS_FAULTS", "orders_blocks"]
+__all__ = ["ORDERS_COLUMNS", "ORDERS_DESCRIPTION", "ORDERS_FAULTS", "ORDERS_NULLS",
+           "orders_blocks"]
 
 ORDERS_DESCRIPTION = (
     "e-commerce orders: ids, UTC timestamps, customers, countries (incl. 'NA'), money, "
@@ -216,9 +217,20 @@ def orders_blocks(seed: int) -> Iterator[Block]:
 
 _JSON_FORMATS = ("ndjson", "json")
 
+#: The nullable columns of contracts/orders.yaml and the share of their values dirty data writes
+#: as null (an empty CSV field, a JSON null): quantity is also where type faults go, so a chunk
+#: holding a type fault holds nulls in the same column.
+ORDERS_NULLS: tuple[tuple[str, float], ...] = (
+    ("country", 0.01), ("quantity", 0.03), ("status", 0.02), ("note", 0.02),
+)
+
+# A note longer than the contract's max_length (2000): a pasted e-mail thread.
+_LONG_NOTE = ("Customer wrote: please deliver between 9 and 5, the side gate is open. " * 30)[:2100]
+
 # Each fault breaks exactly one check of contracts/orders.yaml and leaves the record otherwise
-# clean. Values never collide with the contract's null markers ("") and stay parseable where
-# only a range is broken (two decimals for amount, so decimal128(12, 2) holds them).
+# clean. Values never collide with the contract's null markers ("") but for the nulls in
+# non-nullable columns, and stay parseable where only a range is broken (two decimals for
+# amount, so decimal128(12, 2) holds them).
 ORDERS_FAULTS: tuple[Fault, ...] = (
     *(
         Fault("wrong_type", "set", column, value)
@@ -260,4 +272,7 @@ ORDERS_FAULTS: tuple[Fault, ...] = (
     Fault("invalid_json", "append", "note", ",", formats=_JSON_FORMATS),  # trailing comma
     Fault("invalid_json", "truncate", formats=("ndjson",)),  # a line cut short
     Fault("duplicate", "duplicate", "order_id"),
+    *(Fault("null", "set", column, "", json="null")
+      for column in ("created_at", "customer_id", "amount")),
+    Fault("too_long", "set", "note", _LONG_NOTE),
 )

@@ -214,7 +214,7 @@ def test_gen_dirty_writes_the_injected_list(runner: CliRunner, tmp_path: Path):
     lines = [json.loads(line) for line in sidecar.read_text().splitlines()]
     assert report["injected"] == len(lines) > 0
     assert 0.03 < report["injected"] / report["rows"] < 0.07
-    assert {"record", "kind", "column", "value"} == set(lines[0])
+    assert {"record", "offset", "kind", "column", "value"} == set(lines[0])
 
     result = runner.invoke(app, ["gen", "orders", "--size", "100KB", "-o", str(out), "--json"])
     report = one_json_object(result.stdout)

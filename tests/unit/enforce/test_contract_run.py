@@ -53,6 +53,8 @@ KIND_CHECKS = {
     "ragged": {"fields"},
     "invalid_json": {"json"},
     "duplicate": {"unique"},
+    "null": {"nullable"},
+    "too_long": {"max_length"},
 }
 #: Lower bounds of orders.yaml: an out-of-range value below them breaks ``min``, else ``max``.
 LOWER = {"amount": Decimal(0), "quantity": Decimal(1), "customer_id": Decimal(1)}
@@ -110,6 +112,10 @@ def expected_check(fault: dict[str, Any]) -> tuple[str | None, str]:
         return None, "json"
     if kind == "duplicate":
         return "order_id", "unique"
+    if kind == "null":
+        return column, "nullable"
+    if kind == "too_long":
+        return column, "max_length"
     if kind in ("wrong_type", "bad_timestamp"):
         return column, "type"
     if kind == "bad_enum":
@@ -206,11 +212,13 @@ def test_each_reject_names_its_injected_fault(dirty_runs: Any, fmt: str, seed: i
         assert check in KIND_CHECKS[fault["kind"]]
         assert reject.get("column") == column, (fault, reject)
         assert reject.get("check") == check, (fault, reject)
+        # Every check's reject carries its own record's offset: where the generator wrote it.
+        assert reject["offset"] == fault["offset"], (fault, reject)
         if column is None:  # the record as a whole: its text, at its byte offset
             assert reject["raw"] == fault["value"]
             start = reject["offset"]
             assert text[start:start + len(reject["raw"].encode())] == reject["raw"].encode()
-        else:
+        elif fault["kind"] != "null":
             assert fault["value"] in reject["raw"], (fault, reject)
             if fault["kind"] == "bad_timestamp":
                 assert column == "created_at"
@@ -279,7 +287,8 @@ def test_dirty_data_rejects_exactly_its_injected_records(fmt: str, seed: int, si
                                             block_size=block))
         injected = read_ndjson(gen.injected_path)
         rejects = read_ndjson(report.rejects["uri"])
-        assert sorted(r["record"] for r in rejects) == [f["record"] for f in injected]
+        assert sorted((r["record"], r["offset"]) for r in rejects) == [
+            (f["record"], f["offset"]) for f in injected]
 
 
 # -- thresholds ---------------------------------------------------------------------------------

@@ -573,7 +573,8 @@ def test_fault_kinds_per_format(
     fmt: str,
     extra: str,
 ) -> None:
-    kinds = {"wrong_type", "out_of_range", "bad_timestamp", "bad_enum", "duplicate", extra}
+    kinds = {"wrong_type", "out_of_range", "bad_timestamp", "bad_enum", "duplicate", "null",
+             "too_long", extra}
     _, _, injected = dirty_samples[fmt]
     counts = collections.Counter(str(i["kind"]) for i in injected)
     assert set(counts) == kinds
@@ -583,7 +584,55 @@ def test_fault_kinds_per_format(
     assert {c for k, c in columns if k == "wrong_type"} == {"quantity", "customer_id"}
     assert {c for k, c in columns if k == "out_of_range"} == {"amount", "quantity", "customer_id"}
     assert {c for k, c in columns if k == "bad_enum"} == {"status", "country"}
+    assert {c for k, c in columns if k == "null"} == {"created_at", "customer_id", "amount"}
+    assert {c for k, c in columns if k == "too_long"} == {"note"}
     assert {c for k, c in columns if k in ("ragged", "invalid_json")} == {None}
+
+
+#: Nullable columns of contracts/orders.yaml and the share of nulls dirty data gives them.
+NULL_RATES = {"country": 0.01, "quantity": 0.03, "status": 0.02, "note": 0.02}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_dirty_data_has_nulls_in_every_nullable_column(
+    dirty_samples: dict[str, tuple[GenReport, bytes, list[dict[str, object]]]], fmt: str
+) -> None:
+    """Real data has nulls, in the columns and the stretches of the file that hold faults."""
+    report, data, injected = dirty_samples[fmt]
+    records = [r for r in _records(fmt, data) if r is not None]
+    empty = "" if fmt == "csv" else None
+    for column, rate in NULL_RATES.items():
+        nulls = [i for i, r in enumerate(records) if r[column] == empty]
+        share = len(nulls) / len(records)
+        if column == "note" and fmt == "csv":
+            assert share > rate  # clean notes are often empty too
+        else:
+            assert 0.7 * rate <= share <= 1.3 * rate, (column, share)
+    # In the same column and stretch of the file as type faults: within 500 records of each.
+    numbered = _records(fmt, data)
+    quantity_nulls = [n for n, r in enumerate(numbered, 1) if r and r["quantity"] == empty]
+    type_faults = [int(i["record"]) for i in injected
+                   if i["kind"] == "wrong_type" and i["column"] == "quantity"]
+    assert type_faults
+    for record in type_faults:
+        assert any(abs(record - n) <= 500 for n in quantity_nulls), record
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_injected_offsets_point_at_the_records(
+    dirty_samples: dict[str, tuple[GenReport, bytes, list[dict[str, object]]]], fmt: str
+) -> None:
+    _, data, injected = dirty_samples[fmt]
+    if fmt == "csv":
+        texts = [_csv_record_bytes(r)[:-1] for r in _csv_records(data)[1:]]
+    elif fmt == "ndjson":
+        texts = data.split(b"\n")[:-1]
+    else:
+        texts = [t.encode() for t in _json_array_elements(data)]
+    for item in injected:
+        text, at = texts[int(item["record"]) - 1], int(item["offset"])
+        assert data[at:at + len(text)] == text, item
+        assert at == 0 or data[at - 1:at] in (b"\n", b"[")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
@@ -604,7 +653,7 @@ def test_injected_values_are_what_the_file_holds(
             assert texts[number - 1] == value
         else:
             held = records[number - 1][column]
-            assert str(held) == value
+            assert ("" if held is None else str(held)) == value
     duplicates = [i for i in injected if i["kind"] == "duplicate"]
     assert duplicates
     faulty = {int(i["record"]) for i in injected}
@@ -630,9 +679,14 @@ def test_clean_records_are_the_ones_dirty_zero_writes(
     dirty_records = _records(fmt, data)
     n = min(len(clean_records), len(dirty_records))
     assert n > 5_000
+    empty = "" if fmt == "csv" else None
     for number in range(1, n + 1):
-        if number not in faulty:
-            assert dirty_records[number - 1] == clean_records[number - 1]
+        if number not in faulty:  # the same record, or with nulls in nullable columns
+            dirty_record, clean_record = dirty_records[number - 1], clean_records[number - 1]
+            assert dirty_record is not None and clean_record is not None
+            for column, value in dirty_record.items():
+                assert value == clean_record[column] or (
+                    value == empty and column in NULL_RATES), (number, column)
     if fmt == "json":  # the array keeps its layout: every 7th element indented
         assert data.startswith(b"[\n") and data.endswith(b"\n]\n")
         assert data.decode("utf-8").split("\n").count("{") == report.rows // 7
