@@ -16,6 +16,7 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     │   └── UsageError           an option out of range, an output that would replace the input
     ├── TransientError           retried by the state machine (throttling, timeouts, resets)
     ├── AccountingError          a record was neither written, rejected nor filtered: a defect
+    ├── DiskSpaceError           the local disk cannot hold a partitioned S3 output's spool
     └── InstallationError        a file chunkwise ships is missing: reinstall it
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 __all__ = [
     "AccountingError",
     "ContractError",
+    "DiskSpaceError",
     "EngineError",
     "InputFormatError",
     "InputNotFoundError",
@@ -142,6 +144,18 @@ class AccountingError(EngineError):
     """
 
     exit_code = 70
+
+
+class DiskSpaceError(EngineError):
+    """The local disk cannot hold what a run spools (S3 part buffers of a partitioned output).
+
+    Checked before the conversion starts. The deployment is too small, not the data at fault (as
+    with :class:`InstallationError`, it goes to the error handler, not the DLQ): raise the
+    function's ephemeral storage, or lower the contract's ``output.max_open_writers``
+    (docs/memory.md). Exit 73 (EX_CANTCREAT).
+    """
+
+    exit_code = 73
 
 
 class InstallationError(EngineError):

@@ -103,8 +103,14 @@ def _decode(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _group(table: pa.Table, keys: list[str], aggs: list[tuple[Any, str, str]]) -> pa.Table:
-    """``table.group_by(keys).aggregate``, columns renamed: keys first, then each agg's name."""
-    out = table.group_by(keys).aggregate([(col, func) for col, func, _ in aggs])
+    """``table.group_by(keys).aggregate``, columns renamed: keys first, then each agg's name.
+
+    On the calling thread (``use_threads=False``): Acero's thread pool gives each of its threads
+    a heap of its own that stays resident, +77 MiB of peak RSS on the orders contract (200 MB,
+    one engine thread) for partials of a few thousand rows, which gain nothing from threads.
+    """
+    out = table.group_by(keys, use_threads=False).aggregate(
+        [(col, func) for col, func, _ in aggs])
     cols = [out.column(k) for k in keys]
     cols += [out.column(f"{col}_{func}" if col != [] else func) for col, func, _ in aggs]
     return pa.table(cols, names=keys + [name for _, _, name in aggs])

@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,10 +131,13 @@ class ParquetSink(CommitOrAbort):
         options: compression, row-group targets, rotation, S3 part size.
         check_uri: called with each file's URI before the file is written (at once when the
             one name is known), to refuse a name.
+        spool: on S3, makes the local file each output's part is held in instead of memory
+            (:class:`engine.sink.spool.Spool`).
     """
 
     def __init__(self, uri: str, schema: pa.Schema, options: WriteOptions | None = None, *,
-                 check_uri: CheckUri | None = None) -> None:
+                 check_uri: CheckUri | None = None,
+                 spool: Callable[[], BinaryIO] | None = None) -> None:
         self.uri = uri
         self.schema = schema
         self.options = options or WriteOptions()
@@ -142,6 +145,7 @@ class ParquetSink(CommitOrAbort):
         if uri.endswith("/") and not self.rotating:
             self.uri = uri + "part-00000.parquet"
         self._check_uri = check_uri
+        self._spool = spool
         if check_uri is not None and not self.rotating:
             check_uri(self.uri)  # the only name: refused before a byte is read
         self.files: list[FileReport] = []
@@ -245,7 +249,7 @@ class ParquetSink(CommitOrAbort):
         self.files[-1].uri = uri
         if self._check_uri is not None and self.rotating:
             self._check_uri(uri)
-        self._out = AtomicOutput(uri, part_size=self.options.part_size)
+        self._out = AtomicOutput(uri, part_size=self.options.part_size, spool=self._spool)
         sink: Any = self._out.__enter__()
         clock = CLOCK.get()
         if clock is not None:

@@ -13,8 +13,10 @@ import pyarrow.compute as pc
 
 from engine.config import WriteOptions
 from engine.errors import AccountingError, EngineError
+from engine.io import is_s3
 from engine.sink.hive import check_partition_type, partition_texts, segment
 from engine.sink.parquet import CheckUri, CommitOrAbort, FileReport, ParquetSink
+from engine.sink.spool import Spool, spool_bytes_needed
 
 __all__ = ["PartitionedSink"]
 
@@ -79,11 +81,17 @@ class PartitionedSink(CommitOrAbort):
     group's encoded size until it is closed (measured ~0.65 MiB per writer, 20 MiB for 30
     open writers, constant over the file): a term of ``max_open_writers`` × ~1 MiB.
 
-    S3: each open file is a multipart upload that buffers up to one part
-    (``options.part_size``, at least 5 MiB) of encoded Parquet before uploading it; most
-    partition files are smaller than a part, so they sit in memory until committed. That term
-    is ``max_open_writers`` × ``part_size`` at most (256 MiB at the defaults) and is reported
-    by :attr:`pending_upload_bytes`. ``max_upload_buffer_bytes`` caps it: above the cap the
+    S3: each open file holds up to one part (``options.part_size``, at least 5 MiB) of encoded
+    Parquet before uploading it; most partition files are smaller than a part, so they are held
+    whole until committed. That term is ``max_open_writers`` × ``part_size`` at most (256 MiB
+    at the defaults). With ``spool`` (the default on S3) it is held on local disk instead, one
+    anonymous file per open file in a :class:`~engine.sink.spool.Spool` (Lambda's ephemeral
+    ``/tmp``), each part and each final ``PutObject`` streamed from there: memory holds none of
+    it. The spool's free space is checked when the sink is made
+    (:class:`~engine.errors.DiskSpaceError` before a row is written); :attr:`spooled_bytes` is
+    what it holds, :attr:`spool_peak_bytes` the most it held (the RunReport's
+    ``ephemeral_bytes``). Without a spool the term is in memory, reported by
+    :attr:`pending_upload_bytes`, and ``max_upload_buffer_bytes`` caps it: above the cap the
     open file holding the most is committed (its partition continues in a new file), trading
     more, smaller files for memory.
 
@@ -117,10 +125,13 @@ class PartitionedSink(CommitOrAbort):
         max_upload_buffer_bytes: cap on the bytes held for S3 uploads across open files
             (default: no cap beyond ``max_open_writers`` × part size).
         check_uri: called with each file's URI before the file is written, to refuse a name.
+        spool: hold the open S3 files' parts on local disk rather than in memory (default: on
+            for an ``s3://`` ``base_uri``; ignored for a local one).
 
     Raises:
         ValueError: no partition column, a repeated or unknown one, an unsupported type, every
             column a partition column, a bad ``file_stem`` or a limit below 1.
+        DiskSpaceError: the local disk has not the room the spool may need.
 
     Example:
         >>> import pyarrow as pa
@@ -143,6 +154,7 @@ class PartitionedSink(CommitOrAbort):
         buffer_bytes: int | None = None,
         max_upload_buffer_bytes: int | None = None,
         check_uri: CheckUri | None = None,
+        spool: bool | None = None,
     ) -> None:
         keys = list(partition_by)
         if not keys:
@@ -184,6 +196,10 @@ class PartitionedSink(CommitOrAbort):
         self._accepted = 0  # rows given to write(), to check the partitions' rows against
         self.evictions = 0
         self._done = False
+        self._spool: Spool | None = None
+        if is_s3(base_uri) and spool is not False:  # last: it takes disk space, checked here
+            self._spool = Spool(spool_bytes_needed(max_open_writers, self.options.part_size),
+                                uri=base_uri)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -214,7 +230,24 @@ class PartitionedSink(CommitOrAbort):
 
     @property
     def pending_upload_bytes(self) -> int:
-        """Encoded bytes the open S3 uploads hold in memory (0 for local files)."""
+        """Encoded bytes the open S3 uploads hold in memory (0 for local files and a spool)."""
+        return 0 if self._spool is not None else self._held_bytes()
+
+    @property
+    def spooled_bytes(self) -> int:
+        """Encoded bytes the open S3 uploads hold in the spool on local disk (0 without one)."""
+        return self._held_bytes() if self._spool is not None else 0
+
+    @property
+    def spool_peak_bytes(self) -> int:
+        """The most bytes the spool held at once: after each write and at each file's publish.
+
+        0 without a spool.
+        """
+        return self._spool.peak_bytes if self._spool is not None else 0
+
+    def _held_bytes(self) -> int:
+        """Encoded bytes the open files hold for their S3 uploads, wherever they are held."""
         return sum(part.sink.pending_upload_bytes for part in self._open.values())
 
 
@@ -297,9 +330,10 @@ class PartitionedSink(CommitOrAbort):
         seq = self._next_seq.get(directory, 0)
         self._next_seq[directory] = seq + 1
         uri = f"{self._base}{directory}/{self.file_stem}-{seq:05d}.parquet"
+        spool = self._spool.buffer if self._spool is not None else None
         part = _Partition(dict(zip(self.partition_by, texts, strict=True)), directory,
                           ParquetSink(uri, self.file_schema, self._sink_options,
-                                      check_uri=self._check_uri))
+                                      check_uri=self._check_uri, spool=spool))
         self._open[directory] = part
         self._partitions.append(part)
         return part
@@ -313,7 +347,13 @@ class PartitionedSink(CommitOrAbort):
 
     def _close(self, directory: str) -> None:
         """Commit a partition's open file (a failed commit has already removed it)."""
-        self._open.pop(directory).sink.commit()
+        sink = self._open.pop(directory).sink
+        sink.commit()
+        if self._spool is not None and sink.files:
+            # Just before its publish the spool held the file's last part (most files: all of
+            # it, row groups flushed at commit included) beside the other open files' parts.
+            last_part = sink.files[-1].bytes % spool_bytes_needed(1, self.options.part_size)
+            self._spool.note(self.spooled_bytes + last_part)
 
     def _enforce_budgets(self) -> None:
         """Write the largest buffers while over ``buffer_bytes``; then the upload cap."""
@@ -325,6 +365,9 @@ class PartitionedSink(CommitOrAbort):
             held -= largest
             if self._file_full(part.sink):
                 self._close(directory)
+        if self._spool is not None:
+            self._spool.note(self.spooled_bytes)
+            return  # nothing held in memory: the cap is for memory
         cap = self.max_upload_buffer_bytes
         if cap is None:
             return
@@ -352,6 +395,7 @@ class PartitionedSink(CommitOrAbort):
             self.abort()
             raise
         self._done = True
+        self._close_spool()
 
     def abort(self) -> None:
         """Discard everything: abort the open files and delete the ones already published.
@@ -366,5 +410,11 @@ class PartitionedSink(CommitOrAbort):
                 part.sink.abort()  # after a commit, this deletes the published file
             except EngineError as exc:
                 first = first or exc
+        self._close_spool()
         if first is not None:
             raise first
+
+    def _close_spool(self) -> None:
+        """Remove the spool (its files are already closed: published or discarded)."""
+        if self._spool is not None:
+            self._spool.close()

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,59 @@ def test_part_upload_failing_past_the_budget_aborts_the_upload(
     assert info.value.uri == DST
     assert [e["part"] for e in proxy.requests("UploadPart")] == ["1"] + ["2"] * 5
     assert_nothing_published(s3, proxy)
+
+
+def test_partitioned_run_failing_mid_commit_takes_everything_back(
+        proxy: FaultProxy, s3: Any, sleeps: dict[str, list[float]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch):
+    # A partitioned output on S3 holds its files in the spool on local disk and publishes them
+    # one by one at the commit: three are published, the fourth PutObject fails past the retry
+    # budget. The three are deleted, and the spool is gone.
+    spool_dir = tmp_path / "ephemeral"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    contract = tmp_path / "c.yaml"
+    contract.write_text("dataset: orders\nformat: csv\ncolumns:\n  country: {type: string}\n"
+                        "output:\n  partition_by: [country]\n")
+    proxy.add(Fault("PutObject", "status", times=-1, status=503, code="SlowDown", skip=3))
+    with pytest.raises(TransientError, match="SlowDown"):
+        engine.transform(SRC, "s3://out/orders/", contract=contract, **WRITE)
+    puts = proxy.requests("PutObject")
+    assert [e["fault"] for e in puts[:4]] == [None, None, None, "status"]
+    assert s3.list_objects_v2(Bucket="out").get("Contents", []) == []
+    assert open_uploads(s3) == []
+    assert len(proxy.requests("DeleteObject")) >= 3
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_parts_sent_again_from_the_spool_are_the_same_bytes(
+        proxy: FaultProxy, s3: Any, sleeps: dict[str, list[float]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch):
+    # A partition file passing a part is a multipart upload streamed from its spool file: a
+    # part that fails (a 503, a reset after its body was sent) is read from the file again.
+    from engine.sink.partitioned import PartitionedSink
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = 14_000
+    table = pa.table({"id": pa.array(range(rows), pa.int64()),
+                      "country": pa.array([f"C{i % 2}" for i in range(rows)]),
+                      "text": pa.array([os.urandom(512).hex() for _ in range(rows)])})
+    proxy.add(Fault("UploadPart", "status", times=1, status=503, code="SlowDown"))
+    proxy.add(Fault("UploadPart", "reset", times=1, skip=1))
+    with PartitionedSink("s3://out/wide/", table.schema, ["country"],
+                         engine.WriteOptions(compression="none", part_size=5 * MiB),
+                         buffer_bytes=1) as sink:
+        for start in range(0, rows, 1_000):
+            sink.write(table.slice(start, 1_000))
+    assert [e["fault"] for e in proxy.requests("UploadPart")][:4] == [
+        "status", None, "reset", None]
+    assert open_uploads(s3) == []
+    back = []
+    for country in ("C0", "C1"):
+        body = s3.get_object(Bucket="out", Key=f"wide/country={country}/part-00000.parquet")
+        back.append(pq.read_table(pa.BufferReader(body["Body"].read())))
+    assert pa.concat_tables(back).sort_by("id").equals(table.select(["id", "text"]))
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -144,3 +144,63 @@ def test_parquet_input_is_bounded_and_flat(data_dir: Path,
                        f"{grown / MiB:.1f} MiB from 50 to 200 MB of {FLATNESS / MiB:.0f}")
     assert max(peaks.values()) <= LIMIT, {k: round(v / MiB) for k, v in peaks.items()}
     assert grown <= FLATNESS
+
+
+#: What a partitioned output may cost beyond one file: its open Parquet writers' encoder scratch
+#: (32 uncompressed here: ~40 MiB measured). Part buffers held in memory would add up to four
+#: 8 MiB parts more (the in-memory cap): measured +89 MiB, against +40 with the spool (issue 23).
+PARTITION_ALLOWANCE = 56 * MiB
+
+PARTITION_CONTRACT = """dataset: orders
+format: csv
+columns:
+  order_id: {type: int64}
+  country: {type: string}
+output:
+  compression: none
+"""
+
+
+@pytest.mark.memory
+@pytest.mark.s3server
+def test_partitioned_s3_output_holds_its_parts_on_disk(
+        moto_server: str, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """S3 → S3: 32 open partition files cost no part buffers in memory (the spool has them).
+
+    The moto server runs in this process, the measured conversion in a child: the server's
+    memory is not counted. Uncompressed output, so that the partition files hold more than
+    the four parts an in-memory buffer would be capped at.
+    """
+    import boto3
+
+    from engine.config import DEFAULT_PART_SIZE
+    from engine.sink.spool import spool_bytes_needed
+
+    big = data_dir / "s3-big.csv"
+    generate_in_child(big, BIG, "csv")
+    client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    client.create_bucket(Bucket="raw")
+    client.create_bucket(Bucket="out")
+    client.upload_file(str(big), "raw", "orders.csv")
+    big.unlink()
+    peaks, reports = {}, {}
+    for name, output in (("one file", ""), ("partitioned", "  partition_by: [country]\n")):
+        contract = data_dir / f"s3-{name.replace(' ', '-')}.yaml"
+        contract.write_text(PARTITION_CONTRACT + output)
+        cmd = [sys.executable, "-m", "engine.cli.app", "transform", "s3://raw/orders.csv",
+               f"s3://out/{name.replace(' ', '-')}/", "--json", "--contract", str(contract)]
+        launched = launch(cmd, sample_interval=0)
+        reports[name] = json.loads(launched.stdout)
+        assert launched.exit_code == 0, reports[name]
+        peaks[name] = launched.peak_rss_bytes
+    partitioned = reports["partitioned"]
+    assert partitioned["rows_in"] == partitioned["rows_out"] == reports["one file"]["rows_out"]
+    # the spool held more than the in-memory cap of four parts, within its formula
+    assert 4 * DEFAULT_PART_SIZE < partitioned["ephemeral_bytes"] <= spool_bytes_needed(
+        32, DEFAULT_PART_SIZE)
+    extra = peaks["partitioned"] - peaks["one file"]
+    log_margin(capsys, f"s3 partitioned peak {peaks['partitioned'] / MiB:.1f} MiB, one file "
+                       f"{peaks['one file'] / MiB:.1f}: +{extra / MiB:.1f} of "
+                       f"{PARTITION_ALLOWANCE / MiB:.0f}; spool "
+                       f"{partitioned['ephemeral_bytes'] / MiB:.1f} MiB")
+    assert extra <= PARTITION_ALLOWANCE
