@@ -16,6 +16,7 @@ from engine.contract.steps import (
     DedupeStep,
     DeriveStep,
     DropStep,
+    EnrichApiStep,
     EnrichStep,
     FilterStep,
     ParseTimestampStep,
@@ -207,6 +208,15 @@ def _simulate(
                     problems.append(((*loc, "columns", j), f"column {name!r} already exists"))
                 else:
                     cols.add(name, None)
+    elif isinstance(step, EnrichApiStep):
+        spec = step.enrich_api
+        for j, name in enumerate(spec.on):
+            cols.check(name, (*loc, "on", j), problems)
+        for name, arrow_type in spec.arrow_types.items():
+            if name in cols.types:
+                problems.append(((*loc, "columns", name), f"column {name!r} already exists"))
+            else:
+                cols.add(name, arrow_type)
     elif isinstance(step, PythonStep):
         cols.open = True
         cols.removed.clear()

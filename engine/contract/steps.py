@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from typing import Annotated, Any, ClassVar, Literal, Union
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 from pydantic import (
@@ -27,7 +29,7 @@ from engine.contract.base import (
     _wrap_str,
 )
 from engine.contract.expressions import Expr
-from engine.io.uri import name_suffix
+from engine.io.uri import name_suffix, one_line
 
 # ---------------------------------------------------------------------------------------------
 # Transform steps
@@ -216,6 +218,168 @@ class EnrichStep(_Model):
     """The reference table and the join."""
 
 
+class EnrichApiCache(_Model):
+    """The process-wide cache of ``enrich_api`` answers."""
+
+    ttl_s: Annotated[float, Field(gt=0)] = 3600
+    """Seconds an answer (a key's fields, or that the API does not know it) is reused."""
+    max_keys: Annotated[int, Field(gt=0, le=10_000_000)] = 100_000
+    """Keys kept at most; past it the least recently used are forgotten."""
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's host name, without brackets) is this machine's loopback."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _null_is_named(value: Any) -> Any:
+    # YAML reads an unquoted `on_missing: null` as None; the user meant the mode.
+    return "null" if value is None else value
+
+
+class EnrichApiSpec(_Model):
+    """Arguments of ``enrich_api``."""
+
+    url: NonEmptyStr
+    """The API: ``https://`` (``http://`` only on a loopback address, for tests). ``per_key``
+    URLs name key columns as ``{column}`` placeholders in the path or query."""
+    on: Annotated[list[NonEmptyStr], BeforeValidator(_wrap_str), Field(min_length=1)]
+    """Key column(s); only distinct keys not already cached are requested."""
+    columns: Annotated[dict[NonEmptyStr, NonEmptyStr], Field(min_length=1)]
+    """Fields of a result to add as columns → their Arrow types."""
+    protocol: Literal["batch", "per_key"] = "batch"
+    """``batch``: ``POST {"keys": [{<on columns>}, ...]}``, answered by a list of result
+    objects holding the key fields and the added ones; ``per_key``: one ``GET`` per key."""
+    results_path: NonEmptyStr | None = None
+    """JMESPath to the results in the response: the list of result objects (``batch``,
+    default ``results``) or the result object (``per_key``, default the whole response)."""
+    secret: NonEmptyStr | None = None
+    """Secrets Manager id (name or ARN) of the token: the SecretString, or JSON with a
+    ``token`` key; unset sends no token."""
+    auth_header: NonEmptyStr = "Authorization"
+    """Header the token is sent in, as ``Bearer <token>``."""
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Distinct keys per request (``batch``)."""
+    concurrency: Annotated[int, Field(ge=1, le=32)] = 4
+    """Requests in flight at most."""
+    rate_limit_per_s: Annotated[float, Field(gt=0)] | None = None
+    """Requests started per second at most, across the step's threads; unset: no limit."""
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 5
+    """Seconds a request may take, connecting and reading together."""
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    """Attempts per request: 429, 5xx, timeouts and resets are retried with backoff and
+    jitter, honouring ``Retry-After``; then the file fails with ``TransientError``."""
+    on_missing: Annotated[Literal["null", "reject", "fail"],
+                          BeforeValidator(_null_is_named)] = "null"
+    """A key the API does not return (or a null key): ``null`` leaves the added columns
+    null, ``reject`` rejects the row, ``fail`` fails the file."""
+    cache: EnrichApiCache = EnrichApiCache()
+    """How long and how many answers the process keeps."""
+
+    @property
+    def arrow_types(self) -> dict[str, pa.DataType]:
+        """Added column → parsed Arrow type."""
+        return {name: _parse_arrow_type(t) for name, t in self.columns.items()}
+
+    @property
+    def host(self) -> str:
+        """The host the step talks to (all an error names of the URL)."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def placeholders(self) -> list[str]:
+        """The ``{column}`` placeholders of :attr:`url`, in order."""
+        return _PLACEHOLDER.findall(self.url)
+
+    @property
+    def path(self) -> str:
+        """:attr:`results_path`, or the protocol's default."""
+        if self.results_path is not None:
+            return self.results_path
+        return "results" if self.protocol == "batch" else "@"
+
+    @field_validator("columns")
+    @classmethod
+    def _check_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, type_name in value.items():
+            try:
+                _parse_arrow_type(type_name)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        # The URL is the only place the step may reach: checked whole here, and the data only
+        # ever fills placeholders in its path or query, percent-encoded (engine/enforce).
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"url {value!r} must be an https:// URL with a host")
+        if "{" in parts.netloc or "}" in parts.netloc:
+            raise ValueError("url: a placeholder may fill the path or query, never the host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("url: no credentials in the URL; put the token in `secret`")
+        if parts.fragment:
+            raise ValueError("url: no #fragment")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError(f"url must be https:// (http:// only on a loopback address, for "
+                             f"tests); got {parts.scheme}://{parts.hostname}")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError as exc:
+            raise ValueError(f"url: {exc}") from None
+        return value
+
+    @field_validator("results_path")
+    @classmethod
+    def _check_results_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            import jmespath  # ships with botocore
+            from jmespath.exceptions import JMESPathError
+
+            try:
+                jmespath.compile(value)
+            except JMESPathError as exc:
+                raise ValueError(f"results_path is not JMESPath: {one_line(exc)}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_protocol(self) -> EnrichApiSpec:
+        names = self.placeholders
+        if self.protocol == "batch" and ("{" in self.url or "}" in self.url):
+            raise ValueError("url: placeholders are for protocol: per_key; a batch request "
+                             "sends its keys in the body")
+        if self.protocol == "per_key":
+            unknown = [n for n in names if n not in self.on]
+            if unknown or sorted(set(names)) != sorted(set(self.on)):
+                raise ValueError(f"url: a per_key URL names every key column of `on` as "
+                                 f"{{column}} and nothing else; on: {list(self.on)}, "
+                                 f"placeholders: {names}")
+        clash = [c for c in self.columns if c in self.on]
+        if clash:
+            raise ValueError(f"columns: {clash} are key columns (on); list only the fields "
+                             "to add")
+        return self
+
+
+class EnrichApiStep(_Model):
+    """``enrich_api: {url, on, columns, ...}``: columns looked up by key from an HTTP API."""
+
+    kind: ClassVar[str] = "enrich_api"
+    enrich_api: EnrichApiSpec
+    """The API, the keys and the fields to add."""
+
+
 _PYTHON_FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
@@ -264,6 +428,7 @@ _STEP_MODELS: dict[str, type[_Model]] = {
     "drop": DropStep,
     "dedupe": DedupeStep,
     "enrich": EnrichStep,
+    "enrich_api": EnrichApiStep,
     "python": PythonStep,
 }
 
@@ -313,6 +478,7 @@ Step = Annotated[
         Annotated[DropStep, Tag(_STEP_TAG + "drop")],
         Annotated[DedupeStep, Tag(_STEP_TAG + "dedupe")],
         Annotated[EnrichStep, Tag(_STEP_TAG + "enrich")],
+        Annotated[EnrichApiStep, Tag(_STEP_TAG + "enrich_api")],
         Annotated[PythonStep, Tag(_STEP_TAG + "python")],
     ],
     Discriminator(_step_kind),

@@ -7,9 +7,11 @@ rejects exceed the contract's limits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from engine.config import WriteOptions
@@ -27,6 +29,9 @@ __all__ = ["ContractStages"]
 class ContractStages:
     """The contract's stages for one pass over ``src``, whose reader proposes ``schema``.
 
+    ``null_markers``: the text its reader reads as null in columns that are not strings
+    (:attr:`engine.readers.sampling.ResolvedInput.null_markers`).
+
     Attributes:
         reader_schema: the schema the reader parses with (contract columns typed, as text where
             the contract converts them itself).
@@ -35,10 +40,11 @@ class ContractStages:
         filtered: rows the contract's ``filter`` and ``dedupe`` steps removed so far.
     """
 
-    def __init__(self, contract: Any, src: str, schema: pa.Schema) -> None:
+    def __init__(self, contract: Any, src: str, schema: pa.Schema,
+                 null_markers: Sequence[str] | None = None) -> None:
         self.contract = contract
         self.src = src
-        self.validator = Validator(contract, src)
+        self.validator = Validator(contract, src, null_markers)
         self.reader_schema, self.strict = self.validator.reader_schema(schema)
         self.transformer = Transformer.from_contract(contract, uri=src, validated=True)
         self.aggregator = None
@@ -55,18 +61,33 @@ class ContractStages:
 
     def apply(self, chunk: Chunk) -> tuple[pa.Table, list[Reject]]:
         """The chunk's rows that pass, transformed; and every record rejected in it."""
-        table, rejects = self.validator.apply(chunk)
+        steps_reject = self.transformer.wants_records  # enrich_api rejects by record number
+        table, rejects = self.validator.apply(chunk, keep_text=steps_reject)
         if self.contract.type_errors == "fail":
             bad = min((r for r in chunk.rejects + rejects if r.check == "type"),
                       key=lambda r: r.record, default=None)
             if bad is not None:
                 raise SchemaError(bad.reason, record=bad.record, offset=bad.offset)
         self.validator.note_reader_rejects(chunk.rejects)
-        table, removed = self.transformer.apply(table)
+        records = None
+        if steps_reject:
+            records = chunk.row_records()
+            if rejects:
+                records = np.setdiff1d(records, [r.record for r in rejects], assume_unique=True)
+        table, removed = self.transformer.apply(table, records)
         self.filtered += removed
+        stepped = self.transformer.take_rejects()
+        if stepped:  # each at its own record's offset, as the checks' rejects
+            starts = chunk.record_offsets()
+            stepped = [replace(r, offset=chunk.offset if starts is None
+                               else int(starts[r.record - chunk.first_record]))
+                       for r in stepped]
+        chunk.starts = None
+        if stepped:
+            self.validator.note_reader_rejects(stepped)  # counted in the checks summary
         if self.aggregator is not None and table.num_rows:
             self.aggregator.update(table)
-        return table, chunk.rejects + rejects
+        return table, chunk.rejects + rejects + stepped
 
     def check_thresholds(self, rows_in: int, rejected: int, *, final: bool) -> None:
         """Raise :class:`ValidationError` when the rejects exceed the contract's limits.
@@ -120,6 +141,7 @@ class ContractStages:
         report.checks = self.checks()
         report.rows_filtered = self.filtered
         report.state_bytes = self.state_bytes
+        report.enrich_api = self.transformer.api_stats()
 
     def checks(self) -> list[dict[str, Any]]:
         """Rejects by column and check, most frequent first, with a few examples each."""

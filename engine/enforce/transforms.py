@@ -49,9 +49,11 @@ import pyarrow.compute as pc
 
 from engine.enforce.coerce import parse_timestamps
 from engine.enforce.enrich import Enrich
+from engine.enforce.enrich_api import RECORD_COLUMN, EnrichApi
 from engine.enforce.keys import SeenValues, is_exact, row_keys, value_keys
 from engine.errors import ContractError, EngineError, ValidationError
 from engine.io import one_line
+from engine.readers.base import Reject
 
 if TYPE_CHECKING:
     from engine.contract import Contract, Expr, Step
@@ -205,16 +207,49 @@ class Transformer:
                 transformer._functions[i] = _identity
         return transformer
 
-    def apply(self, table: pa.Table) -> tuple[pa.Table, int]:
+    def apply(self, table: pa.Table, records: np.ndarray | None = None
+              ) -> tuple[pa.Table, int]:
         """Run every step on ``table``.
+
+        Args:
+            table: the batch.
+            records: the record number of each row, for the steps that reject rows
+                (:attr:`wants_records`); they travel as the column ``RECORD_COLUMN``.
 
         Returns:
             The transformed table, and the number of rows the steps removed (``filter``,
-            ``dedupe``, ``enrich`` with ``how: inner``, ``python``): ``rows_filtered``.
+            ``dedupe``, ``enrich`` with ``how: inner``, ``python``): ``rows_filtered``. Rows
+            a step rejected are not among them: :meth:`take_rejects` returns those.
 
         """
+        rows, before = table.num_rows, self._rejected()
+        if records is not None and self.wants_records:
+            table = table.append_column(RECORD_COLUMN, pa.array(records, pa.int64()))
         out = self._run(table)
-        return out, table.num_rows - out.num_rows
+        if RECORD_COLUMN in out.column_names:
+            out = out.drop_columns([RECORD_COLUMN])
+        return out, rows - out.num_rows - (self._rejected() - before)
+
+    def _rejected(self) -> int:
+        return sum(len(f.rejects) for f in self._functions if isinstance(f, EnrichApi))
+
+    @property
+    def wants_records(self) -> bool:
+        """Whether a step rejects rows (``enrich_api`` with ``on_missing: reject``)."""
+        return any(isinstance(f, EnrichApi) and f.wants_records for f in self._functions)
+
+    def take_rejects(self) -> list[Reject]:
+        """The rows steps rejected since the last call (``enrich_api``), in record order."""
+        out: list[Reject] = []
+        for function in self._functions:
+            if isinstance(function, EnrichApi):
+                out.extend(function.take_rejects())
+        return sorted(out, key=lambda r: r.record)
+
+    def api_stats(self) -> list[dict[str, Any]]:
+        """What each ``enrich_api`` step asked of its API: the RunReport's ``enrich_api``."""
+        return [{"step": i, "host": f.spec.host, **f.stats.to_dict()}
+                for i, f in enumerate(self._functions) if isinstance(f, EnrichApi)]
 
     def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
         """The schema the steps produce from batches of ``input_schema``.
@@ -226,11 +261,14 @@ class Transformer:
 
     @property
     def state_bytes(self) -> int:
-        """Memory held across batches: ``dedupe`` keys and ``enrich`` reference tables."""
+        """Memory held across batches: ``dedupe`` keys, ``enrich`` tables, API answers."""
         total = 0
         shared: set[int] = set()
         for function in self._functions:
             if isinstance(function, _Dedupe):
+                total += function.nbytes
+            elif isinstance(function, EnrichApi) and id(function.cache) not in shared:
+                shared.add(id(function.cache))
                 total += function.nbytes
             elif isinstance(function, Enrich) and function.lookup is not None:
                 lookup = function.lookup
@@ -292,6 +330,8 @@ class Transformer:
             spec = step.enrich
             return Enrich(self._resolve(spec.path), spec.reference_format, list(spec.on),
                            None if spec.columns is None else list(spec.columns), spec.how)
+        if kind == "enrich_api":
+            return EnrichApi(step.enrich_api)
         if kind == "python":
             return _Python(step.python.function)
         raise ContractError(f"unknown transform step {kind!r}", uri=self.uri)
@@ -419,7 +459,9 @@ def _filter(compute: Callable[[pa.Table], Value]) -> StepFunction:
 def _select(names: list[str]) -> StepFunction:
     def select(table: pa.Table) -> pa.Table:
         _need(table, names)
-        return table.select(names)
+        # The record numbers a later enrich_api rejects by are not the contract's to select.
+        hidden = [RECORD_COLUMN] if RECORD_COLUMN in table.column_names else []
+        return table.select(names + hidden)
 
     return select
 

@@ -21,6 +21,7 @@ from engine.contract import (
     DedupeStep,
     DeriveStep,
     DropStep,
+    EnrichApiStep,
     EnrichStep,
     FieldExpr,
     FilterStep,
@@ -291,6 +292,29 @@ VALID: list[tuple[str, str, Any]] = [
      and c.transforms[0].enrich.how == "left"),
     ("transforms.enrich-suffix", doc("transforms:\n  - enrich: {path: ref/c.csv.gz, on: a}\n"),
      lambda c: c.transforms[0].enrich.reference_format == "csv"),
+    ("transforms.enrich_api",
+     doc("transforms:\n  - enrich_api:\n      url: https://geo.example/v1/lookup\n"
+         "      protocol: batch\n      on: [b]\n      results_path: data.results\n"
+         "      columns: {region: string, vat_rate: 'decimal128(5, 4)'}\n"
+         "      secret: chunkwise/geo-api\n      auth_header: X-Api-Token\n"
+         "      batch_size: 100\n      concurrency: 2\n      rate_limit_per_s: 20\n"
+         "      timeout_s: 2.5\n      max_attempts: 3\n      on_missing: reject\n"
+         "      cache: {ttl_s: 60, max_keys: 1000}\n"
+         "  - filter: {call: greater, args: [{field: vat_rate}, {literal: 0}]}\n"),
+     lambda c: isinstance(c.transforms[0], EnrichApiStep)
+     and (lambda s: (s.host, s.path, s.on, s.secret, s.auth_header, s.batch_size,
+                     s.concurrency, s.rate_limit_per_s, s.timeout_s, s.max_attempts,
+                     s.on_missing, s.cache.ttl_s, s.cache.max_keys)
+          == ("geo.example", "data.results", ["b"], "chunkwise/geo-api", "X-Api-Token", 100, 2,
+              20, 2.5, 3, "reject", 60, 1000))(c.transforms[0].enrich_api)
+     and c.transforms[0].enrich_api.arrow_types["vat_rate"] == pa.decimal128(5, 4)),
+    ("transforms.enrich_api-per_key",
+     doc("transforms:\n  - enrich_api: {url: 'http://127.0.0.1:8080/geo/{b}?d={d}', "
+         "protocol: per_key, on: [b, d], columns: {region: string}, on_missing: null}\n"),
+     lambda c: c.transforms[0].enrich_api.placeholders == ["b", "d"]
+     and c.transforms[0].enrich_api.path == "@"
+     and c.transforms[0].enrich_api.on_missing == "null"
+     and c.transforms[0].enrich_api.secret is None),
     ("transforms.python", doc("transforms:\n  - python: {function: 'acme.fixes:clean'}\n"),
      lambda c: isinstance(c.transforms[0], PythonStep)
      and (c.transforms[0].python.module, c.transforms[0].python.attribute)
@@ -395,6 +419,10 @@ def test_column_types(type_name: str, expected: pa.DataType) -> None:
 # ---------------------------------------------------------------------------------------------
 # Every documented key, rejected with the line of the offending key
 # ---------------------------------------------------------------------------------------------
+
+#: An ``enrich_api`` step that loads; the INVALID cases add the one key they get wrong.
+API = ("transforms:\n  - enrich_api:\n      url: https://geo.example/v1\n      on: [b]\n"
+       "      columns: {region: string}\n")
 
 INVALID: list[tuple[str, str, str, str]] = [
     # (id, contract, marker on the offending line, fragment of the message)
@@ -501,7 +529,7 @@ INVALID: list[tuple[str, str, str, str]] = [
      "transforms: Input should be a valid list"),
     ("transforms-unknown", doc("transforms:\n  - derivee: {name: x}\n"), "derivee",
      "transforms[0]: unknown step 'derivee' (did you mean 'derive'?): use one of rename, cast, "
-     "parse_timestamp, derive, filter, select, drop, dedupe, enrich, python"),
+     "parse_timestamp, derive, filter, select, drop, dedupe, enrich, enrich_api, python"),
     ("transforms-two-keys", doc("transforms:\n  - dedupe:\n    keys: [a]\n"), "dedupe",
      "a step has exactly one key, the step name; got dedupe, keys (check the indentation)"),
     ("transforms-not-mapping", doc("transforms:\n  - drop\n"), "drop",
@@ -596,6 +624,47 @@ INVALID: list[tuple[str, str, str, str]] = [
      "enrich", "transforms[0].enrich.columns[0]: column 'b' already exists"),
     ("enrich-columns-key", doc("transforms:\n  - enrich: {path: r.csv, on: a, columns: [a]}\n"),
      "enrich", "'a' is a join key"),
+    ("enrich_api.url", doc("transforms:\n  - enrich_api:\n      url: http://geo.example/v1\n"
+                           "      on: [b]\n      columns: {region: string}\n"), "url:",
+     "transforms[0].enrich_api.url: url must be https:// (http:// only on a loopback address"),
+    ("enrich_api.url-host", doc("transforms:\n  - enrich_api:\n"
+                                "      url: 'https://{b}.example/'\n      protocol: per_key\n"
+                                "      on: [b]\n      columns: {r: string}\n"),
+     "url:", "a placeholder may fill the path or query, never the host"),
+    ("enrich_api-url-missing",
+     doc("transforms:\n  - enrich_api: {on: [b], columns: {r: string}}\n"),
+     "enrich_api", "transforms[0].enrich_api.url: missing required key"),
+    ("enrich_api.protocol", doc(API + "      protocol: per_key\n"), "enrich_api:",
+     "a per_key URL names every key column of `on` as {column}"),
+    ("enrich_api.results_path", doc(API + "      results_path: 'results[?'\n"), "results_path",
+     "transforms[0].enrich_api.results_path: results_path is not JMESPath"),
+    ("enrich_api.secret", doc(API + "      secret: ''\n"), "secret:",
+     "transforms[0].enrich_api.secret: String should have at least 1 character"),
+    ("enrich_api.auth_header", doc(API + "      auth_header: ''\n"), "auth_header",
+     "transforms[0].enrich_api.auth_header: String should have at least 1 character"),
+    ("enrich_api.batch_size", doc(API + "      batch_size: 0\n"), "batch_size",
+     "transforms[0].enrich_api.batch_size: Input should be greater than or equal to 1"),
+    ("enrich_api.concurrency", doc(API + "      concurrency: 64\n"), "concurrency",
+     "transforms[0].enrich_api.concurrency: Input should be less than or equal to 32"),
+    ("enrich_api.rate_limit_per_s", doc(API + "      rate_limit_per_s: 0\n"), "rate_limit_per_s",
+     "transforms[0].enrich_api.rate_limit_per_s: Input should be greater than 0"),
+    ("enrich_api.timeout_s", doc(API + "      timeout_s: 0\n"), "timeout_s",
+     "transforms[0].enrich_api.timeout_s: Input should be greater than 0"),
+    ("enrich_api.max_attempts", doc(API + "      max_attempts: 0\n"), "max_attempts",
+     "transforms[0].enrich_api.max_attempts: Input should be greater than or equal to 1"),
+    ("enrich_api.on_missing", doc(API + "      on_missing: drop\n"), "on_missing",
+     "transforms[0].enrich_api.on_missing: Input should be 'null', 'reject' or 'fail'"),
+    ("enrich_api.cache", doc(API + "      cache: {ttl_s: 0}\n"), "cache:",
+     "transforms[0].enrich_api.cache.ttl_s: Input should be greater than 0"),
+    ("enrich_api.max_keys", doc(API + "      cache:\n        max_keys: 0\n"), "max_keys",
+     "transforms[0].enrich_api.cache.max_keys: Input should be greater than 0"),
+    ("enrich_api.columns", doc("transforms:\n  - enrich_api:\n      url: https://geo.example/v1\n"
+                               "      on: [a]\n      columns: {b: string}\n"), "{b: string}",
+     "transforms[0].enrich_api.columns.b: column 'b' already exists"),
+    ("enrich_api.on", doc("extra_columns: drop\ntransforms:\n  - enrich_api:\n"
+                          "      url: https://geo.example/v1\n      on: [zz]\n"
+                          "      columns: {r: string}\n"), "on: [zz]",
+     "transforms[0].enrich_api.on[0]: unknown column 'zz'"),
     ("python", doc("transforms:\n  - python: {function: acme.fixes.clean}\n"), "python",
      "transforms[0].python.function: function 'acme.fixes.clean' must be "
      "'package.module:function'"),
@@ -741,7 +810,7 @@ def test_docs_cover_every_key() -> None:
     for key in _all_keys():
         assert f"`{key}`" in text, f"docs/contracts.md does not document `{key}`"
     for step in ("rename", "cast", "parse_timestamp", "derive", "filter", "select", "drop",
-                 "dedupe", "enrich", "python"):
+                 "dedupe", "enrich", "enrich_api", "python"):
         assert f"`{step}`" in text
 
 
