@@ -25,7 +25,7 @@ from engine.aws.executions import (
     wait_for,
 )
 
-__all__ = ["run_remote", "stack_resources", "stack_targets"]
+__all__ = ["run_on", "run_remote", "stack_resources", "stack_targets"]
 
 # For the event's "account" (the steps do not read it) and when no region is known.
 _EVENT_ACCOUNT = "123456789012"
@@ -48,25 +48,31 @@ def stack_resources(cfn: Any, stack: str) -> dict[str, dict[str, str]]:
 
 
 def stack_targets(cfn: Any, stack: str) -> dict[str, str | None]:
-    """The state machine ARN, table, processed bucket and DLQ URL of a deployed stack.
+    """The state machines, table, buckets and DLQ URL of a deployed stack.
 
-    The state machine comes from the stack's outputs (any value that is a state machine ARN),
-    else from its one ``AWS::StepFunctions::StateMachine`` resource; the rest from the
-    template's logical ids (``MetadataTable``, ``ProcessedBucket``, ``DeadLetterQueue``).
+    The per-file state machine is the ``PipelineStateMachine`` resource, else a stack output
+    that is a state machine ARN, else the stack's one ``AWS::StepFunctions::StateMachine``; the
+    rest come from the template's logical ids (``BackfillStateMachine``, ``MetadataTable``,
+    ``RawBucket``, ``ProcessedBucket``, ``DeadLetterQueue``), ``None`` for one the stack lacks.
 
     Raises:
-        LookupError: no such stack, or no single state machine in it.
+        LookupError: no such stack, or no per-file state machine in it.
     """
     stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
     if not stacks:
         raise LookupError(f"no stack {stack!r}")
-    arn = None
+    resources = stack_resources(cfn, stack)
+
+    def physical(logical: str) -> str | None:
+        r = resources.get(logical)
+        return r["id"] if r else None
+
+    arn = physical("PipelineStateMachine")
     for out in stacks[0].get("Outputs", []) or []:
         value = str(out.get("OutputValue", ""))
-        if value.startswith("arn:") and ":states:" in value and ":stateMachine:" in value:
+        if arn is None and value.startswith("arn:") and ":states:" in value \
+                and ":stateMachine:" in value:
             arn = value
-            break
-    resources = stack_resources(cfn, stack)
     if arn is None:
         machines = [r["id"] for r in resources.values()
                     if r["type"] == "AWS::StepFunctions::StateMachine"]
@@ -74,13 +80,10 @@ def stack_targets(cfn: Any, stack: str) -> dict[str, str | None]:
             raise LookupError(f"stack {stack!r} has {len(machines)} state machines and no "
                               "output naming one")
         arn = machines[0]
-
-    def physical(logical: str) -> str | None:
-        r = resources.get(logical)
-        return r["id"] if r else None
-
-    return {"state_machine": arn, "table": physical("MetadataTable"),
-            "processed_bucket": physical("ProcessedBucket"), "queue": physical("DeadLetterQueue")}
+    return {"state_machine": arn, "backfill_state_machine": physical("BackfillStateMachine"),
+            "table": physical("MetadataTable"), "raw_bucket": physical("RawBucket"),
+            "processed_bucket": physical("ProcessedBucket"),
+            "queue": physical("DeadLetterQueue")}
 
 
 def _dlq_entries(hist_states: list[str], routed: Any, queue: str | None) -> list[Any]:
@@ -147,6 +150,23 @@ def run_remote(
         return given[name]
 
     targets = stack_targets(client("cloudformation"), stack)
+    return run_on(uri, targets, client, region=region, poll=poll, timeout=timeout, sleep=sleep)
+
+
+def run_on(uri: str, targets: Mapping[str, str | None], client: Callable[[str], Any], *,
+           region: str | None = None, poll: float = 2.0, timeout: float | None = 3600,
+           sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """:func:`run_remote` on known ``targets`` (:func:`stack_targets`'s) with ``client(name)``.
+
+    The local stack's commands use it too (``pipeline run --local``).
+
+    Raises:
+        ValueError: ``uri`` is not ``s3://bucket/key``.
+        TimeoutError: the execution is still running after ``timeout`` seconds.
+    """
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"expected s3://bucket/key, got {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
     head = client("s3").head_object(Bucket=bucket, Key=key)
     event = object_created_event(
         bucket, key, size=int(head["ContentLength"]), etag=head["ETag"],

@@ -73,6 +73,7 @@ TAGGABLE = {
 # No Tags property in the CloudFormation resource schema (checked against cfn-lint's schemas).
 NOT_TAGGABLE = {
     "AWS::Serverless::LayerVersion",
+    "AWS::IAM::Policy",
     "AWS::KMS::Alias",
     "AWS::S3::BucketPolicy",
     "AWS::SQS::QueuePolicy",
@@ -83,6 +84,9 @@ NOT_TAGGABLE = {
     "AWS::EC2::SecurityGroupIngress",
     "AWS::Glue::Database",
 }
+# Parameters that are the ARN of one resource outside the stack (each an AllowedPattern of one
+# ARN): enrich_api's secret and the key it is encrypted with.
+OUTSIDE_ARNS = {"EnrichApiSecretArn", "EnrichApiSecretKmsKeyArn"}
 # SAM policy templates the functions may use: each is scoped to one named resource.
 ALLOWED_POLICY_TEMPLATES = {
     "S3ReadPolicy": "BucketName",
@@ -105,6 +109,11 @@ RESOURCELESS_ACTIONS = {
 # The account's Data Catalog: Glue authorizes every catalog call on it as well as on the database
 # and the table (docs: "Specifying AWS Glue resource ARNs"), so it is the one resource of a grant
 # that names no resource of the stack.
+# ARNs no stack resource can name (Step Functions' managed rule for .sync, and the backfill's own
+# ARNs, named after the stack: its role cannot !Ref the state machine that uses it).
+BACKFILL_SELF = "${AWS::StackName}-backfill"
+SYNC_RULE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
+                            "StepFunctionsGetEventsForStepFunctionsExecutionRule"}
 GLUE_CATALOG_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog"}
 GLUE_ARNS = [
@@ -164,6 +173,13 @@ def _of_type(resources: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]
     return {name: res for name, res in resources.items() if res["Type"] == type_}
 
 
+def _pipeline_machine(resources: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The per-file state machine (the other one is the backfill's)."""
+    assert set(_of_type(resources, "AWS::Serverless::StateMachine")) == {
+        "PipelineStateMachine", "BackfillStateMachine"}
+    return "PipelineStateMachine", resources["PipelineStateMachine"]
+
+
 def _one(resources: dict[str, Any], type_: str) -> tuple[str, dict[str, Any]]:
     found = _of_type(resources, type_)
     assert len(found) == 1, f"expected exactly one {type_}, found {sorted(found)}"
@@ -215,7 +231,7 @@ def _listify(value: Any) -> list[Any]:
 
 
 def _substitutions(resources: dict[str, Any]) -> dict[str, Any]:
-    _, machine = _one(resources, "AWS::Serverless::StateMachine")
+    _, machine = _pipeline_machine(resources)
     return _props(machine)["DefinitionSubstitutions"]
 
 
@@ -258,7 +274,7 @@ def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_adr001_standard_state_machine_from_the_asl_file(
         template: dict[str, Any], resources: dict[str, Any]) -> None:
-    name, machine = _one(resources, "AWS::Serverless::StateMachine")
+    name, machine = _pipeline_machine(resources)
     props = _props(machine)
     assert props["Type"] == "STANDARD"
     assert props["DefinitionUri"] == "stepfunctions/pipeline.asl.json"
@@ -293,7 +309,7 @@ def test_adr001_eventbridge_object_created_starts_the_state_machine(
     assert (
         raw["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
     )
-    machine_name, _ = _one(resources, "AWS::Serverless::StateMachine")
+    machine_name, _ = _pipeline_machine(resources)
     _, rule = _one(resources, "AWS::Events::Rule")
     props = _props(rule)
     assert props["State"] == "ENABLED"
@@ -391,6 +407,14 @@ def test_adr003_adr008_functions_arm64_python313_with_the_one_layer(
     storage = _props(resources["TransformFunction"])["EphemeralStorage"]["Size"]
     assert storage == _ref("TransformEphemeralStorage")
     assert params["TransformEphemeralStorage"]["Default"] * 10**6 > params["RangeBytes"]["Default"]
+    # and, beside it, a partitioned output's spool at the default contract settings (issue 23)
+    from engine.config import DEFAULT_PART_SIZE, SPOOL_RESERVE_BYTES
+    from engine.contract.output import OutputSpec
+    from engine.sink.spool import spool_bytes_needed
+
+    spool = spool_bytes_needed(OutputSpec().max_open_writers, DEFAULT_PART_SIZE)
+    assert params["TransformEphemeralStorage"]["Default"] * 10**6 >= (
+        params["RangeBytes"]["Default"] + spool + SPOOL_RESERVE_BYTES)
     assert "python3.11" not in TEMPLATE_PATH.read_text(encoding="utf-8")
 
 
@@ -569,7 +593,7 @@ def test_adr005_dead_letter_queue_and_alarms(resources: dict[str, Any]) -> None:
             if a["Namespace"] == namespace and a["MetricName"] == metric
         }
 
-    machine_name, _ = _one(resources, "AWS::Serverless::StateMachine")
+    machine_name, _ = _pipeline_machine(resources)
     assert watched("AWS/States", "ExecutionsFailed") == {machine_name}
     assert "DeadLetterQueue" in watched("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert watched("AWS/Lambda", "Errors") == set(FUNCTIONS)
@@ -585,7 +609,17 @@ def test_adr006_dynamodb_on_demand_with_ttl_and_pitr(resources: dict[str, Any]) 
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert "ProvisionedThroughput" not in props
     assert props["KeySchema"] == [{"AttributeName": "file_id", "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": "file_id", "AttributeType": "S"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": name, "AttributeType": "S"}
+                                             for name in ("file_id", "status", "updated_at")]
+    # `pipeline status` reads one index, the one the local stack makes too
+    from engine.aws.local.stack import STATUS_ATTRIBUTES
+    from engine.aws.status import STATUS_INDEX
+
+    (index,) = props["GlobalSecondaryIndexes"]
+    assert index == {"IndexName": STATUS_INDEX, "KeySchema": [
+        {"AttributeName": "status", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"}], "Projection": {
+        "ProjectionType": "INCLUDE", "NonKeyAttributes": list(STATUS_ATTRIBUTES)}}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
@@ -687,9 +721,13 @@ def test_iam_no_wildcard_actions_and_resources_scoped_to_the_stack(
             if item == GLUE_CATALOG_ARN:
                 assert all(a.startswith("glue:") for a in actions), (owner, actions)
                 continue
+            if owner == "BackfillStateMachine" and (item == SYNC_RULE_ARN or BACKFILL_SELF in str(
+                    item.get("Fn::Sub") if isinstance(item, dict) else "")):
+                assert all(a.startswith(("events:", "states:")) for a in actions), (owner, actions)
+                continue
             # pseudo parameters (an ARN's partition, region, account) scope nothing themselves
             refs = {r for r in _references(item) if not r.startswith("AWS::")}
-            assert refs and refs <= set(resources), (owner, item)
+            assert refs and refs <= set(resources) | OUTSIDE_ARNS, (owner, item)
     # SAM policy templates: only the allowed ones, each pointing at one of the stack's resources
     for name, res in resources.items():
         if res["Type"] not in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
@@ -819,3 +857,84 @@ def test_buckets_private_encrypted_tls_only_versioned(resources: dict[str, Any])
             r.get("AbortIncompleteMultipartUpload") == {"DaysAfterInitiation": 1} for r in rules
         ), name
         assert any("NoncurrentVersionExpiration" in r for r in rules), name
+
+
+def test_enrich_api_secret_read_by_the_transform_function_only(template: dict[str, Any]) -> None:
+    """The one secret given (and its key, through Secrets Manager only), only when given."""
+    resources, params = template["Resources"], template["Parameters"]
+    for name in OUTSIDE_ARNS:
+        assert params[name]["Default"] == "" and params[name]["AllowedPattern"].startswith("^$|")
+    policies = _of_type(resources, "AWS::IAM::Policy")
+    assert set(policies) == {"EnrichApiSecretPolicy", "EnrichApiSecretKeyPolicy"}
+    secret, key = policies["EnrichApiSecretPolicy"], policies["EnrichApiSecretKeyPolicy"]
+    assert (secret["Condition"], key["Condition"]) == ("HasEnrichApiSecret",
+                                                       "HasEnrichApiSecretKey")
+    for policy in (secret, key):
+        assert _props(policy)["Roles"] == [_ref("TransformFunctionRole")]
+    (read,) = _props(secret)["PolicyDocument"]["Statement"]
+    assert (read["Action"], read["Resource"]) == ("secretsmanager:GetSecretValue",
+                                                  _ref("EnrichApiSecretArn"))
+    (decrypt,) = _props(key)["PolicyDocument"]["Statement"]
+    assert (decrypt["Action"], decrypt["Resource"]) == ("kms:Decrypt",
+                                                        _ref("EnrichApiSecretKmsKeyArn"))
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": {
+        "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}}
+    assert template["Conditions"]["HasEnrichApiSecretKey"]["Fn::And"][0] == {
+        "Condition": "HasEnrichApiSecret"}
+    endpoint = resources["ExecuteApiEndpoint"]
+    assert endpoint["Condition"] == "HasExecuteApiEndpoint"
+    (invoke,) = _props(endpoint)["PolicyDocument"]["Statement"]
+    assert invoke["Action"] == "execute-api:Invoke" and invoke["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*"}
+
+
+def test_backfill_state_machine_runs_the_pipeline_per_object_with_least_privilege(
+        template: dict[str, Any], resources: dict[str, Any]) -> None:
+    """A DISTRIBUTED Map over a listing of the raw bucket, each item a child pipeline execution."""
+    props = _props(resources["BackfillStateMachine"])
+    assert props["Type"] == "STANDARD"
+    assert props["Name"] == {"Fn::Sub": BACKFILL_SELF}
+    assert props["DefinitionUri"] == "stepfunctions/backfill.asl.json"
+    assert props["DefinitionSubstitutions"] == {
+        "RawBucketName": _ref("RawBucket"), "PipelineStateMachineArn": _ref("PipelineStateMachine"),
+        "BackfillMaxConcurrency": _ref("BackfillMaxConcurrency"),
+        "BackfillToleratedFailurePercentage": _ref("BackfillToleratedFailurePercentage")}
+    for name in ("BackfillMaxConcurrency", "BackfillToleratedFailurePercentage"):
+        assert template["Parameters"][name]["Type"] == "Number"
+    assert props["Logging"]["IncludeExecutionData"] is False and props["Tracing"]["Enabled"]
+    path = ROOT / props["DefinitionUri"]
+    text = path.read_text(encoding="utf-8")
+    assert set(re.findall(r"\$\{([^}]+)\}", text)) == set(props["DefinitionSubstitutions"])
+    asl = json.loads(text)
+    (files,) = [s for s in asl["States"].values() if s["Type"] == "Map"]
+    assert files["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert files["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert files["ItemReader"]["Parameters"]["Bucket"] == "${RawBucketName}"
+    settings = asl["States"][asl["StartAt"]]["Parameters"]
+    assert files["MaxConcurrencyPath"] == "$.max_concurrency"
+    assert "${BackfillMaxConcurrency}" in settings["max_concurrency.$"]
+    assert files["ToleratedFailurePercentagePath"] == "$.tolerated_failure_percentage"
+    assert "${BackfillToleratedFailurePercentage}" in settings["tolerated_failure_percentage.$"]
+    resources_used = {t["Resource"]: t for t in _tasks(files["ItemProcessor"]["States"]).values()}
+    child = resources_used.pop("arn:aws:states:::states:startExecution.sync:2")
+    assert child["Parameters"]["StateMachineArn"] == "${PipelineStateMachineArn}"
+    assert set(resources_used) == {"arn:aws:states:::aws-sdk:s3:headObject"}
+    # least privilege: exactly these grants
+    (policy,) = props["Policies"]
+    grants = {s["Sid"]: (sorted(_listify(s["Action"])), s["Resource"])
+              for s in policy["Statement"]}
+    arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+    assert grants.pop("DeliverExecutionLogs")[1] == "*"
+    assert grants == {
+        "ListThePrefix": (["s3:ListBucket"], {"Fn::GetAtt": ["RawBucket", "Arn"]}),
+        "HeadEachObject": (["s3:GetObject"], {"Fn::Sub": "${RawBucket.Arn}/*"}),
+        "StartPipelineExecutions": (["states:StartExecution"], _ref("PipelineStateMachine")),
+        "FollowPipelineExecutions": (["states:DescribeExecution", "states:StopExecution"], {
+            "Fn::Sub": f"{arn}:execution:${{PipelineStateMachine.Name}}:*"}),
+        "SyncCompletionRule": (["events:DescribeRule", "events:PutRule", "events:PutTargets"],
+                               SYNC_RULE_ARN),
+        "RunTheMapsChildWorkflows": (["states:StartExecution"], {
+            "Fn::Sub": f"{arn}:stateMachine:{BACKFILL_SELF}"}),
+        "FollowTheMapsChildWorkflows": (["states:DescribeExecution", "states:StopExecution"], {
+            "Fn::Sub": f"{arn}:execution:{BACKFILL_SELF}/*"}),
+    }

@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.aws import settings as aws_settings
 from engine.aws.executions import (
     TERMINAL,
     dataset_table,
@@ -43,28 +42,14 @@ from engine.aws.executions import (
     run_result,
     wait_for,
 )
-from engine.aws.local.asl import ACCOUNT, FUNCTIONS, REGION, render_definition
+from engine.aws.local.asl import ACCOUNT, FUNCTIONS, REGION
 from engine.aws.local.inputs import contract_key, settings_env
 from engine.aws.local.lambdas import Handler, lambda_dir, load_handler
 from engine.aws.local.sandbox import handler_environment, moto_sandbox
+from engine.aws.local.stack import LOCAL_NAMES, create, handler_env
 from engine.errors import InstallationError
 
 __all__ = ["LOCAL_NAMES", "LocalPipeline", "run_files", "run_local"]
-
-#: Fixed names of the resources a local run creates (the template's logical ids in brackets).
-LOCAL_NAMES: dict[str, str] = {
-    "raw_bucket": "chunkwise-raw",  # RawBucket
-    "processed_bucket": "chunkwise-processed",  # ProcessedBucket
-    "contracts_prefix": "_contracts/",  # in the raw bucket, as the template's CONTRACTS_URI
-    "table": "chunkwise-metadata",  # MetadataTable
-    "queue": "chunkwise-dlq",  # DeadLetterQueue
-    "database": "chunkwise",  # GlueDatabase
-    "state_machine": "chunkwise-pipeline",
-}
-
-#: The Map's concurrency of a local run when neither the caller nor ``settings`` give one.
-_LOCAL_MAP_MAX_CONCURRENCY = 4
-
 
 class LocalPipeline:
     """The pipeline's AWS resources and state machine on moto, in this process.
@@ -127,6 +112,7 @@ class LocalPipeline:
         self.waits: list[float] = []
         self._stack: contextlib.ExitStack | None = None
         self.state_machine_arn = ""
+        self.backfill_state_machine_arn = ""
         self.queue_url = ""
         #: DLQ messages the last :meth:`run_many` could not match to one of its executions.
         self.unmatched_dlq: list[Any] = []
@@ -157,23 +143,8 @@ class LocalPipeline:
 
     def handler_env(self) -> dict[str, str]:
         """The environment the handlers see (the template's function environment, locally)."""
-        n = self.names
-        env = {
-            "METADATA_TABLE": n["table"],
-            "PROCESSED_BUCKET": n["processed_bucket"],
-            "DLQ_URL": self.queue_url,
-            "CONTRACTS_URI": f"s3://{n['raw_bucket']}/{n['contracts_prefix']}",
-            "POWERTOOLS_SERVICE_NAME": "chunkwise",
-            "POWERTOOLS_METRICS_NAMESPACE": "chunkwise",
-            aws_settings.MAP_MAX_CONCURRENCY: str(_LOCAL_MAP_MAX_CONCURRENCY),
-            aws_settings.GLUE_DATABASE: n["database"],
-        }
-        env.update(self.settings_env)
-        if self.map_max_concurrency is not None:
-            env[aws_settings.MAP_MAX_CONCURRENCY] = str(int(self.map_max_concurrency))
-        # the transform's own memory: this process also holds moto and the other handlers
-        env[aws_settings.PEAK_RSS_SCOPE] = "growth"
-        return env
+        return handler_env(self.names, self.queue_url, self.settings_env,
+                           map_max_concurrency=self.map_max_concurrency)
 
     def __enter__(self) -> LocalPipeline:
         stack = contextlib.ExitStack()
@@ -202,40 +173,10 @@ class LocalPipeline:
         return boto3.client(service, region_name=REGION)
 
     def _create(self) -> None:
-        n = self.names
-        s3 = self.client("s3")
-        for bucket in (n["raw_bucket"], n["processed_bucket"]):
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=n["raw_bucket"],
-                                 VersioningConfiguration={"Status": "Enabled"})
-        for path in self.contracts:
-            s3.put_object(Bucket=n["raw_bucket"], Key=f"{n['contracts_prefix']}{path.name}",
-                          Body=path.read_bytes())
-        ddb = self.client("dynamodb")
-        ddb.create_table(
-            TableName=n["table"],
-            AttributeDefinitions=[{"AttributeName": "file_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "file_id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.update_time_to_live(TableName=n["table"], TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": "expires_at"})
-        self.client("glue").create_database(DatabaseInput={
-            "Name": n["database"], "Description": "chunkwise datasets (local run)"})
-        sqs = self.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName=n["queue"], Attributes={
-            "MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"})["QueueUrl"]
-        iam = self.client("iam")
-        role = iam.create_role(
-            RoleName="chunkwise-pipeline-local",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
-                "Action": "sts:AssumeRole"}]}),
-        )["Role"]["Arn"]
-        definition = render_definition()
-        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=n["state_machine"], definition=definition, roleArn=role, type="STANDARD",
-        )["stateMachineArn"]
+        made = create(self.client, self.contracts, names=self.names)
+        self.queue_url = made["queue_url"]
+        self.state_machine_arn = made["state_machine_arn"]
+        self.backfill_state_machine_arn = made["backfill_state_machine_arn"]
 
     # -- running ---------------------------------------------------------------------------
 

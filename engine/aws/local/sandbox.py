@@ -5,9 +5,12 @@ inside an environment of fake credentials and one region, with nothing left that
 call elsewhere (endpoint overrides, profiles, web identity); registers the Lambda
 :class:`~engine.aws.local.lambdas.Dispatcher` as a botocore built-in handler, so the
 interpreter's clients invoke the real handlers; and swaps the ``time`` of moto's retrier for one
-that records each retry interval and waits it scaled. :func:`handler_environment` then sets the
-handlers' environment and makes the engine forget clients and contracts an earlier run cached.
-Everything is undone on exit, in reverse order. One local run at a time per process.
+that records each retry interval and waits it scaled; and completes moto's Step Functions
+service integration (:mod:`engine.aws.local.sfn_integration`). :func:`server_sandbox` does the
+same for the local stack's server process, where the calls go to moto's server over loopback
+instead of ``mock_aws``. :func:`handler_environment` then sets the handlers' environment and makes
+the engine forget clients and contracts an earlier run cached. Everything is undone on exit, in
+reverse order. One local run at a time per process.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from engine.aws.local import sfn_integration
 from engine.aws.local.asl import REGION
 from engine.aws.local.lambdas import Dispatcher
 
-__all__ = ["RETRIER_MODULE", "handler_environment", "moto_sandbox"]
+__all__ = ["RETRIER_MODULE", "handler_environment", "moto_sandbox", "server_sandbox"]
 
 #: The module of moto's ASL interpreter whose ``time.sleep`` waits between retries.
 RETRIER_MODULE = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
@@ -141,6 +145,30 @@ def _patch_retrier(stack: contextlib.ExitStack, time_scale: float, waits: list[f
     stack.callback(setattr, module, "time", original)
 
 
+def _hook_and_patches(stack: contextlib.ExitStack, *, time_scale: float, waits: list[float],
+                      quiet: bool, memory_mb: int, timeout_s: float) -> None:
+    """The Lambda hook, the retrier's time and moto's Step Functions integration, for a run."""
+    import botocore.handlers
+
+    if _HOOK not in botocore.handlers.BUILTIN_HANDLERS:
+        botocore.handlers.BUILTIN_HANDLERS.append(_HOOK)
+        stack.callback(botocore.handlers.BUILTIN_HANDLERS.remove, _HOOK)
+    # Sessions read BUILTIN_HANDLERS when created: drop boto3's default session (as mock_aws
+    # does, except when it is nested in another mock) so the interpreter's clients get the
+    # hook; and again on the way out, so none keeps it.
+    _reset_default_session()
+    stack.callback(_reset_default_session)
+    _DISPATCHER.handlers = {}
+    _DISPATCHER.memory_mb, _DISPATCHER.timeout_s = memory_mb, timeout_s
+    stack.callback(setattr, _DISPATCHER, "handlers", {})
+    _reset_engine_clients()
+    stack.callback(_reset_engine_clients)
+    _patch_retrier(stack, time_scale, waits)
+    sfn_integration.patch(stack)
+    if quiet:
+        _quiet_logger(stack, "moto.stepfunctions.parser")
+
+
 @contextlib.contextmanager
 def moto_sandbox(*, time_scale: float, waits: list[float], quiet: bool, memory_mb: int,
                  timeout_s: float) -> Iterator[Dispatcher]:
@@ -159,33 +187,50 @@ def moto_sandbox(*, time_scale: float, waits: list[float], quiet: bool, memory_m
     Raises:
         RuntimeError: another local run is in progress in this process.
     """
-    import botocore.handlers
-
     if not _RUN_LOCK.acquire(blocking=False):
         raise RuntimeError("a local pipeline is already running in this process")
     with contextlib.ExitStack() as stack:
         stack.callback(_RUN_LOCK.release)
         stack.enter_context(_patched_env(_FAKE_ENV, _CLEARED_ENV))
-        if _HOOK not in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.append(_HOOK)
-            stack.callback(botocore.handlers.BUILTIN_HANDLERS.remove, _HOOK)
-        # Sessions read BUILTIN_HANDLERS when created: drop boto3's default session (as
-        # mock_aws does, except when it is nested in another mock) so the interpreter's
-        # clients get the hook; and again on the way out, so none keeps it.
-        _reset_default_session()
-        stack.callback(_reset_default_session)
-        _DISPATCHER.handlers = {}
-        _DISPATCHER.memory_mb, _DISPATCHER.timeout_s = memory_mb, timeout_s
-        stack.callback(setattr, _DISPATCHER, "handlers", {})
-
         from moto import mock_aws
 
-        _reset_engine_clients()
-        stack.callback(_reset_engine_clients)
+        # mock_aws resets boto3's default session on entry: the hook goes in first
+        _hook_and_patches(stack, time_scale=time_scale, waits=waits, quiet=quiet,
+                          memory_mb=memory_mb, timeout_s=timeout_s)
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
-        _patch_retrier(stack, time_scale, waits)
-        if quiet:
-            _quiet_logger(stack, "moto.stepfunctions.parser")
+        yield _DISPATCHER
+
+
+@contextlib.contextmanager
+def server_sandbox(port: int, *, quiet: bool, memory_mb: int,
+                   timeout_s: float) -> Iterator[Dispatcher]:
+    """This process as the local stack's server: every AWS call to moto's server on ``port``.
+
+    The server (a ``ThreadedMotoServer`` on 127.0.0.1:``port``, started by the caller) executes
+    state machines; its interpreter's clients reach it at ``localhost:$MOTO_PORT``, the
+    handlers' at ``$AWS_ENDPOINT_URL``; the Lambda hook answers their invocations in this
+    process. Retries do not wait (their intervals are not recorded).
+
+    Yields:
+        The dispatcher: set its ``handlers`` once the resources exist.
+
+    Raises:
+        RuntimeError: another local run is in progress in this process.
+    """
+    from moto.core.config import default_user_config
+
+    if not _RUN_LOCK.acquire(blocking=False):
+        raise RuntimeError("a local pipeline is already running in this process")
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**_FAKE_ENV, "AWS_ENDPOINT_URL": endpoint, "MOTO_PORT": str(port)}
+    with contextlib.ExitStack() as stack:
+        stack.callback(_RUN_LOCK.release)
+        stack.enter_context(_patched_env(env, _CLEARED_ENV))
+        sfn_config = default_user_config.setdefault("stepfunctions", {})
+        stack.callback(sfn_config.update, dict(sfn_config))
+        sfn_config["execute_state_machine"] = True
+        _hook_and_patches(stack, time_scale=0, waits=[], quiet=quiet, memory_mb=memory_mb,
+                          timeout_s=timeout_s)
         yield _DISPATCHER
 
 

@@ -4,7 +4,8 @@ moto does not enforce IAM, so the other local pipeline tests pass whatever the f
 policies in ``template.yaml`` say; a missing grant shows only once deployed (the ErrorHandler and
 DLQRoute functions deleted outputs and read contracts they had no permission for). Here the real
 ASL runs on moto with the real handlers (``engine.aws.local.runner``), every botocore call a handler
-makes is recorded, and each is checked against what the deployed function could do:
+makes is recorded (``engine.aws.local.calls``), and each is checked against what the deployed
+function could do:
 
 - **its IAM policies**: the function's ``Policies`` (inline statements, and the SAM policy
   templates it uses expanded as aws-sam-translator's ``policy_templates.json`` does), with
@@ -25,6 +26,11 @@ handler started (the engine reads S3 on a read-ahead thread). The test's own cal
 uploads, listings, Step Functions) are not checked; a call from any other thread must be moto's
 Lambda invocation, so a call that escapes attribution fails the test instead of going unchecked.
 An operation the checker cannot map to IAM actions fails it too.
+
+The backfill state machine's own calls (its Distributed Map's listing, each object's
+``HeadObject``, the child executions it starts and follows) are made by moto's interpreter, on
+its threads and outside any handler: a backfill run records those as the state machine's and
+checks them against its ``Policies`` the same way.
 """
 
 from __future__ import annotations
@@ -35,22 +41,21 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import botocore.client
 import pytest
 import yaml
 from fault_injection import MAP_SETTINGS, failing_part
-from test_pipeline_paths import HAPPY, _contract
+from test_pipeline_paths import HAPPY, _contract, _read_parquet
 
-import engine.enforce.enrich
-from engine.aws import metadata, routing
+from engine.aws import metadata
 from engine.aws.local.asl import ACCOUNT, FUNCTIONS, REGION
-from engine.aws.local.lambdas import load_handler
+from engine.aws.local.calls import Call, CallRecorder
 from engine.aws.local.runner import LOCAL_NAMES, LocalPipeline
 from engine.errors import SchemaError, TransientError
 from engine.gen import generate
@@ -142,7 +147,8 @@ class Resolver:
     checked, and must not be skipped silently.
     """
 
-    def __init__(self, names: Mapping[str, str], queue_url: str) -> None:
+    def __init__(self, names: Mapping[str, str], queue_url: str,
+                 parameters: Mapping[str, str] | None = None) -> None:
         raw, processed = names["raw_bucket"], names["processed_bucket"]
         table, queue = names["table"], names["queue"]
         self.refs = {
@@ -151,6 +157,7 @@ class Resolver:
             "GlueDatabase": names["database"],
             "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
+            **(parameters or {}),  # the template parameters the local run stands for
         }
         self.attributes = {
             ("RawBucket", "Arn"): _s3_arn(raw),
@@ -246,6 +253,52 @@ def _statement(raw: Mapping[str, Any], resolve: Resolver, where: str, *,
                      plain_http_only)
 
 
+class Conditions:
+    """The template's ``Conditions``, evaluated with its parameters' defaults and ``given``."""
+
+    def __init__(self, template: Mapping[str, Any], given: Mapping[str, str]) -> None:
+        self.raw = template.get("Conditions", {})
+        self.parameters = {name: spec.get("Default")
+                           for name, spec in template.get("Parameters", {}).items()}
+        self.parameters.update(given)
+
+    def holds(self, name: str | None) -> bool:
+        return True if name is None else bool(self._value(self.raw[name]))
+
+    def _value(self, node: Any) -> Any:
+        if isinstance(node, str):
+            return node
+        if isinstance(node, Mapping) and len(node) == 1:
+            ((function, argument),) = node.items()
+            if function == "Ref":
+                return self.parameters[argument]
+            if function == "Condition":
+                return self.holds(argument)
+            if function == "Fn::Equals":
+                return self._value(argument[0]) == self._value(argument[1])
+            if function == "Fn::Not":
+                return not self._value(argument[0])
+            if function == "Fn::And":
+                return all(self._value(a) for a in argument)
+            if function == "Fn::Or":
+                return any(self._value(a) for a in argument)
+        raise ValueError(f"cannot evaluate the condition {node!r}; extend this test")
+
+
+def _role_policies(name: str, resources: Mapping[str, Any], conditions: Conditions,
+                   resolve: Resolver) -> list[Statement]:
+    """Statements of the ``AWS::IAM::Policy`` resources on the function's role (SAM names it
+    ``<function>Role``) that the local run's parameters create."""
+    statements: list[Statement] = []
+    for logical, resource in resources.items():
+        props = resource.get("Properties", {})
+        if (resource["Type"] == "AWS::IAM::Policy" and {"Ref": f"{name}Role"} in props["Roles"]
+                and conditions.holds(resource.get("Condition"))):
+            statements += [_statement(s, resolve, f"{logical}.PolicyDocument")
+                           for s in props["PolicyDocument"]["Statement"]]
+    return statements
+
+
 def _function_statements(name: str, props: Mapping[str, Any],
                          resolve: Resolver) -> list[Statement]:
     statements: list[Statement] = []
@@ -277,21 +330,6 @@ class Need:
     action: str
     resource: str
     through_endpoint: bool = True  # False: a use SQS makes of the key on the caller's behalf
-
-
-@dataclass(frozen=True)
-class Call:
-    """One AWS API call a handler made (the parameters that name what it touched)."""
-
-    function: str
-    service: str
-    operation: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    secure: bool = True  # sent over HTTPS
-
-    def __str__(self) -> str:
-        named = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.service}:{self.operation}({named})"
 
 
 class Unmapped(LookupError):
@@ -390,8 +428,12 @@ class Policy:
     """What each function of the template may do, at the local run's names."""
 
     def __init__(self, template: Mapping[str, Any], names: Mapping[str, str],
-                 queue_url: str) -> None:
-        resolve = Resolver(names, queue_url)
+                 queue_url: str, parameters: Mapping[str, str] | None = None,
+                 secrets: Mapping[str, str] | None = None) -> None:
+        resolve = Resolver(names, queue_url, parameters)
+        conditions = Conditions(template, parameters or {})
+        #: secret name → ARN, for the calls that name a secret by its name
+        self.secrets = dict(secrets or {})
         resources = template["Resources"]
         globals_ = template.get("Globals", {}).get("Function", {})
         assert "Policies" not in globals_, "SAM has no global Policies; this test expects none"
@@ -399,7 +441,8 @@ class Policy:
         self.in_vpc: dict[str, bool] = {}
         for name in FUNCTIONS:
             props = resources[name]["Properties"]
-            self.functions[name] = _function_statements(name, props, resolve)
+            self.functions[name] = (_function_statements(name, props, resolve)
+                                    + _role_policies(name, resources, conditions, resolve))
             self.in_vpc[name] = bool(props.get("VpcConfig", globals_.get("VpcConfig")))
         types = {r["Type"] for r in resources.values()}
         #: without NAT, the functions in the VPC reach only the services it has endpoints for
@@ -412,6 +455,8 @@ class Policy:
         self.queue_keys: dict[str, str] = {}
         for logical, resource in resources.items():
             kind, props = resource["Type"], resource.get("Properties", {})
+            if not conditions.holds(resource.get("Condition")):
+                continue  # not created with the local run's parameters
             if kind == "AWS::EC2::VPCEndpoint":
                 service = resolve(props["ServiceName"]).rsplit(".", 1)[-1]
                 document = props.get("PolicyDocument")
@@ -475,6 +520,13 @@ class Policy:
                 needs += [Need("kms:GenerateDataKey", key, through_endpoint=False),
                           Need("kms:Decrypt", key, through_endpoint=False)]
             return needs
+        if call.service == "secretsmanager" and call.operation == "GetSecretValue":
+            secret = p["SecretId"]
+            if not secret.startswith("arn:"):
+                if secret not in self.secrets:
+                    raise Unmapped(f"secretsmanager:GetSecretValue of {secret!r} (no ARN known)")
+                secret = self.secrets[secret]
+            return [Need("secretsmanager:GetSecretValue", secret)]
         if call.service == "sqs" and call.operation == "GetQueueUrl":
             return [Need("sqs:GetQueueUrl", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{p['QueueName']}")]
         raise Unmapped(f"{call.service}:{call.operation}")
@@ -513,132 +565,13 @@ class Policy:
 # Recording the handlers' calls
 # ---------------------------------------------------------------------------------------------
 
-_KEPT = ("Bucket", "Key", "VersionId", "Prefix", "CopySource", "TableName", "IndexName",
-         "QueueUrl", "QueueName", "DatabaseName", "Name")
-
-
-def _kept(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters that name what a call touches (not bodies, not item values)."""
-    kept = {k: params[k] for k in _KEPT if k in params}
-    if "RequestItems" in params:
-        kept["RequestItems"] = sorted(params["RequestItems"])
-    if "Delete" in params:
-        kept["Delete"] = [{k: o[k] for k in ("Key", "VersionId") if o.get(k)}
-                          for o in params["Delete"].get("Objects", [])]
-    if isinstance(params.get("TableInput"), Mapping):  # Glue's CreateTable, UpdateTable
-        kept["TableInput"] = {"Name": params["TableInput"].get("Name")}
-    if "TransactItems" in params:
-        kept["TransactItems"] = [(kind, body.get("TableName"))
-                                 for item in params["TransactItems"] for kind, body in item.items()]
-    return kept
-
-
-def _cold_sandbox() -> None:
-    """Forget what another function's invocation cached in this shared process."""
-    routing.clear_cache()
-    engine.enforce.enrich.clear_reference_cache()
-
-
-class Recorder:
-    """Records the AWS calls of the handlers, each under its function's logical id."""
-
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self.problems: list[str] = []
-        self.invocations: Counter[str] = Counter()
-        self.running: str | None = None
-        self._local = threading.local()
-        self._harness = threading.current_thread()
-        self._lock = threading.Lock()
+class Recorder(CallRecorder):
+    """The handlers' calls (:class:`engine.aws.local.calls.CallRecorder`), patched in by the
+    test's monkeypatch."""
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        recorder, real_call = self, botocore.client.BaseClient._make_api_call
-        real_start, real_run = threading.Thread.start, threading.Thread.run
-
-        def make_api_call(client: Any, operation: str, params: Any) -> Any:
-            recorder._record(client, operation, params)
-            return real_call(client, operation, params)
-
-        def start(thread: threading.Thread) -> None:
-            # a thread started by a handler makes its calls for the handler's function
-            thread._iam_function = getattr(recorder._local, "function", None)  # type: ignore[attr-defined]
-            real_start(thread)
-
-        def run(thread: threading.Thread) -> None:
-            if getattr(thread, "_iam_function", None):
-                recorder._local.function = thread._iam_function  # type: ignore[attr-defined]
-            real_run(thread)
-
-        monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
-        monkeypatch.setattr(threading.Thread, "start", start)
-        monkeypatch.setattr(threading.Thread, "run", run)
-
-    def handlers(self) -> dict[str, Callable[[dict[str, Any], Any], Any]]:
-        """The real handlers, each recording its calls (``LocalPipeline(handlers=...)``).
-
-        Importing a handler is its function's init phase: calls made then are its too.
-        """
-        wrapped = {}
-        for name, step in FUNCTIONS.items():
-            self.running = self._local.function = name
-            try:
-                wrapped[name] = self._wrap(name, load_handler(step))
-            finally:
-                self.running = self._local.function = None
-        return wrapped
-
-    def _wrap(self, name: str, handler: Callable[[dict[str, Any], Any], Any]
-              ) -> Callable[[dict[str, Any], Any], Any]:
-        def invoke(event: dict[str, Any], context: Any) -> Any:
-            if self.running is not None:  # local.py runs the handlers' bodies one at a time
-                self.problems.append(f"{name} started while {self.running} was running")
-            self.running = name
-            self.invocations[name] += 1
-            self._local.function = name
-            _cold_sandbox()
-            try:
-                return handler(event, context)
-            finally:
-                self._local.function = None
-                self.running = None
-
-        return invoke
-
-    def _record(self, client: Any, operation: str, params: Any) -> None:
-        try:
-            service = client.meta.service_model.service_name
-            function = getattr(self._local, "function", None)
-            thread = threading.current_thread()
-            if function is None:
-                if thread is not self._harness and (service, operation) != ("lambda", "Invoke"):
-                    self.problems.append(f"{service}:{operation} on thread {thread.name!r}, "
-                                         "neither the test's nor a handler's: not checked")
-                return
-            if function != self.running:
-                self.problems.append(f"{service}:{operation} on thread {thread.name!r} of "
-                                     f"{function}, made after its invocation ended")
-            call = Call(function, service, operation, _kept(params or {}),
-                        secure=str(client.meta.endpoint_url).startswith("https://"))
-            with self._lock:
-                self.calls.append(call)
-        except Exception as exc:  # noqa: BLE001 - never break the handler; fail the test instead
-            self.problems.append(f"could not record {operation}: {exc!r}")
-
-    def wrote(self, function: str, bucket: str, key: str) -> list[Call]:
-        """The objects ``function`` wrote (in one request or a multipart upload)."""
-        return [c for op in ("PutObject", "CompleteMultipartUpload")
-                for c in self.made(function, "s3", op, Bucket=bucket, Key=key)]
-
-    def mark(self) -> int:
-        return len(self.calls)
-
-    def made(self, function: str, service: str, operation: str, since: int = 0,
-             **params: str) -> list[Call]:
-        """The calls of ``function`` (from ``since``) whose operation and parameters match the
-        globs."""
-        return [c for c in self.calls[since:]
-                if (c.function, c.service) == (function, service) and _glob(operation, c.operation)
-                and all(_glob(v, str(c.params.get(k))) for k, v in params.items())]
+        for owner, name, value in self.patches():
+            monkeypatch.setattr(owner, name, value)
 
 
 CHECKED: Counter[str] = Counter()
@@ -835,6 +768,74 @@ def test_map_part_failing_for_good_goes_to_the_dlq(
     _assert_caught(policy.without("s3", action="s3:DeleteObject"), deletes)
 
 
+class _RegionApi(BaseHTTPRequestHandler):
+    """A lookup API on 127.0.0.1: POST {"keys": [{"country": ...}]} → the region of each."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, Any]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append({"auth": self.headers.get("Authorization"), **body})
+        data = json.dumps({"results": [{"country": k["country"], "region": f"R-{k['country']}"}
+                                       for k in body["keys"]]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def region_api() -> Iterator[str]:
+    """The URL of :class:`_RegionApi`, served on a thread."""
+    _RegionApi.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RegionApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/lookup"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_enrich_api_reads_its_one_secret_end_to_end(
+        template: dict[str, Any], recorder: Recorder, tmp_path: Path, orders_csv: Path,
+        region_api: str) -> None:
+    """The step on the local stack: the token from moto's Secrets Manager, the API on a thread;
+    the transform function may read that secret (EnrichApiSecretArn) and no other."""
+    name, token = "chunkwise/geo-api", "tok-e2e-not-a-secret"  # noqa: S105 - a test token
+    doc = yaml.safe_load((REPO / "contracts" / "orders.yaml").read_text(encoding="utf-8"))
+    step = {"enrich_api": {"url": region_api, "on": "country", "secret": name,
+                           "columns": {"region": "string"}, "batch_size": 100}}
+    contract = _contract(tmp_path, transforms=[*doc["transforms"], step])
+    with LocalPipeline(contract=contract, handlers=recorder.handlers()) as pipe:
+        arn = pipe.client("secretsmanager").create_secret(Name=name, SecretString=token)["ARN"]
+        policy = Policy(template, pipe.names, pipe.queue_url,
+                        parameters={"EnrichApiSecretArn": arn}, secrets={name: arn})
+        result = pipe.run(orders_csv)
+        data = [u for u in result["outputs"] if "/country=" in u]
+        table = _read_parquet(pipe, data[0])
+    assert result["status"] == "SUCCEEDED" and result["states"] == HAPPY, result["error"]
+    country = data[0].split("/country=")[1].split("/")[0]
+    assert set(table.column("region").to_pylist()) == {f"R-{country}"}
+    assert _RegionApi.seen and {r["auth"] for r in _RegionApi.seen} == {f"Bearer {token}"}
+    _assert_allowed(policy, recorder)
+
+    reads = recorder.made("TransformFunction", "secretsmanager", "GetSecretValue", SecretId=name)
+    assert reads and {c.function for c in recorder.calls
+                      if c.service == "secretsmanager"} == {"TransformFunction"}
+    _assert_caught(policy.without("TransformFunction", sid="ReadEnrichApiSecret"), reads)
+    # deployed without the parameter, the grant is not there at all
+    _assert_caught(Policy(template, pipe.names, pipe.queue_url, secrets={name: arn}), reads)
+    # another secret of the account is not this one
+    other = [replace(c, params={"SecretId": arn.replace("geo-api", "payroll")}) for c in reads]
+    _assert_caught(policy, other)
+
+
 @pytest.mark.parametrize(("error", "handler"), [
     (TransientError("DynamoDB throttled (injected)"), "ErrorHandlerFunction"),
     (SchemaError("parts disagree (injected)"), "DLQRouteFunction"),
@@ -868,6 +869,98 @@ def test_failure_after_publishing_takes_the_outputs_back(
     before_fix = policy.without(handler, sid="ReadContracts").without(handler,
                                                                       sid="TakeBackOutputs")
     _assert_caught(before_fix, reads + deletes)
+
+
+class MachineRecorder(Recorder):
+    """Also records the calls moto's interpreter makes for the backfill state machine: those on
+    its threads that no handler makes (the per-file machine calls nothing but its functions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.machine: list[Call] = []
+
+    def _record(self, client: Any, operation: str, params: Any) -> None:
+        service = client.meta.service_model.service_name
+        if (getattr(self._local, "function", None) is None
+                and threading.current_thread() is not self._harness
+                and (service, operation) != ("lambda", "Invoke")):
+            named = {k: v for k, v in (params or {}).items()
+                     if k in ("Bucket", "Key", "Prefix", "stateMachineArn", "executionArn")}
+            self.machine.append(Call("BackfillStateMachine", service, operation, named))
+            return
+        super()._record(client, operation, params)
+
+
+def _machine_statements(template: Mapping[str, Any], pipe: LocalPipeline) -> list[Statement]:
+    """The backfill state machine's policies, at the local run's names."""
+    resolve = Resolver(pipe.names, pipe.queue_url, {
+        "PipelineStateMachine": pipe.state_machine_arn,
+        "AWS::StackName": pipe.names["backfill_state_machine"].removesuffix("-backfill")})
+    resolve.attributes[("PipelineStateMachine", "Name")] = pipe.names["state_machine"]
+    props = template["Resources"]["BackfillStateMachine"]["Properties"]
+    return _function_statements("BackfillStateMachine", props, resolve)
+
+
+def _machine_needs(call: Call) -> list[Need]:
+    if call.service == "s3":
+        return _s3_needs(call.operation, call.params)
+    if call.service == "stepfunctions" and call.operation == "StartExecution":
+        return [Need("states:StartExecution", call.params["stateMachineArn"])]
+    if call.service == "stepfunctions" and call.operation in ("DescribeExecution",
+                                                              "StopExecution"):
+        return [Need(f"states:{call.operation}", call.params["executionArn"])]
+    raise Unmapped(f"{call.service}:{call.operation}")
+
+
+def _machine_denials(statements: list[Statement], call: Call) -> list[str]:
+    try:
+        needs = _machine_needs(call)
+    except Unmapped as exc:
+        return [f"no IAM mapping for {exc}: extend the checker"]
+    return [f"{n.action} on {n.resource}" for n in needs
+            if not any(s.effect == "Allow" and s.matches(n.action, n.resource)
+                       for s in statements)]
+
+
+def test_backfill_state_machine_lists_the_prefix_and_starts_the_pipeline(
+        template: dict[str, Any], tmp_path: Path) -> None:
+    """The backfill (Distributed Map, child executions) makes only calls its role allows."""
+    from engine.aws.backfill import run_backfill
+    from engine.aws.targets import Target
+
+    recorder = MachineRecorder()
+    files = []
+    for i in range(2):
+        files.append(tmp_path / f"day-{i}.csv")
+        generate("orders", files[-1], size=5_000, seed=i)
+    with recorder.recording(), LocalPipeline(contract=_contract(tmp_path),
+                                             handlers=recorder.handlers()) as pipe:
+        for path in files:
+            pipe.upload(path, key=f"orders/2025/{path.name}")
+        target = Target("local", backfill_state_machine=pipe.backfill_state_machine_arn,
+                        raw_bucket=pipe.names["raw_bucket"], region=REGION)
+        result = run_backfill(target, "orders/2025/", poll=0.1)
+        statements = _machine_statements(template, pipe)
+        policy = Policy(template, pipe.names, pipe.queue_url)
+    assert (result["succeeded"], result["failed"]) == (2, 0), result
+    _assert_allowed(policy, recorder)  # the handlers, as for any execution
+    raw = pipe.names["raw_bucket"]
+    made = {(c.service, c.operation) for c in recorder.machine}
+    assert {("s3", "ListObjectsV2"), ("s3", "HeadObject"),
+            ("stepfunctions", "StartExecution"), ("stepfunctions", "DescribeExecution")} <= made
+    assert all(c.params.get("Bucket", raw) == raw for c in recorder.machine)
+    started = [c for c in recorder.machine if c.operation == "StartExecution"]
+    assert {c.params["stateMachineArn"] for c in started} == {pipe.state_machine_arn}
+    denied = [f"{c}: {reason}" for c in recorder.machine
+              for reason in _machine_denials(statements, c)]
+    if denied:
+        _fail("calls the deployed backfill state machine could not make:", denied)
+    CHECKED["BackfillStateMachine"] += len(recorder.machine)
+    # the checker catches a missing grant: without ListBucket, no listing
+    listing = [c for c in recorder.machine if c.operation == "ListObjectsV2"]
+    without = [s for s in statements if not s.where.endswith("[ListThePrefix]")]
+    assert len(without) == len(statements) - 1
+    assert all(_machine_denials(without, c) for c in listing)
 
 
 # ---------------------------------------------------------------------------------------------
