@@ -6,8 +6,8 @@ and a short summary. Logs and errors go to stderr. Exit codes follow sysexits: 0
 
 The commands live in :mod:`engine.cli.transform` (transform, validate, infer),
 :mod:`engine.cli.inspect`, :mod:`engine.cli.gen`, :mod:`engine.cli.sizing` (profile, size),
-:mod:`engine.cli.pipeline`, :mod:`engine.cli.layer` and :mod:`engine.cli.contracts`; each imports
-what it needs when it runs.
+:mod:`engine.cli.pipeline`, :mod:`engine.cli.local`, :mod:`engine.cli.layer`,
+:mod:`engine.cli.contracts` and :mod:`engine.cli.cost`; each imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 import engine
-from engine.cli import contracts, gen, inspect, layer, pipeline, sizing, transform
+from engine.cli import contracts, cost, gen, inspect, layer, local, pipeline, sizing, transform
 from engine.cli.common import JsonCommand
 
 __all__ = ["app", "main"]
@@ -49,10 +49,12 @@ app.command()(transform.infer)  # no --json: it prints YAML
 app.command(cls=JsonCommand)(inspect.inspect)
 app.command(cls=JsonCommand)(gen.gen)
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(local.app, name="local")
 app.add_typer(layer.app, name="layer")
 app.add_typer(contracts.app, name="contracts")
 app.command(cls=JsonCommand)(sizing.profile)
 app.command(cls=JsonCommand)(sizing.size)
+app.command(cls=JsonCommand)(cost.cost)
 
 
 def main() -> None:

@@ -43,10 +43,11 @@ MAX_UNZIPPED = 150 * MiB
 MAX_ZIPPED = 50 * MiB
 
 #: Folders of ``engine/`` the Lambda handlers never import, left out of the layer: the CLI, the
-#: data generator, sizing, the layer builder itself, the local pipeline runner (moto), and the
-#: files the commands read (the handlers themselves are each function's code, not the layer's).
+#: data generator, sizing, the cost model, the layer builder itself, the local pipeline runner
+#: (moto), and the files the commands read (the handlers themselves are each function's code,
+#: not the layer's).
 #: ``tests/functional/layer/test_layer_build.py`` imports every handler from the layer.
-TOOL_FOLDERS = ("cli", "gen", "sizing", "layer", "aws/local", "resources")
+TOOL_FOLDERS = ("cli", "gen", "sizing", "cost", "layer", "aws/local", "resources")
 
 #: Single modules of ``engine/`` left out for the same reason.
 TOOL_MODULES = ("aws/remote.py",)

@@ -7,6 +7,8 @@ wheel build follows and copies:
 - ``handlers/``: the Lambda handlers, ``handlers/<step>/handler.py`` (``lambda/``);
 - ``layer/requirements.txt``: the layer's pinned versions (``layer/``);
 - ``contracts/``: the example dataset contracts (``contracts/``).
+- ``profiles/cost.json``: the per-file counts ``chunkwise cost`` prices (``profiles/``,
+  written by ``chunkwise cost --measure``).
 
 In a checkout, an editable install or an installed wheel they are found the same way, never
 through the current directory. A file that is missing means the installation is incomplete: an

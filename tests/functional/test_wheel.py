@@ -63,6 +63,7 @@ def test_the_wheel_carries_what_the_commands_read(installed: Installed) -> None:
     assert {"engine/resources/stepfunctions/pipeline.asl.json",
             "engine/resources/layer/requirements.txt", "engine/resources/contracts/orders.yaml",
             "engine/resources/contracts/events.yaml", "engine/sizing/prices.json",
+            "engine/resources/profiles/cost.json", "engine/cost/prices.json",
             "engine/py.typed"} <= names
     # the packaged files are the repository's own, not copies that could drift
     wheel = zipfile.ZipFile(installed.wheel)
@@ -83,6 +84,15 @@ def test_version_and_the_main_job_from_outside_the_checkout(installed: Installed
     done = installed.run("pipeline", "run", "o1.csv", "--contract", "orders.yaml", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["status"] == "SUCCEEDED"
+
+
+def test_cost_prices_the_packaged_profile_from_outside_the_checkout(installed: Installed
+                                                                   ) -> None:
+    done = installed.run("cost", "--files-per-day", "1000", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["monthly_usd"] == pytest.approx(sum(result["breakdown"].values()))
+    assert result["budget_usd"] == 500
 
 
 def test_layer_build_host_from_outside_the_checkout(installed: Installed) -> None:

@@ -217,7 +217,7 @@ def test_every_handler_imports_from_the_layer_and_the_runtime(host_layer: Built,
 def test_the_engines_tools_are_left_out_of_the_layer(host_layer: Built) -> None:
     engine_dir = host_layer.python_dir / "engine"
     assert (engine_dir / "run.py").is_file() and (engine_dir / "aws" / "steps.py").is_file()
-    for folder in ("cli", "gen", "sizing", "layer", "aws/local", "resources"):
+    for folder in ("cli", "gen", "sizing", "cost", "layer", "aws/local", "resources"):
         assert not (engine_dir / folder).exists(), folder
     assert not (engine_dir / "aws" / "remote.py").exists()
 
