@@ -36,6 +36,16 @@ from engine.io.uri import name_suffix, one_line
 # ---------------------------------------------------------------------------------------------
 
 
+
+def _checked_types(value: dict[str, str]) -> dict[str, str]:
+    """``value`` (column → Arrow type name) when every type parses; else which one does not."""
+    for name, type_name in value.items():
+        try:
+            _parse_arrow_type(type_name)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return value
+
 class RenameStep(_Model):
     """``rename: {old: new, ...}``."""
 
@@ -59,12 +69,7 @@ class CastStep(_Model):
     @field_validator("cast")
     @classmethod
     def _check_types(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, type_name in value.items():
-            try:
-                _parse_arrow_type(type_name)
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return value
+        return _checked_types(value)
 
 
 class ParseTimestampSpec(_Model):
@@ -310,12 +315,7 @@ class EnrichApiSpec(_Model):
     @field_validator("columns")
     @classmethod
     def _check_types(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, type_name in value.items():
-            try:
-                _parse_arrow_type(type_name)
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return value
+        return _checked_types(value)
 
     @field_validator("url")
     @classmethod
