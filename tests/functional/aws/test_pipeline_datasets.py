@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-import pytest
 import typer
 from fault_injection import MAP_SETTINGS
 from test_pipeline_paths import _contract
@@ -29,8 +29,6 @@ from engine.aws.local.export import export
 from engine.aws.local.runner import LocalPipeline
 from engine.cli import pipeline as pipeline_cli
 from engine.gen import generate
-
-duckdb = pytest.importorskip("duckdb")  # the bench extra; installed in the dev environment
 
 
 def _orders(tmp_path: Path, n: int) -> list[Path]:
