@@ -27,7 +27,8 @@ def gen(
         help="Output format [default: from the suffix]")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 0,
     dirty: Annotated[float, typer.Option(help="Fraction of records (0-0.5) given one known "
-                                              "fault each, listed in OUTPUT.injected.ndjson")]
+                                              "fault each, listed in OUTPUT.injected.ndjson; "
+                                              "also writes nulls in the nullable columns")]
     = 0.0,
     as_json: JsonFlag = False,
 ) -> None:

@@ -382,7 +382,10 @@ def mutate(draw: st.DrawFn, doc: Doc) -> Doc:
         size = draw(st.integers(1, 8)) if op == "cut" else 1
         edits.append((at, op, payload, size))
     touched: list[tuple[int, int]] = []
-    for at, op, payload, size in sorted(edits, key=lambda e: e[0], reverse=True):
+    # last position first; at one position a flip before a cut (which may take that byte) before
+    # an insertion (in front of it), so every edit lands on the original byte it was drawn for
+    rank = {"flip": 2, "cut": 1, "insert": 0}
+    for at, op, payload, size in sorted(edits, key=lambda e: (e[0], rank[e[1]]), reverse=True):
         if op == "insert":
             data[at:at] = payload
             touched.append((at - 1, at))
