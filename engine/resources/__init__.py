@@ -29,7 +29,12 @@ from pathlib import Path
 
 from engine.errors import InstallationError
 
-__all__ = ["contract_names", "contract_text", "handler_dir", "resource"]
+__all__ = ["contract_names", "contract_text", "handler_dir", "resource", "root"]
+
+
+def root() -> Traversable:
+    """The installed resources folder (``engine/resources/``)."""
+    return resources.files(__name__)
 
 
 def resource(relative: str) -> Traversable:
@@ -39,7 +44,7 @@ def resource(relative: str) -> Traversable:
         InstallationError: it is not there: the installation is incomplete.
 
     """
-    found = resources.files(__name__).joinpath(relative)
+    found = root().joinpath(relative)
     if not (found.is_file() or found.is_dir()):
         raise InstallationError(f"{relative} is missing from the installed chunkwise package "
                                 "(engine/resources/): the installation is incomplete; reinstall "

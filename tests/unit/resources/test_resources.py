@@ -28,8 +28,13 @@ def test_the_packaged_files_are_the_repositorys_own() -> None:
 
 @pytest.fixture
 def empty_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """An installation whose resources folder lost its files."""
-    monkeypatch.setattr(resources.resources, "files", lambda _name: tmp_path)
+    """An installation whose resources folder lost its files.
+
+    Only chunkwise's own lookup is pointed at the empty folder: patching
+    ``importlib.resources.files`` itself would also empty every other library's
+    data (moto reads its EC2 catalogue that way).
+    """
+    monkeypatch.setattr(resources, "root", lambda: tmp_path)
     monkeypatch.delenv("CHUNKWISE_ASL", raising=False)
     monkeypatch.delenv("CHUNKWISE_LAMBDA_DIR", raising=False)
 
