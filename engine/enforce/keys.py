@@ -193,8 +193,15 @@ def value_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     """
     array = as_array(values)
     t = array.type
-    if pa.types.is_dictionary(t):
-        array, t = array.cast(t.value_type), t.value_type
+    if pa.types.is_dictionary(t):  # each entry of the dictionary keyed once, not each row
+        entry_keys, entry_valid = value_keys(array.dictionary)
+        indices = array.indices
+        valid = np.asarray(indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        picks = np.asarray(indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
+        if not len(entry_keys):
+            return np.zeros(len(array), dtype=_U64), np.zeros(len(array), dtype=bool)
+        valid &= entry_valid[picks]
+        return np.where(valid, entry_keys[picks], _U64(0)), valid
     valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if is_exact(t):
         return _exact_keys(array), valid
