@@ -231,12 +231,16 @@ def row_keys(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
 
 
 class SeenValues:
-    """The keys seen so far in a file, kept sorted: ``unique`` checks and ``dedupe`` steps.
+    """The keys seen so far in a file: ``unique`` checks and ``dedupe`` steps.
 
-    Memory is 8 bytes per distinct key (reported as ``state_bytes``). Keys are those of
-    :func:`value_keys` or :func:`row_keys`: exact for one column of an exact type, otherwise
-    hashed, so two distinct values collide with probability ~n²/2⁶⁵ (the later one is then
-    taken for a repeat).
+    The keys are held in a few sorted *runs* (merged as they come, each key merged O(log n)
+    times). A run is either its keys, 8 bytes each, or, where that is smaller, its maximal
+    intervals of consecutive keys, 16 bytes per interval: integer identifiers issued in order
+    (``order_id``) cost 16 bytes per gap in the sequence, not 8 per key; hashed keys (strings,
+    tuples of columns) stay 8 bytes per key. Either way :attr:`nbytes` (reported as
+    ``state_bytes``) is what is held. Keys are those of :func:`value_keys` or
+    :func:`row_keys`: exact for one column of an exact type, otherwise hashed, so two distinct
+    values collide with probability ~n²/2⁶⁵ (the later one is then taken for a repeat).
 
     >>> seen = SeenValues()
     >>> seen.add(pa.array([1, 2, 1])).tolist(), seen.add(pa.array([2, None, 3])).tolist()
@@ -244,12 +248,13 @@ class SeenValues:
     """
 
     def __init__(self) -> None:
-        self._runs: list[np.ndarray] = []
+        # (lo, hi): sorted, disjoint; hi is None for a run of single keys (hi == lo)
+        self._runs: list[tuple[np.ndarray, np.ndarray | None]] = []
 
     @property
     def nbytes(self) -> int:
         """Bytes held."""
-        return sum(run.nbytes for run in self._runs)
+        return sum(lo.nbytes + (hi.nbytes if hi is not None else 0) for lo, hi in self._runs)
 
     def add(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Record ``values``; return a mask of those seen before (in the file or earlier here).
@@ -271,26 +276,97 @@ class SeenValues:
         ordered = k[order]
         repeat = np.zeros(len(k), dtype=bool)
         repeat[1:] = ordered[1:] == ordered[:-1]
-        for run in self._runs:
-            pos = np.searchsorted(run, ordered)
-            pos[pos == len(run)] = 0
-            repeat |= run[pos] == ordered
+        self._lookup(ordered, repeat)
         fresh = ordered[~repeat]
         dup[idx[order]] = repeat
         if len(fresh):
-            self._runs.append(fresh)
+            self._runs.append(_run(fresh))
             self._compact()
         return dup
 
+    def _lookup(self, ordered: np.ndarray, repeat: np.ndarray) -> None:
+        """Set ``repeat`` where the sorted keys ``ordered`` are in a run."""
+        for lo, hi in self._runs:
+            # only the keys within the run's range are looked up (few, for keys issued in order)
+            first = int(np.searchsorted(ordered, lo[0], side="left"))
+            last = int(np.searchsorted(ordered, (hi if hi is not None else lo)[-1], side="right"))
+            if first >= last:
+                continue
+            probe = ordered[first:last]
+            pos = np.searchsorted(lo, probe, side="right") - 1  # >= 0: probe >= lo[0]
+            repeat[first:last] |= (probe <= hi[pos]) if hi is not None else (lo[pos] == probe)
+
     def _compact(self) -> None:
         # Merge the newest runs while a run is not much larger than the one after it: few runs,
-        # each value merged O(log n) times. Both runs are sorted, so timsort merges them in one
-        # linear pass.
-        # The merge sorts in place, after dropping the two runs: the transient is the merged
-        # run plus the sort's half-size buffer, not three copies.
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            last = self._runs.pop()
-            merged = np.concatenate([self._runs[-1], last])
-            self._runs[-1] = merged
-            del last
-            merged.sort(kind="stable")
+        # each key merged O(log n) times.
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            newer = self._runs.pop()
+            older = self._runs.pop()
+            self._runs.append(_merge(older, newer))
+
+
+def _run(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorted distinct ``keys`` as a run: as intervals if that is smaller, else as they are."""
+    starts = _interval_starts(keys)
+    if 2 * len(starts) >= len(keys):
+        return keys, None
+    ends = np.append(starts[1:] - 1, len(keys) - 1)
+    return keys[starts], keys[ends]
+
+
+def _interval_starts(keys: np.ndarray, piece: int = 1 << 20) -> np.ndarray:
+    """Where sorted distinct ``keys`` start an interval (the key before is not one less).
+
+    Computed a piece at a time, so the temporaries stay bounded whatever the length.
+    """
+    if not len(keys):
+        return np.zeros(0, dtype=np.intp)
+    out = [np.zeros(1, dtype=np.intp)]
+    for lo in range(1, len(keys), piece):
+        hi = min(lo + piece, len(keys))
+        out.append(lo + np.flatnonzero(keys[lo:hi] - keys[lo - 1:hi - 1] != _U64(1)))
+    return np.concatenate(out)
+
+
+def _merge(older: tuple[np.ndarray, np.ndarray | None],
+           newer: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray | None]:
+    """One run of the keys of two disjoint runs."""
+    (a, a_hi), (b, b_hi) = older, newer
+    if a_hi is None and b_hi is None:
+        del older, newer
+        n = len(a)
+        if a.flags.owndata and a.base is None:
+            # in place: the transient is the newer run and the sort's merge buffer (the smaller
+            # run), not a second copy of both
+            a.resize(n + len(b), refcheck=False)
+            merged = a
+        else:
+            merged = np.empty(n + len(b), dtype=_U64)
+            merged[:n] = a
+        del a
+        merged[n:] = b
+        del b
+        merged.sort(kind="stable")  # two sorted runs: one timsort merge
+        return _run(merged)
+    # at least one run of intervals: merge the intervals, joining those that touch
+    lo = np.concatenate([a, b])
+    hi = np.concatenate([a if a_hi is None else a_hi, b if b_hi is None else b_hi])
+    del older, newer, a, b, a_hi, b_hi
+    order = np.argsort(lo, kind="stable")
+    lo, hi = lo[order], hi[order]
+    del order
+    starts = np.flatnonzero(np.append(True, lo[1:] - hi[:-1] != _U64(1)))
+    ends = np.append(starts[1:] - 1, len(lo) - 1)
+    lo, hi = lo[starts], hi[ends]
+    keys = int((hi - lo).sum(dtype=_U64)) + len(lo)  # uint64 wraps only past 2**64 keys
+    if keys <= 2 * len(lo):  # as single keys it is no larger
+        return _expand(lo, hi), None
+    return lo, hi
+
+
+def _expand(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Every key of the intervals ``lo..hi``."""
+    lengths = (hi - lo).astype(np.int64) + 1
+    first = np.cumsum(lengths) - lengths
+    step = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(first, lengths)
+    return np.repeat(lo, lengths) + step.astype(_U64)
