@@ -230,6 +230,11 @@ def row_keys(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     return h
 
 
+#: A run of :class:`SeenValues`: (lo, hi) intervals, sorted and disjoint; hi is None for a run
+#: of single keys (hi == lo).
+_Run = tuple[np.ndarray, np.ndarray | None]
+
+
 class SeenValues:
     """The keys seen so far in a file: ``unique`` checks and ``dedupe`` steps.
 
@@ -248,8 +253,7 @@ class SeenValues:
     """
 
     def __init__(self) -> None:
-        # (lo, hi): sorted, disjoint; hi is None for a run of single keys (hi == lo)
-        self._runs: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self._runs: list[_Run] = []
 
     @property
     def nbytes(self) -> int:
@@ -300,58 +304,48 @@ class SeenValues:
         # Merge the newest runs while a run is not much larger than the one after it: few runs,
         # each key merged O(log n) times.
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            newer = self._runs.pop()
-            older = self._runs.pop()
-            self._runs.append(_merge(older, newer))
+            pair = self._runs[-2:]
+            del self._runs[-2:]
+            self._runs.append(_merge(pair))
 
 
-def _run(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _run(keys: np.ndarray) -> _Run:
     """Sorted distinct ``keys`` as a run: as intervals if that is smaller, else as they are."""
-    starts = _interval_starts(keys)
-    if 2 * len(starts) >= len(keys):
+    if 2 * _interval_count(keys) >= len(keys):  # counted first: hashed keys allocate nothing
         return keys, None
+    starts = np.flatnonzero(np.append(True, keys[1:] - keys[:-1] != _U64(1)))
     ends = np.append(starts[1:] - 1, len(keys) - 1)
     return keys[starts], keys[ends]
 
 
-def _interval_starts(keys: np.ndarray, piece: int = 1 << 20) -> np.ndarray:
-    """Where sorted distinct ``keys`` start an interval (the key before is not one less).
+def _interval_count(keys: np.ndarray, piece: int = 1 << 18) -> int:
+    """How many intervals of consecutive keys sorted distinct ``keys`` make.
 
-    Computed a piece at a time, so the temporaries stay bounded whatever the length.
+    Counted a piece at a time, so the temporaries stay small whatever the length.
     """
-    if not len(keys):
-        return np.zeros(0, dtype=np.intp)
-    out = [np.zeros(1, dtype=np.intp)]
+    count = 1 if len(keys) else 0
     for lo in range(1, len(keys), piece):
         hi = min(lo + piece, len(keys))
-        out.append(lo + np.flatnonzero(keys[lo:hi] - keys[lo - 1:hi - 1] != _U64(1)))
-    return np.concatenate(out)
+        count += int(np.count_nonzero(keys[lo:hi] - keys[lo - 1:hi - 1] != _U64(1)))
+    return count
 
 
-def _merge(older: tuple[np.ndarray, np.ndarray | None],
-           newer: tuple[np.ndarray, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray | None]:
-    """One run of the keys of two disjoint runs."""
-    (a, a_hi), (b, b_hi) = older, newer
+def _merge(pair: list[_Run]) -> _Run:
+    """One run of the keys of the two disjoint runs in ``pair``.
+
+    ``pair`` is emptied, so that the inputs are freed once copied, before the sort.
+    """
+    (a, a_hi), (b, b_hi) = pair
+    pair.clear()
     if a_hi is None and b_hi is None:
-        del older, newer
-        n = len(a)
-        if a.flags.owndata and a.base is None:
-            # in place: the transient is the newer run and the sort's merge buffer (the smaller
-            # run), not a second copy of both
-            a.resize(n + len(b), refcheck=False)
-            merged = a
-        else:
-            merged = np.empty(n + len(b), dtype=_U64)
-            merged[:n] = a
-        del a
-        merged[n:] = b
-        del b
+        merged = np.concatenate([a, b])
+        del a, b
         merged.sort(kind="stable")  # two sorted runs: one timsort merge
         return _run(merged)
     # at least one run of intervals: merge the intervals, joining those that touch
     lo = np.concatenate([a, b])
     hi = np.concatenate([a if a_hi is None else a_hi, b if b_hi is None else b_hi])
-    del older, newer, a, b, a_hi, b_hi
+    del a, b, a_hi, b_hi
     order = np.argsort(lo, kind="stable")
     lo, hi = lo[order], hi[order]
     del order
