@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from engine.enforce import keys
 from engine.enforce.keys import SeenValues, hash64, is_exact, row_keys, value_keys
 from engine.errors import ContractError
 
@@ -86,11 +87,14 @@ def test_seen_values_across_batches() -> None:
         False, True]
 
 
-def test_seen_values_match_a_set_on_keys_in_order_out_of_order_and_hashed() -> None:
-    """Every mix of the two run forms (keys, intervals) answers as a Python set would."""
-    rng = np.random.default_rng(5)
+@pytest.mark.parametrize("page", [5, 256, keys.PAGE_KEYS])
+def test_seen_values_match_a_set_on_keys_in_order_out_of_order_and_hashed(
+        page: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every mix of intervals and pages of single keys answers as a Python set would."""
+    monkeypatch.setattr(keys, "PAGE_KEYS", page)  # small pages: merges stream across many
+    rng = np.random.default_rng(5 + page)
     top = np.uint64(2**64 - 1)
-    for trial in range(40):
+    for trial in range(25):
         seen, reference = SeenValues(), set()
         start = int(rng.integers(0, 2**64 - 10**6, dtype=np.uint64)) if trial % 4 else 0
         for _ in range(int(rng.integers(5, 40))):
@@ -116,9 +120,11 @@ def test_seen_values_match_a_set_on_keys_in_order_out_of_order_and_hashed() -> N
                     batch_seen.add(key)
             reference |= batch_seen
             assert seen.add_keys(batch, valid).tolist() == expected
-        held = sum(len(lo) for lo, _ in seen._runs)
-        assert held <= len(reference)
-        assert seen.nbytes <= 8 * len(reference) + 16 * len(seen._runs)
+        assert seen.nbytes <= 8 * len(reference)
+        pages = [p for run in seen._singles for p in run]
+        assert all(len(p) and np.all(p[1:] > p[:-1]) for p in pages)
+        if page < 100:  # pages of several merges stream: each within a few pages' size
+            assert max(map(len, pages), default=0) <= 4 * page + 3000
 
 
 def test_seen_values_of_identifiers_in_order_hold_their_gaps_not_their_keys() -> None:
