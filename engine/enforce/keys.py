@@ -336,12 +336,10 @@ class SeenValues:
         while len(runs) > 1 and _count(runs[-2]) <= 2 * _count(runs[-1]):
             pair = runs[-2:]
             del runs[-2:]
-            merged = _merge_pages(pair)
-            if 2 * _interval_count(merged) < _count(merged):  # dense after all: as intervals
-                self._intervals.append(_pages_to_intervals(merged))
+            runs.append(_merge_pages(pair))
+            if 2 * _interval_count(runs[-1]) < _count(runs[-1]):  # dense after all: intervals
+                self._intervals.append(_pages_to_intervals(runs.pop()))
                 self._compact_intervals()
-            else:
-                runs.append(merged)
 
 
 def _within(ordered: np.ndarray, low: np.uint64, high: np.uint64) -> tuple[int, int]:
