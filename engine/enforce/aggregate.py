@@ -14,14 +14,15 @@ Memory grows with the number of groups, not rows, and ``max_groups`` caps it: on
 * exact (``approximate: false``): the distinct ``(group, value)`` pairs are kept, so memory grows
   with the number of distinct values per group, which ``max_groups`` does not bound.
 * approximate (``approximate: true``): a HyperLogLog sketch per group with 2^p registers
-  (p = :data:`HLL_PRECISION`), kept sparse as ``(group keys, register, rank)`` rows (only the
-  registers that are set) and merged by maximum rank. A group holds at most 2^p such rows, each
-  the size of its keys plus 3 bytes, and only as many as it has distinct values while it has
-  fewer: many groups with few values each (the common case) cost little, and no group costs more
-  than 2^p rows however many values it has. The standard error is about ``1.04 / sqrt(2^p)``
-  (1.6 % at p = 12) over the whole range of cardinalities, using Ertl's improved estimator (no
-  bias tables, no switch to linear counting). Values are hashed to 64 bits, vectorised with
-  numpy, by the engine's one hash (:func:`engine.enforce.keys.hash64`).
+  (p = :data:`HLL_PRECISION`), held in numpy, not in the Arrow state (:class:`_Sketches`): a
+  group is numbered by the 64-bit hash of its key tuple; while it has few set registers, each
+  is one ``uint64`` (group, register, rank) in one sorted array, merged by maximum rank; past
+  2^p / 8 of them the group moves to a dense row of 2^p ``uint8`` ranks. Many groups with few
+  values each (the common case) cost 8 bytes per value, and no group costs more than 2^p bytes
+  (4 KiB at p = 12) however many values it has. The standard error is about
+  ``1.04 / sqrt(2^p)`` (1.6 % at p = 12) over the whole range of cardinalities, using Ertl's
+  improved estimator (no bias tables, no switch to linear counting). Values are hashed to 64
+  bits, vectorised with numpy, by the engine's one hash (:func:`engine.enforce.keys.hash64`).
 
 :attr:`Aggregator.state_bytes` reports what the state holds, for the run report.
 
