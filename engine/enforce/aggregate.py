@@ -193,7 +193,7 @@ class _Sketches:
     @property
     def nbytes(self) -> int:
         return (self.hashes.nbytes + self.ids.nbytes + self.dense_row.nbytes
-                + self.dense_rows * self.m + self.sparse.nbytes
+                + self.dense.nbytes + self.sparse.nbytes
                 + sum(a.nbytes for a in self.pending))
 
     def _group_ids(self, hashes: np.ndarray) -> np.ndarray:
