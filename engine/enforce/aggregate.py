@@ -14,14 +14,15 @@ Memory grows with the number of groups, not rows, and ``max_groups`` caps it: on
 * exact (``approximate: false``): the distinct ``(group, value)`` pairs are kept, so memory grows
   with the number of distinct values per group, which ``max_groups`` does not bound.
 * approximate (``approximate: true``): a HyperLogLog sketch per group with 2^p registers
-  (p = :data:`HLL_PRECISION`), kept sparse as ``(group keys, register, rank)`` rows (only the
-  registers that are set) and merged by maximum rank. A group holds at most 2^p such rows, each
-  the size of its keys plus 3 bytes, and only as many as it has distinct values while it has
-  fewer: many groups with few values each (the common case) cost little, and no group costs more
-  than 2^p rows however many values it has. The standard error is about ``1.04 / sqrt(2^p)``
-  (1.6 % at p = 12) over the whole range of cardinalities, using Ertl's improved estimator (no
-  bias tables, no switch to linear counting). Values are hashed to 64 bits, vectorised with
-  numpy, by the engine's one hash (:func:`engine.enforce.keys.hash64`).
+  (p = :data:`HLL_PRECISION`), held in numpy, not in the Arrow state (:class:`_Sketches`): a
+  group is numbered by the 64-bit hash of its key tuple; while it has few set registers, each
+  is one ``uint64`` (group, register, rank) in one sorted array, merged by maximum rank; past
+  2^p / 8 of them the group moves to a dense row of 2^p ``uint8`` ranks. Many groups with few
+  values each (the common case) cost 8 bytes per value, and no group costs more than 2^p bytes
+  (4 KiB at p = 12) however many values it has. The standard error is about
+  ``1.04 / sqrt(2^p)`` (1.6 % at p = 12) over the whole range of cardinalities, using Ertl's
+  improved estimator (no bias tables, no switch to linear counting). Values are hashed to 64
+  bits, vectorised with numpy, by the engine's one hash (:func:`engine.enforce.keys.hash64`).
 
 :attr:`Aggregator.state_bytes` reports what the state holds, for the run report.
 
@@ -50,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.enforce.keys import cheap_to_hash, hash64
+from engine.enforce.keys import cheap_to_hash, hash64, row_keys
 from engine.errors import SchemaError, ValidationError
 
 __all__ = ["FUNCTIONS", "HLL_PRECISION", "Aggregator", "hll_estimate"]
@@ -154,6 +155,177 @@ class _Running:
         self.state = _group(both, self.keys, self.merge_aggs)
         self.pending = []
         self.pending_rows = 0
+
+
+class _Sketches:
+    """Approximate ``count_distinct``: a HyperLogLog sketch per group, in numpy.
+
+    A group is known by the 64-bit hash of its key tuple (:func:`_group_hashes`), numbered in
+    order of appearance. Its registers start *sparse*: one ``uint64`` per register that is set,
+    ``group << (p + 6) | register << 6 | rank``, in one sorted array with the highest rank per
+    register (new entries are queued and merged in when the queue is as long as the array, as
+    :class:`_Running` does). A group with more than ``2**p / 8`` set registers, where the sparse
+    form would cost more than the dense one, moves to a dense row of ``2**p`` ``uint8`` ranks.
+    So a group costs 8 bytes per distinct value while it has few, and never more than ``2**p``
+    bytes (4 KiB at p = 12) however many it has; the transient of a merge is the sparse array
+    and its queue, no more.
+
+    Two groups whose key hashes collide (probability ~n² / 2⁶⁵ for n groups) would share a
+    sketch; :meth:`estimates` detects that exactly, against the main state's groups, and fails
+    rather than report it.
+    """
+
+    def __init__(self, precision: int) -> None:
+        self.p = precision
+        self.q = 64 - precision
+        self.m = 1 << precision
+        self._group_shift = _U64(precision + 6)
+        self.hashes = np.zeros(0, dtype=_U64)  # group key hashes, sorted
+        self.ids = np.zeros(0, dtype=np.int64)  # the group number of each of ``hashes``
+        self.groups = 0
+        self.dense_row = np.zeros(0, dtype=np.int64)  # per group: its dense row, or -1
+        self.dense = np.zeros((0, self.m), dtype=np.uint8)
+        self.dense_rows = 0
+        self.sparse = np.zeros(0, dtype=_U64)
+        self.pending: list[np.ndarray] = []
+        self.pending_len = 0
+
+    @property
+    def nbytes(self) -> int:
+        return (self.hashes.nbytes + self.ids.nbytes + self.dense_row.nbytes
+                + self.dense.nbytes + self.sparse.nbytes
+                + sum(a.nbytes for a in self.pending))
+
+    def _group_ids(self, hashes: np.ndarray) -> np.ndarray:
+        """The group number of each row's key hash, numbering new groups."""
+        distinct, inverse = np.unique(hashes, return_inverse=True)
+        pos = np.searchsorted(self.hashes, distinct)
+        pos[pos == len(self.hashes)] = 0
+        known = (self.hashes[pos] == distinct) if len(self.hashes) else np.zeros(
+            len(distinct), dtype=bool)
+        ids = np.where(known, self.ids[pos] if len(self.ids) else 0, -1)
+        new = np.flatnonzero(~known)
+        if len(new):
+            ids[new] = self.groups + np.arange(len(new))
+            self.groups += len(new)
+            hashes_all = np.concatenate([self.hashes, distinct[new]])
+            ids_all = np.concatenate([self.ids, ids[new]])
+            order = np.argsort(hashes_all, kind="stable")
+            self.hashes, self.ids = hashes_all[order], ids_all[order]
+            self.dense_row = np.concatenate(
+                [self.dense_row, np.full(len(new), -1, dtype=np.int64)])
+        return ids[inverse]
+
+    def add(self, group_hashes: np.ndarray, value_hashes: np.ndarray) -> None:
+        """Fold one batch: each row's group key hash and value hash."""
+        if not len(value_hashes):
+            return
+        gid = self._group_ids(group_hashes)
+        reg, rank = _registers(value_hashes, self.p)
+        row = self.dense_row[gid]
+        dense = row >= 0
+        if dense.any():
+            flat = row[dense] * self.m + reg[dense].astype(np.int64)
+            np.maximum.at(self.dense.reshape(-1), flat, rank[dense])
+        if not dense.all():
+            sparse = ~dense
+            codes = ((gid[sparse].astype(_U64) << self._group_shift)
+                     | (reg[sparse].astype(_U64) << _U64(6)) | rank[sparse].astype(_U64))
+            codes = self._reduce(codes)
+            self.pending.append(codes)
+            self.pending_len += len(codes)
+            if self.pending_len >= len(self.sparse):
+                self.flush()
+
+    @staticmethod
+    def _reduce(codes: np.ndarray) -> np.ndarray:
+        """Sorted, one code per (group, register): the highest rank (in the low 6 bits)."""
+        codes.sort()
+        if len(codes) < 2:
+            return codes
+        last = np.ones(len(codes), dtype=bool)
+        last[:-1] = (codes[1:] >> _U64(6)) != (codes[:-1] >> _U64(6))
+        return codes[last]
+
+    def flush(self) -> None:
+        """Merge the queue into the sparse array; move groups that outgrew it to dense rows."""
+        if not self.pending:
+            return
+        parts = [self.sparse, *self.pending]
+        self.sparse = self.pending = None  # type: ignore[assignment]  # freed as they are merged
+        merged = np.concatenate(parts)
+        del parts
+        self.sparse = self._reduce(merged)
+        del merged
+        self.pending, self.pending_len = [], 0
+        gid = (self.sparse >> self._group_shift).astype(np.int64)
+        counts = np.bincount(gid, minlength=self.groups)
+        grown = np.flatnonzero(counts > self.m // 8)
+        if not len(grown):
+            return
+        need = self.dense_rows + len(grown)
+        if need > len(self.dense):
+            dense = np.zeros((max(need, 2 * len(self.dense)), self.m), dtype=np.uint8)
+            dense[:self.dense_rows] = self.dense[:self.dense_rows]
+            self.dense = dense
+        self.dense_row[grown] = self.dense_rows + np.arange(len(grown))
+        self.dense_rows = need
+        moving = self.dense_row[gid] >= 0
+        picked = self.sparse[moving]
+        reg = ((picked >> _U64(6)) & _U64(self.m - 1)).astype(np.int64)
+        rows = self.dense_row[gid[moving]]
+        self.dense[rows, reg] = (picked & _U64(63)).astype(np.uint8)  # one entry per register
+        self.sparse = self.sparse[~moving]
+
+    def estimates(self, group_hashes: np.ndarray) -> np.ndarray:
+        """The estimate for each group of the main state, by its key hash (0: no value seen).
+
+        Raises:
+            ValidationError: two of the groups share a key hash (a collision, ~n² / 2⁶⁵).
+        """
+        self.flush()
+        if len(np.unique(group_hashes)) != len(group_hashes):
+            raise ValidationError("aggregate: two groups share a 64-bit key hash, so their "
+                                  "approximate count_distinct sketches would be mixed; use "
+                                  "approximate: false")
+        registers_set = np.zeros(self.groups, dtype=np.float64)
+        weight = np.zeros(self.groups, dtype=np.float64)
+        top = np.zeros(self.groups, dtype=np.float64)
+        # 2 ** -rank for the ranks that count in the weight (1..q), 0 for unset and top ranks
+        table = np.zeros(64, dtype=np.float64)
+        table[1:self.q + 1] = np.ldexp(1.0, -np.arange(1, self.q + 1))
+        gid = (self.sparse >> self._group_shift).astype(np.int64)
+        rank = (self.sparse & _U64(63)).astype(np.int64)
+        registers_set += np.bincount(gid, minlength=self.groups)
+        weight += np.bincount(gid, weights=table[rank], minlength=self.groups)
+        top += np.bincount(gid, weights=(rank == self.q + 1), minlength=self.groups)
+        owners = np.flatnonzero(self.dense_row >= 0)
+        rows = self.dense_row[owners]
+        for lo in range(0, len(owners), 256):  # bounded temporaries
+            block = self.dense[rows[lo:lo + 256]]
+            registers_set[owners[lo:lo + 256]] = (block > 0).sum(axis=1)
+            weight[owners[lo:lo + 256]] = table[block].sum(axis=1)
+            top[owners[lo:lo + 256]] = (block == self.q + 1).sum(axis=1)
+        est = hll_estimate(registers_set, weight, top, self.p) if self.groups else np.zeros(0)
+        pos = np.searchsorted(self.hashes, group_hashes)
+        pos[pos == len(self.hashes)] = 0
+        found = (self.hashes[pos] == group_hashes) if len(self.hashes) else np.zeros(
+            len(group_hashes), dtype=bool)
+        return np.where(found, est[self.ids[pos]] if len(self.ids) else 0.0, 0.0)
+
+
+def _group_hashes(columns: list[pa.ChunkedArray], rows: int) -> np.ndarray:
+    """One uint64 per row for its key tuple (:func:`~engine.enforce.keys.row_keys`).
+
+    Columns that are costly to hash are dictionary-encoded first, so that each distinct key
+    value is hashed once, not once per row. No columns: one group, hash 0.
+    """
+    if not columns:
+        return np.zeros(rows, dtype=_U64)
+    cols = [pa.nulls(rows, pa.int8()) if pa.types.is_null(c.type)
+            else c if cheap_to_hash(c.type) or pa.types.is_dictionary(c.type)
+            else pc.dictionary_encode(c) for c in columns]
+    return row_keys(cols)
 
 
 # -- HyperLogLog ---------------------------------------------------------------------------------
@@ -264,11 +436,12 @@ class Aggregator:
         self._main = _Running(self._keys, merge)
         # count_distinct: one running table of pairs or sparse registers per metric
         self._distinct: dict[int, _Running] = {}
+        self._sketches: dict[int, _Sketches] = {}
         for i, m in enumerate(self.metrics):
             if m.func != "count_distinct":
                 continue
             if m.approximate:
-                self._distinct[i] = _Running(self._keys + [f"d{i}"], [(f"r{i}", "max")])
+                self._sketches[i] = _Sketches(precision)
             else:
                 self._distinct[i] = _Running(self._keys + [f"d{i}"], [])
 
@@ -284,7 +457,8 @@ class Aggregator:
     @property
     def state_bytes(self) -> int:
         """Bytes held by the running state and pending partials (grows with groups, not rows)."""
-        return self._main.nbytes + sum(r.nbytes for r in self._distinct.values())
+        return (self._main.nbytes + sum(r.nbytes for r in self._distinct.values())
+                + sum(s.nbytes for s in self._sketches.values()))
 
     # -- work ------------------------------------------------------------------------------------
 
@@ -319,20 +493,19 @@ class Aggregator:
         if self._main.add(partial):
             self._check(self._main.state)
 
-        for i, running in self._distinct.items():
-            m = self.metrics[i]
+        for i, m in enumerate(self.metrics):
+            if m.func != "count_distinct":
+                continue
             v = self._values[m.column]
             sub = t.select(self._keys + [v]).filter(pc.is_valid(t.column(v)))
             if not m.approximate:
                 pairs = _group(sub, self._keys + [v], [])
-                running.add(pairs.rename_columns(self._keys + [f"d{i}"]))
+                self._distinct[i].add(pairs.rename_columns(self._keys + [f"d{i}"]))
                 continue
             if not cheap_to_hash(sub.column(v).type):  # hash each distinct pair once, not each row
                 sub = _group(sub, self._keys + [v], [])
-            idx, rank = _registers(hash64(sub.column(v)), self.precision)
-            regs = pa.table(sub.columns[:-1] + [pa.array(idx), pa.array(rank)],
-                            names=self._keys + [f"d{i}", f"r{i}"])
-            running.add(_group(regs, self._keys + [f"d{i}"], [(f"r{i}", "max", f"r{i}")]))
+            self._sketches[i].add(_group_hashes(sub.columns[:-1], sub.num_rows),
+                                  hash64(sub.column(v)))
 
     def result(self) -> pa.Table:
         """One row per group: the ``by`` columns, then one column per metric, sorted by ``by``."""
@@ -341,24 +514,12 @@ class Aggregator:
         main = self._main.state
         if main is None:  # no batch at all: an empty table of the right names
             return self._empty()
-        q = 64 - self.precision
         parts = [main]
         final: list[tuple[Any, str, str]] = [(c, f, c) for c, f, _ in self._main.merge_aggs]
         for i, running in self._distinct.items():
             running.flush()
-            state = running.state
-            if not self.metrics[i].approximate:
-                parts.append(state)
-                final.append((f"d{i}", "count_distinct", f"d{i}"))
-                continue
-            rank = np.asarray(state.column(f"r{i}").to_numpy(), dtype=np.int64)
-            weight = np.where(rank <= q, np.ldexp(1.0, -rank), 0.0)
-            parts.append(pa.table(state.columns[:len(self._keys)]
-                                  + [state.column(f"d{i}"), pa.array(weight),
-                                     pa.array((rank == q + 1).astype(np.int64))],
-                                  names=self._keys + [f"d{i}", f"w{i}", f"t{i}"]))
-            final += [(f"d{i}", "count", f"d{i}"), (f"w{i}", "sum", f"w{i}"),
-                      (f"t{i}", "sum", f"t{i}")]
+            parts.append(running.state)
+            final.append((f"d{i}", "count_distinct", f"d{i}"))
         union = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else main
         g = _group(union, self._keys, final)
         if self._keys:
@@ -371,10 +532,8 @@ class Aggregator:
         for i, m in enumerate(self.metrics):
             v = self._values[m.column]
             if m.func == "count_distinct" and m.approximate:
-                n = np.asarray(g.column(f"d{i}").to_numpy(), dtype=np.int64)
-                w = np.asarray(g.column(f"w{i}").fill_null(0.0).to_numpy(), dtype=np.float64)
-                top = np.asarray(g.column(f"t{i}").fill_null(0).to_numpy(), dtype=np.float64)
-                est = hll_estimate(n, w, top, self.precision)
+                hashes = _group_hashes([g.column(k) for k in self._keys], g.num_rows)
+                est = self._sketches[i].estimates(hashes)
                 columns.append(pa.array(np.rint(est).astype(np.int64)))
             elif m.func == "count_distinct":
                 columns.append(g.column(f"d{i}").cast(pa.int64()))

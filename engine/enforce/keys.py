@@ -193,8 +193,15 @@ def value_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
     """
     array = as_array(values)
     t = array.type
-    if pa.types.is_dictionary(t):
-        array, t = array.cast(t.value_type), t.value_type
+    if pa.types.is_dictionary(t):  # each entry of the dictionary keyed once, not each row
+        entry_keys, entry_valid = value_keys(array.dictionary)
+        indices = array.indices
+        valid = np.asarray(indices.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        picks = np.asarray(indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.intp)
+        if not len(entry_keys):
+            return np.zeros(len(array), dtype=_U64), np.zeros(len(array), dtype=bool)
+        valid &= entry_valid[picks]
+        return np.where(valid, entry_keys[picks], _U64(0)), valid
     valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if is_exact(t):
         return _exact_keys(array), valid
@@ -223,13 +230,24 @@ def row_keys(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     return h
 
 
-class SeenValues:
-    """The keys seen so far in a file, kept sorted: ``unique`` checks and ``dedupe`` steps.
+#: Keys per page of a run of single keys: a merge streams page by page, so its transient is a
+#: few pages (1 MiB each), not a second copy of the runs.
+PAGE_KEYS = 1 << 17
 
-    Memory is 8 bytes per distinct key (reported as ``state_bytes``). Keys are those of
-    :func:`value_keys` or :func:`row_keys`: exact for one column of an exact type, otherwise
-    hashed, so two distinct values collide with probability ~n²/2⁶⁵ (the later one is then
-    taken for a repeat).
+
+class SeenValues:
+    """The keys seen so far in a file: ``unique`` checks and ``dedupe`` steps.
+
+    Keys that come in intervals of consecutive values (integer identifiers issued in order,
+    ``order_id``) are held as those intervals, 16 bytes each: such keys cost 16 bytes per gap in
+    the sequence, not 8 per key. Other keys (hashed ones: strings, tuples of columns) are held
+    as they are, 8 bytes each. Either kind is kept in a few sorted *runs*, merged as they come
+    (each key merged O(log n) times); a run of single keys is a list of pages of
+    :data:`PAGE_KEYS`, merged page by page, so a merge holds a few pages more than the keys,
+    never both runs and their union at once. :attr:`nbytes` (reported as ``state_bytes``) is
+    what is held. Keys are those of :func:`value_keys` or :func:`row_keys`: exact for one
+    column of an exact type, otherwise hashed, so two distinct values collide with probability
+    ~n²/2⁶⁵ (the later one is then taken for a repeat).
 
     >>> seen = SeenValues()
     >>> seen.add(pa.array([1, 2, 1])).tolist(), seen.add(pa.array([2, None, 3])).tolist()
@@ -237,12 +255,16 @@ class SeenValues:
     """
 
     def __init__(self) -> None:
-        self._runs: list[np.ndarray] = []
+        #: runs of intervals lo..hi (both inclusive), each sorted and disjoint from the others
+        self._intervals: list[tuple[np.ndarray, np.ndarray]] = []
+        #: runs of single keys, each a list of sorted pages in order
+        self._singles: list[list[np.ndarray]] = []
 
     @property
     def nbytes(self) -> int:
         """Bytes held."""
-        return sum(run.nbytes for run in self._runs)
+        return (sum(lo.nbytes + hi.nbytes for lo, hi in self._intervals)
+                + sum(page.nbytes for run in self._singles for page in run))
 
     def add(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Record ``values``; return a mask of those seen before (in the file or earlier here).
@@ -264,26 +286,185 @@ class SeenValues:
         ordered = k[order]
         repeat = np.zeros(len(k), dtype=bool)
         repeat[1:] = ordered[1:] == ordered[:-1]
-        for run in self._runs:
-            pos = np.searchsorted(run, ordered)
-            pos[pos == len(run)] = 0
-            repeat |= run[pos] == ordered
+        self._lookup(ordered, repeat)
         fresh = ordered[~repeat]
         dup[idx[order]] = repeat
         if len(fresh):
-            self._runs.append(fresh)
-            self._compact()
+            self._insert(fresh)
         return dup
 
-    def _compact(self) -> None:
+    def _lookup(self, ordered: np.ndarray, repeat: np.ndarray) -> None:
+        """Set ``repeat`` where the sorted keys ``ordered`` are held."""
+        for lo, hi in self._intervals:
+            first, last = _within(ordered, lo[0], hi[-1])
+            if first < last:
+                probe = ordered[first:last]
+                pos = np.searchsorted(lo, probe, side="right") - 1  # >= 0: probe >= lo[0]
+                repeat[first:last] |= probe <= hi[pos]
+        for run in self._singles:
+            for page in run:
+                # only the keys within a page's range are looked up there
+                first, last = _within(ordered, page[0], page[-1])
+                if first < last:
+                    probe = ordered[first:last]
+                    pos = np.searchsorted(page, probe)  # < len(page): probe <= page[-1]
+                    repeat[first:last] |= page[pos] == probe
+
+    def _insert(self, fresh: np.ndarray) -> None:
+        """Hold the sorted new keys ``fresh``: intervals of two or more apart from the rest."""
+        starts = np.flatnonzero(np.append(True, fresh[1:] - fresh[:-1] != _U64(1)))
+        lengths = np.diff(np.append(starts, len(fresh)))
+        long = lengths > 1
+        if long.any():
+            self._intervals.append((fresh[starts[long]], fresh[(starts + lengths - 1)[long]]))
+            self._compact_intervals()
+        if not long.all():
+            self._singles.append([fresh[np.repeat(~long, lengths)]])
+            self._compact_singles()
+
+    def _compact_intervals(self) -> None:
         # Merge the newest runs while a run is not much larger than the one after it: few runs,
-        # each value merged O(log n) times. Both runs are sorted, so timsort merges them in one
-        # linear pass.
-        # The merge sorts in place, after dropping the two runs: the transient is the merged
-        # run plus the sort's half-size buffer, not three copies.
-        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
-            last = self._runs.pop()
-            merged = np.concatenate([self._runs[-1], last])
-            self._runs[-1] = merged
-            del last
-            merged.sort(kind="stable")
+        # each entry merged O(log n) times.
+        runs = self._intervals
+        while len(runs) > 1 and len(runs[-2][0]) <= 2 * len(runs[-1][0]):
+            pair = runs[-2:]
+            del runs[-2:]
+            runs.append(_merge_intervals(pair))
+
+    def _compact_singles(self) -> None:
+        runs = self._singles
+        while len(runs) > 1 and _count(runs[-2]) <= 2 * _count(runs[-1]):
+            pair = runs[-2:]
+            del runs[-2:]
+            runs.append(_merge_pages(pair))
+            if 2 * _interval_count(runs[-1]) < _count(runs[-1]):  # dense after all: intervals
+                self._intervals.append(_pages_to_intervals(runs.pop()))
+                self._compact_intervals()
+
+
+def _within(ordered: np.ndarray, low: np.uint64, high: np.uint64) -> tuple[int, int]:
+    """The slice of the sorted ``ordered`` between ``low`` and ``high`` (both inclusive)."""
+    return (int(np.searchsorted(ordered, low, side="left")),
+            int(np.searchsorted(ordered, high, side="right")))
+
+
+def _count(run: list[np.ndarray]) -> int:
+    return sum(len(page) for page in run)
+
+
+def _merge_intervals(pair: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One run of the intervals of the two disjoint runs in ``pair``, joining those that touch.
+
+    ``pair`` is emptied, so that the inputs are freed once placed.
+    """
+    (a_lo, a_hi), (b_lo, b_hi) = pair
+    pair.clear()
+    n = len(a_lo) + len(b_lo)
+    at = np.searchsorted(a_lo, b_lo) + np.arange(len(b_lo))  # where b's intervals go
+    from_b = np.zeros(n, dtype=bool)
+    from_b[at] = True
+    lo, hi = np.empty(n, dtype=_U64), np.empty(n, dtype=_U64)
+    lo[at], hi[at] = b_lo, b_hi
+    del b_lo, b_hi, at
+    lo[~from_b], hi[~from_b] = a_lo, a_hi
+    del a_lo, a_hi, from_b
+    touch = lo[1:] - hi[:-1] == _U64(1)  # disjoint and sorted: lo[i] > hi[i - 1]
+    if not touch.any():
+        return lo, hi
+    starts = np.flatnonzero(np.append(True, ~touch))
+    ends = np.append(starts[1:] - 1, n - 1)
+    return lo[starts], hi[ends]
+
+
+def _merge_pages(pair: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """One paged run of the keys of the two disjoint paged runs in ``pair``.
+
+    Streams: each step merges the keys of both up to the smaller of their current pages' last
+    keys, so the inputs' pages are freed as they are consumed and the transient is a few pages.
+    ``pair`` is emptied.
+    """
+    a_pages, b_pages = pair[0][::-1], pair[1][::-1]  # popped from the end: in key order
+    pair.clear()
+    out: list[np.ndarray] = []
+    pending: list[np.ndarray] = []
+    held = 0
+
+    def emit(piece: np.ndarray) -> None:
+        # Into pages of PAGE_KEYS, each its own array (a view would keep a larger one alive).
+        nonlocal held
+        pending.append(piece)
+        held += len(piece)
+        if held < PAGE_KEYS:
+            return
+        joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        pending.clear()
+        full = len(joined) - len(joined) % PAGE_KEYS
+        if full == len(joined) and full == PAGE_KEYS:
+            out.append(joined)
+        else:
+            out.extend(joined[i:i + PAGE_KEYS].copy() for i in range(0, full, PAGE_KEYS))
+            if full < len(joined):
+                pending.append(joined[full:].copy())
+        held = len(joined) - full
+
+    a = a_pages.pop()
+    b = b_pages.pop()
+    while True:
+        cut = min(a[-1], b[-1])
+        na = int(np.searchsorted(a, cut, side="right"))
+        nb = int(np.searchsorted(b, cut, side="right"))
+        piece = np.concatenate([a[:na], b[:nb]])
+        piece.sort(kind="stable")  # two sorted runs: one timsort merge
+        emit(piece)
+        a, b = a[na:], b[nb:]
+        if not len(a):
+            if not a_pages:
+                break
+            a = a_pages.pop()
+        if not len(b):
+            if not b_pages:
+                break
+            b = b_pages.pop()
+    rest, rest_pages = (a, a_pages) if len(a) else (b, b_pages)
+    if len(rest):
+        emit(rest.copy() if rest.base is not None else rest)  # not a view of a larger page
+    while rest_pages:
+        emit(rest_pages.pop())
+    if pending:
+        out.append(np.concatenate(pending) if len(pending) > 1 else pending[0])
+    return out
+
+
+def _interval_count(run: list[np.ndarray], piece: int = 1 << 18) -> int:
+    """How many intervals of consecutive keys the sorted distinct keys of ``run`` make.
+
+    Counted a piece at a time, so the temporaries stay small whatever the length.
+    """
+    count, previous = 0, None
+    for page in run:
+        if not len(page):
+            continue
+        count += 1 if previous is None or page[0] - previous != _U64(1) else 0
+        for lo in range(1, len(page), piece):
+            hi = min(lo + piece, len(page))
+            count += int(np.count_nonzero(page[lo:hi] - page[lo - 1:hi - 1] != _U64(1)))
+        previous = page[-1]
+    return count
+
+
+def _pages_to_intervals(run: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The intervals of consecutive keys of a paged run (sorted, distinct); ``run`` is emptied."""
+    los, his = [], []
+    while run:
+        page = run.pop(0)
+        starts = np.flatnonzero(np.append(True, page[1:] - page[:-1] != _U64(1)))
+        los.append(page[starts])
+        his.append(page[np.append(starts[1:] - 1, len(page) - 1)])
+        del page
+    lo, hi = np.concatenate(los), np.concatenate(his)
+    del los, his
+    touch = lo[1:] - hi[:-1] == _U64(1)  # an interval that runs on into the next page
+    if not touch.any():
+        return lo, hi
+    starts = np.flatnonzero(np.append(True, ~touch))
+    return lo[starts], hi[np.append(starts[1:] - 1, len(lo) - 1)]

@@ -374,3 +374,31 @@ def test_unsupported_column_type_is_a_schema_error():
         agg = Aggregator(spec(["k"], {"m": metric}), uri="t")
         with pytest.raises(SchemaError, match="aggregate: "):
             agg.update(table)
+
+
+def test_approximate_sketches_hold_at_most_a_dense_row_per_group() -> None:
+    """Few values: 8 bytes each; many: one row of 2**p ranks, however many values come."""
+    rng = np.random.default_rng(11)
+    metrics = {"u": {"count_distinct": "v", "approximate": True}, "n": {"count": "v"}}
+    agg = Aggregator(spec(["k"], metrics), uri="t")
+    for _ in range(20):
+        agg.update(pa.table({"k": pa.array(["big"] * 50_000 + ["small"] * 10),
+                             "v": rng.integers(0, 2**62, 50_010)}))
+    sketch = agg._sketches[0]
+    assert sketch.dense_rows == 1  # "big" went dense, "small" stays sparse
+    assert sketch.nbytes <= 2**HLL_PRECISION + 8 * 200 + 1024
+    got = agg.result()
+    assert got.column("k").to_pylist() == ["big", "small"]
+    big, small = got.column("u").to_pylist()
+    assert abs(big - 1_000_000) <= 3 * SE * 1_000_000
+    assert abs(small - 200) <= 3 * SE * 200
+
+
+def test_colliding_group_hashes_fail_rather_than_mix_sketches(monkeypatch) -> None:
+    from engine.enforce import aggregate
+
+    monkeypatch.setattr(aggregate, "_group_hashes", lambda columns, rows: np.zeros(rows, np.uint64))
+    agg = run(pa.table({"k": ["a", "b"], "v": [1, 2]}),
+              spec(["k"], {"u": {"count_distinct": "v", "approximate": True}}))
+    with pytest.raises(ValidationError, match="share a 64-bit key hash"):
+        agg.result()

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from engine.enforce import keys
 from engine.enforce.keys import SeenValues, hash64, is_exact, row_keys, value_keys
 from engine.errors import ContractError
 
@@ -81,6 +82,56 @@ def test_seen_values_across_batches() -> None:
         batch = np.arange(start, start + 700, dtype=np.uint64)
         assert seen.add_keys(batch).tolist() == [i < high for i in range(start, start + 700)]
         high = start + 700
-    assert seen.nbytes == 8 * (3 + 5200)
+    assert seen.nbytes == 8 * 3 + 16  # three hashed keys, and 0..5199 as one interval
     assert seen.add_keys(np.array([7, 7], np.uint64), np.array([False, True])).tolist() == [
         False, True]
+
+
+@pytest.mark.parametrize("page", [5, 256, keys.PAGE_KEYS])
+def test_seen_values_match_a_set_on_keys_in_order_out_of_order_and_hashed(
+        page: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every mix of intervals and pages of single keys answers as a Python set would."""
+    monkeypatch.setattr(keys, "PAGE_KEYS", page)  # small pages: merges stream across many
+    rng = np.random.default_rng(5 + page)
+    top = np.uint64(2**64 - 1)
+    for trial in range(25):
+        seen, reference = SeenValues(), set()
+        start = int(rng.integers(0, 2**64 - 10**6, dtype=np.uint64)) if trial % 4 else 0
+        for _ in range(int(rng.integers(5, 40))):
+            kind = rng.integers(0, 4)
+            n = int(rng.integers(1, 3000))
+            if kind == 0:  # identifiers in order, with gaps
+                batch = start + np.cumsum(rng.integers(1, 3, n)).astype(np.uint64)
+                start = int(batch[-1])
+            elif kind == 1:  # hashed: anywhere
+                batch = rng.integers(0, 2**64, n, dtype=np.uint64)
+            elif kind == 2:  # repeats of earlier keys and some neighbours of them
+                pool = np.array(sorted(reference) or [5], dtype=np.uint64)
+                batch = pool[rng.integers(0, len(pool), n)] + rng.integers(0, 2, n).astype(
+                    np.uint64)
+            else:  # a block out of order, and the extremes
+                batch = np.concatenate([rng.permutation(np.arange(n, dtype=np.uint64)) + np.uint64(
+                    start // 2), np.array([0, top, top - np.uint64(1)], np.uint64)])
+            valid = rng.random(len(batch)) > 0.05
+            expected, batch_seen = [], set()
+            for key, ok in zip(batch.tolist(), valid.tolist(), strict=True):
+                expected.append(ok and (key in reference or key in batch_seen))
+                if ok:
+                    batch_seen.add(key)
+            reference |= batch_seen
+            assert seen.add_keys(batch, valid).tolist() == expected
+        assert seen.nbytes <= 8 * len(reference)
+        pages = [p for run in seen._singles for p in run]
+        assert all(len(p) and np.all(p[1:] > p[:-1]) for p in pages)
+        if page < 100:  # pages of several merges stream: each within a few pages' size
+            assert max(map(len, pages), default=0) <= 4 * page + 3000
+
+
+def test_seen_values_of_identifiers_in_order_hold_their_gaps_not_their_keys() -> None:
+    seen = SeenValues()
+    for start in range(1, 1_000_000, 10_000):
+        ids = np.arange(start, start + 10_000, dtype=np.int64)
+        ids = ids[ids % 100_000 != 0]  # a gap every 100,000
+        assert not seen.add(pa.array(ids)).any()
+    assert seen.add(pa.array([1, 99_999, 100_000, 100_001])).tolist() == [True, True, False, True]
+    assert seen.nbytes <= 16 * 12
