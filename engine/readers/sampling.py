@@ -221,7 +221,11 @@ class ResolvedInput:
             return stream
         if self.read.byte_range is not None and self.format == "json":
             stream = Framed(stream, b"[", b"]")
-        return utf8_stream(stream, self.read.encoding, self.uri)
+        # An uncompressed input's text is at most its stored size: a small one's is read
+        # into a buffer of that size (aligned_pieces).
+        plain = self.compression == "none" and self.read.byte_range is None
+        return utf8_stream(stream, self.read.encoding, self.uri,
+                           expected_bytes=self.size if plain else None)
 
     def open(self) -> io.InputStream | io.SeekableInput:
         """Open the stored bytes (the byte range, if any), decompressed; or seekable, as stored."""
