@@ -600,7 +600,7 @@ class CsvReader:
         data, table, bad = whole
         if len(data) != len(piece) or not table.schema.equals(schema):
             return None
-        if not np.array_equal(np.frombuffer(piece, np.uint8), np.frombuffer(data, np.uint8)):
+        if not pa.py_buffer(piece).equals(pa.py_buffer(data)):  # memcmp, no copy
             return None
         return table, list(bad)
 

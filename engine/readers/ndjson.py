@@ -239,9 +239,8 @@ class NdjsonReader:
         if whole is None:
             return None
         data, found, table = whole
-        if len(data) != len(piece) or not np.array_equal(np.frombuffer(piece, np.uint8),
-                                                         np.frombuffer(data, np.uint8)):
-            return None
+        if len(data) != len(piece) or not pa.py_buffer(piece).equals(pa.py_buffer(data)):
+            return None  # (a memcmp, no copy)
         return found, table
 
     def _check_utf8(self, piece: memoryview | bytes, offset: int, first: int) -> None:

@@ -51,6 +51,22 @@ class _BomSkipping:
         return data
 
     def readinto(self, view: memoryview) -> int:
+        if self._first and len(view) >= len(UTF8_BOM):
+            # Straight into ``view``, then past a BOM: a copy of the first block less
+            n = self._stream.readinto(view) or 0
+            while 0 < n < len(UTF8_BOM) and bytes(view[:n]) == UTF8_BOM[:n]:
+                more = self._stream.readinto(view[n:len(UTF8_BOM)]) or 0  # a BOM cut short
+                if not more:
+                    break
+                n += more
+            if not n:
+                return 0
+            self._first = False
+            if bytes(view[:len(UTF8_BOM)]) != UTF8_BOM:
+                return n
+            n -= len(UTF8_BOM)
+            view[:n] = bytes(view[len(UTF8_BOM):len(UTF8_BOM) + n])
+            return n or self._stream.readinto(view) or 0
         if self._first:
             data = self.read(len(view))
             view[: len(data)] = data
@@ -117,7 +133,7 @@ def aligned_pieces(
     # risen past its size the new copy lands on the heap, where it stays as fragmentation:
     # growing by a few bytes at a time left ~9 MiB more peak RSS after ~70 MB of input.
     expected = getattr(stream, "expected_bytes", None)
-    room = block_size if expected is None else max(1, min(block_size, expected + 1))
+    room = block_size if expected is None else min(block_size, max(64, expected + 1))
     buf = bytearray(room + (_LEFTOVER_ROOM if room == block_size else 0))
     filled = 0  # bytes of buf holding data
     offset = 0  # stream offset of buf[0]
