@@ -219,7 +219,7 @@ class CsvReader:
         self._newline: bytes | None = None
         #: inference's parse of the whole input (its text after the header, the table, its
         #: invalid rows), for the conversion to take instead of parsing the same bytes again
-        self._whole: tuple[bytes, pa.Table, list[pacsv.InvalidRow]] | None = None
+        self._whole: tuple[bytes | memoryview, pa.Table, list[pacsv.InvalidRow]] | None = None
         self._parse_options_kw = {
             "delimiter": options.delimiter,
             "quote_char": options.quote_char or False,
@@ -336,12 +336,15 @@ class CsvReader:
                                    uri=self.uri, record=1, offset=0) from None
         return rows[0] if rows else []
 
-    def _convert_options(self, types: pa.Schema | None) -> pacsv.ConvertOptions:
+    def _convert_options(self, types: pa.Schema | None,
+                         utf8_checked: bool = False) -> pacsv.ConvertOptions:
         # With types, the piece was validated as UTF-8 first (_parse_chunk: _require_utf8, which
         # names the record), so every field is too (delimiters and quotes are ASCII and cannot
         # fall inside a multi-byte sequence): pyarrow's own check would repeat it, at ~9 % of
-        # the parse. Inference keeps it: it reads undecodable text as binary (_check_text).
-        kw: dict[str, object] = {"check_utf8": types is None}
+        # the parse. So was the head sample before inference parses it (``utf8_checked``).
+        # Inference keeps it for other samples: it reads undecodable text as binary
+        # (_check_text).
+        kw: dict[str, object] = {"check_utf8": types is None and not utf8_checked}
         if types is not None:
             kw["column_types"] = types
         if self.options.null_values is not None:
@@ -352,7 +355,7 @@ class CsvReader:
     def _parse(
         self, piece: bytes | memoryview, names: list[str], types: pa.Schema | None,
         bad: list | None,
-        offset: int = 0, first: int = 0,
+        offset: int = 0, first: int = 0, utf8_checked: bool = False,
     ) -> pa.Table:
         def on_invalid(row: pacsv.InvalidRow) -> str:
             if bad is None:
@@ -366,9 +369,9 @@ class CsvReader:
                                            block_size=max(len(piece) + 1, 1 << 20)),
             parse_options=pacsv.ParseOptions(**self._parse_options_kw,
                                              invalid_row_handler=on_invalid),
-            convert_options=self._convert_options(types),
+            convert_options=self._convert_options(types, utf8_checked),
         )
-        if types is None:
+        if types is None and not utf8_checked:
             self._check_text(table, offset, first)
         return table
 
@@ -407,9 +410,9 @@ class CsvReader:
         for sample in samples:
             # A mid-object sample may start inside a quoted field: its rows then misparse, and
             # the sample is dropped below when most of them are invalid.
-            data = sample.whole_records(self._cut)
+            data: bytes | memoryview = sample.whole_records(self._cut)
             if sample.at_start:
-                data = data[header_len:]
+                data = memoryview(data)[header_len:]  # not a copy
             if not data:
                 continue
             bad: list = []
@@ -417,7 +420,7 @@ class CsvReader:
                 if sample.at_start:
                     self._require_utf8(data, header_len, 1)
                 table = self._parse(data, names, None, bad, 0 if sample.at_start else 0,
-                                    1 if sample.at_start else 0)
+                                    1 if sample.at_start else 0, utf8_checked=sample.at_start)
             except pa.ArrowInvalid as exc:
                 if sample.at_start:
                     raise InputFormatError(f"not parseable as CSV: {exc}", uri=self.uri,
@@ -428,7 +431,7 @@ class CsvReader:
             seen = self._keep_leading_zeros(data, names, table.schema, zeros)
             schema = seen if schema is None else unify_schemas(schema, seen)
             if sample.at_start and sample.at_end:
-                whole = (bytes(data), table, bad)
+                whole = (data, table, bad)
         if schema is None:
             schema = pa.schema([(n, pa.string()) for n in names])
         self.inferences = [
