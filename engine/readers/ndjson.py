@@ -466,9 +466,12 @@ def _without(data: bytes, spans: list[tuple[int, int]]) -> bytes:
 
 def _first_key_group(data: bytes) -> tuple[bytes, bytes]:
     """The first group :func:`_key_groups` would cut from ``data``, and the bytes after it."""
-    colons = np.flatnonzero(np.frombuffer(data, np.uint8) == 58)
-    if colons.size <= MAX_COLUMNS:
-        return data, b""
+    a = np.frombuffer(data, np.uint8)
+    size = 1 << 16  # a prefix holds the first colons: locating all of them took ~0.6 ms per MB
+    while (colons := np.flatnonzero(a[:size] == 58)).size <= MAX_COLUMNS:
+        if size >= a.size:
+            return data, b""
+        size *= 4
     end = data.rfind(b"\n", 0, int(colons[MAX_COLUMNS]))  # the lines before the colon too many
     if end < 0:  # the first line alone has too many: it is a group of its own
         end = data.find(b"\n")

@@ -334,6 +334,19 @@ def test_a_whole_input_with_leading_zeros_or_a_null_column_is_parsed_again_as_te
     assert table.schema.field("empty").type == pa.string()
 
 
+@pytest.mark.parametrize("name_bytes", [10, (1 << 16) - 6, (1 << 16) - 5, (1 << 16) - 4,
+                                        (1 << 16) + 3, 70_000])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_a_header_near_or_beyond_the_first_64_kib_is_read_whole(name_bytes, newline):
+    name = "x" * (name_bytes - 8)
+    header = b'"' + name.encode() + b'\n",b' + newline  # a quoted line break in the name
+    data = header + b"1,2" + newline + b"3,4" + newline
+    table, rejects, _, _ = read_all(data)
+    assert table.column_names == [name, "b"]  # names are stripped
+    assert table.to_pylist() == [{name: 1, "b": 2}, {name: 3, "b": 4}]
+    assert rejects == []
+
+
 def test_leading_zeros_in_any_sample_make_the_column_text():
     head = b"zip\n12345\n90210\n"
     middle = b"partial\n00501\n8123\n"
