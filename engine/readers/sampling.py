@@ -223,10 +223,13 @@ class ResolvedInput:
         if self.read.byte_range is not None and self.format == "json":
             stream = Framed(stream, b"[", b"]")
         # An uncompressed input's text is at most its stored size: a small one's is read
-        # into a buffer of that size (aligned_pieces).
+        # into a buffer of that size (aligned_pieces); and when the head sample is the stored
+        # bytes themselves (resolve_input: a small UTF-8 input read whole), they are the text.
         plain = self.compression == "none" and self.read.byte_range is None
+        known = (self.samples[0].data if plain and self.head is not None and self.samples
+                 and self.samples[0].data is self.head.data else None)
         return utf8_stream(stream, self.read.encoding, self.uri,
-                           expected_bytes=self.size if plain else None)
+                           expected_bytes=self.size if plain else None, known_text=known)
 
     def open(self) -> io.InputStream | io.SeekableInput:
         """Open the stored bytes (the byte range, if any), decompressed; or seekable, as stored."""

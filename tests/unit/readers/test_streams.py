@@ -49,3 +49,23 @@ def test_pieces_are_whole_records_whatever_size_the_stream_expects(expected: int
         max_record_bytes=1 << 20, uri="mem", first_record=lambda: 1)]
     assert b"".join(pieces) == data
     assert all(p.endswith(b"\n") for p in pieces)
+
+
+@pytest.mark.parametrize("data", [b"", b"a\n", b"a,b\n1,2\n", b"a,b\n1,2", b"no break at all",
+                                  b"x\n" + b"y" * 50])
+@pytest.mark.parametrize("max_record_bytes", [10, 1 << 20])
+def test_pieces_of_a_known_text_are_those_read_would_give(data: bytes, max_record_bytes: int):
+    """A stream whose text is known in memory is cut from it, not copied: the same pieces."""
+    def pieces(known: bytes | None) -> list[tuple[int, bytes, bool]] | str:
+        counted = io.BytesIO(data)
+        stream = utf8_stream(counted, "utf-8", "mem", expected_bytes=len(data), known_text=known)
+        try:
+            out = [(offset, bytes(p), last) for offset, p, last in aligned_pieces(
+                stream, lambda buf, end: buf.rfind(b"\n", 0, end) + 1, block_size=1_000,
+                max_record_bytes=max_record_bytes, uri="mem", first_record=lambda: 1)]
+        except Exception as exc:  # noqa: BLE001 - the same error either way
+            return f"{type(exc).__name__}: {exc}"
+        assert counted.tell() == len(data)  # read to its end either way
+        return out
+
+    assert pieces(data) == pieces(None)
