@@ -179,18 +179,22 @@ class NdjsonReader:
         found = []
         for group in groups:
             starts, ends, _ = _split_lines(group)
-            lines = [group[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
             try:
-                table = parse_json_objects(group, None, records=len(lines))
+                table = parse_json_objects(group, None, records=starts.size)
             except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
                 table = None
-            if table is not None and table.num_rows == len(lines):
-                bad = nonfinite_rows(table, nan=True)
-                if bad is None:
+            nonfinite = None
+            if table is not None and table.num_rows == starts.size:
+                nonfinite = nonfinite_rows(table, nan=True)
+                if nonfinite is None:
                     found.append(table.schema)
                     continue
+            # the lines, cut only when the group did not parse whole
+            lines = [group[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+            if nonfinite is not None:
                 # NaN is no JSON: its record is a reject, so it must not type the column
-                lines = [line for line, no in zip(lines, bad.tolist(), strict=True) if not no]
+                lines = [line for line, no in zip(lines, nonfinite.tolist(), strict=True)
+                         if not no]
                 if lines:
                     found += NdjsonReader._infer_groups([b"\n".join(lines)])
                 continue
