@@ -11,7 +11,9 @@ The stages of a run are ``infer`` (sampling the input and inferring its types), 
 ``validate_transform`` (a contract's checks and transforms), ``encode_write`` (buffering, Parquet
 encoding and compression) and ``upload`` (the output's writes, the multipart upload or local
 file, and its commit). With worker threads (``threads > 1``) a stage's wall time
-includes its waits for the stage before it; its CPU time never does.
+includes its waits for the stage before it; its CPU time never does. An input whose head
+sample is all of it is parsed once, by inference, whose table the conversion takes: its
+``parse`` is then next to nothing and ``infer`` holds the parse.
 
 :data:`CLOCK` holds the clock of the conversion running in this context; code that is not part of
 a run (a bare :class:`engine.sink.parquet.ParquetSink`) sees ``None`` and measures nothing.
