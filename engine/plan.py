@@ -313,13 +313,15 @@ def refuse_replacing(src: str, outputs: list[str | None]) -> None:
     The output is renamed into place (or committed) after the input has been read, so the run
     would succeed and leave the input replaced by its own Parquet.
     """
+    real_src = None
     for out in outputs:
         if not out:
             continue
         if io.is_s3(src) or io.is_s3(out):
             same = src == out
         else:
-            same = os.path.realpath(io.local_path(src)) == os.path.realpath(io.local_path(out))
+            real_src = real_src or os.path.realpath(io.local_path(src))
+            same = real_src == os.path.realpath(io.local_path(out))
         if same:
             raise UsageError("the output is the input: writing it would replace the input; "
                              "choose another output path", uri=out)

@@ -273,9 +273,15 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
     rejects = RejectsFile(opts.rejects_uri if plan.dst is not None else None)
     rows_in = 0
     # Every file name the sink chooses (in a directory, by rotation, per partition) is checked
-    # too: the output is renamed into place after the input was read.
-    sink = plan.sink(out_schema, opts.write,
-                     check_uri=lambda uri: refuse_replacing(src, [uri]))
+    # too: the output is renamed into place after the input was read. (The plan's own name
+    # was, when the plan was prepared.)
+    checked = plan.data_uri or plan.dst
+
+    def check_uri(uri: str) -> None:
+        if uri != checked:
+            refuse_replacing(src, [uri])
+
+    sink = plan.sink(out_schema, opts.write, check_uri=check_uri)
     published: list[ParquetSink] = []
     failed: ValidationError | None = None
     try:

@@ -17,6 +17,7 @@ Parquet file has its schema in its footer and takes no samples.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from engine.errors import InputFormatError, SchemaError, UsageError
 from engine.readers import READERS
 from engine.readers.base import Chunk, Reader, Sample
 from engine.readers.magic import known_binary
-from engine.readers.streams import Framed, utf8_stream
+from engine.readers.streams import UTF8_BOM, Framed, utf8_stream
 from engine.runtime.threads import Prefetch, ReadAhead, conversion_threads
 from engine.runtime.timing import StageClock, TimedReads
 
@@ -221,7 +222,14 @@ class ResolvedInput:
             return stream
         if self.read.byte_range is not None and self.format == "json":
             stream = Framed(stream, b"[", b"]")
-        return utf8_stream(stream, self.read.encoding, self.uri)
+        # An uncompressed input's text is at most its stored size: a small one's is read
+        # into a buffer of that size (aligned_pieces); and when the head sample is the stored
+        # bytes themselves (resolve_input: a small UTF-8 input read whole), they are the text.
+        plain = self.compression == "none" and self.read.byte_range is None
+        known = (self.samples[0].data if plain and self.head is not None and self.samples
+                 and self.samples[0].data is self.head.data else None)
+        return utf8_stream(stream, self.read.encoding, self.uri,
+                           expected_bytes=self.size if plain else None, known_text=known)
 
     def open(self) -> io.InputStream | io.SeekableInput:
         """Open the stored bytes (the byte range, if any), decompressed; or seekable, as stored."""
@@ -287,13 +295,19 @@ def resolve_input(uri: str, read: ReadOptions) -> ResolvedInput:
     stored = io.probe_input(uri, read.sample_bytes + _HEAD_SLACK_BYTES,
                             whole_up_to=max(WHOLE_INPUT_BYTES, read.sample_bytes),
                             byte_range=read.byte_range)
-    with io.open_input(uri, compression, byte_range=read.byte_range, head=stored) as raw:
-        stream: Any = raw
-        if read.byte_range is not None and read.format == "json":
-            stream = Framed(raw, b"[", b"]")
-        head = utf8_stream(stream, read.encoding, uri).read(read.sample_bytes)
-        at_end = not stream.read(1) if len(head) < read.sample_bytes else False
-        size = raw.size
+    if (stored.whole and compression == "none" and read.byte_range is None
+            and len(stored.data) <= read.sample_bytes and not stored.data.startswith(UTF8_BOM)
+            and codecs.lookup(read.encoding).name == "utf-8"):
+        # A small UTF-8 input, read whole: its text is its stored bytes, not copied
+        head, at_end, size = stored.data, True, stored.size
+    else:
+        with io.open_input(uri, compression, byte_range=read.byte_range, head=stored) as raw:
+            stream: Any = raw
+            if read.byte_range is not None and read.format == "json":
+                stream = Framed(raw, b"[", b"]")
+            head = utf8_stream(stream, read.encoding, uri).read(read.sample_bytes)
+            at_end = not stream.read(1) if len(head) < read.sample_bytes else False
+            size = raw.size
     settled = settle_options(uri, read, head)
     samples = [Sample(head, True, at_end)]
     plain = compression == "none" and read.encoding.lower().replace("-", "") in ("utf8", "ascii")

@@ -88,8 +88,11 @@ def main(spec_path: str) -> int:
             CLOCK.reset(token)
         if code:
             break
+        # The kernel's high-water mark, reset just before the phase, can end below the RSS read
+        # after the reset (the reading's own pages, then memory handed back with madvise,
+        # which does not raise the mark): a phase's peak is at least the RSS it started at.
         phase.update(cpu_s=time.process_time() - cpu, wall_s=time.time() - wall,
-                     peak_rss_bytes=peak_rss_bytes())
+                     peak_rss_bytes=max(peak_rss_bytes(), phase["rss_before_bytes"]))
         result["phases"].append(phase)
         result["peak_rss_bytes"] = max(result["peak_rss_bytes"], phase["peak_rss_bytes"])
         result["report"] = report.to_dict()  # the last phase's: the measured file, warm

@@ -11,7 +11,14 @@ import pytest
 from engine.config import ReadOptions
 from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import Sample, SchemaWidening
-from engine.readers.csv import _COUNT_SLICE, CsvReader, count_byte, quote_aware_cut
+from engine.readers.csv import (
+    _COUNT_SLICE,
+    _ZEROS_SLICE,
+    CsvReader,
+    count_byte,
+    may_hold_leading_zeros,
+    quote_aware_cut,
+)
 from engine.readers.streams import utf8_stream
 
 BLOCKS = [7, 64, 4 << 20]
@@ -273,6 +280,71 @@ def test_a_zero_before_a_digit_makes_text(value):
     table, _, _, reader = read_all(b"v,w\n1,x\n" + value + b",y\n")
     assert table.schema.field("v").type == pa.string()
     assert [i.column for i in reader.inferences] == ["v"]
+
+
+@pytest.mark.parametrize("text", [
+    b"08", b"1,08", b"1,-08", b"1, 08", b"1,  +08", b'1,"08"', b'1,"0"8',
+    b'1," -08"', b"1\n08", b"1\r\n 08", b"x,1,0\n,-0,\n,,00",
+])
+def test_the_scan_for_leading_zeros_misses_no_field_that_has_them(text):
+    import re
+
+    import pyarrow.csv as pacsv
+
+    text += b"\n"
+    table = pacsv.read_csv(pa.py_buffer(text), read_options=pacsv.ReadOptions(
+        autogenerate_column_names=True), convert_options=pacsv.ConvertOptions(
+        column_types={f"f{i}": pa.string() for i in range(4)}))
+    fields = [v for column in table.columns for v in column.to_pylist() if v is not None]
+    assert any(re.match(r"^\s*[+-]?0[0-9]", v) for v in fields)
+    assert may_hold_leading_zeros(text, ",", b'"')
+
+
+@pytest.mark.parametrize("text", [
+    b"1,2025-01-01 09:30:00,-0.5,0\n", b"1,x 08,T09,x-08\n", b"0.5,0,+0,-0.25\n",
+])
+def test_the_scan_for_leading_zeros_passes_dates_times_and_plain_zeros(text):
+    assert not may_hold_leading_zeros(text * 50_000, ",", b'"')  # several slices
+
+
+@pytest.mark.parametrize("at", [3, _ZEROS_SLICE - 1, _ZEROS_SLICE, _ZEROS_SLICE + 1,
+                                _ZEROS_SLICE + 2, 2 * _ZEROS_SLICE + 5])
+def test_the_scan_for_leading_zeros_finds_one_at_every_slice_edge(at):
+    filler = bytearray(b"12,x-09;\n" * (3 * _ZEROS_SLICE // 9))
+    assert not may_hold_leading_zeros(bytes(filler), ",", b'"')
+    filler[at:at + 3] = b",07"
+    assert may_hold_leading_zeros(bytes(filler), ",", b'"')
+    assert not may_hold_leading_zeros(bytes(filler), ";", b"")  # ",07" is in a field there
+
+
+def test_a_whole_input_is_parsed_once_and_converted_as_parsing_it_again_would():
+    data = b"id,zip,n,note\n1,8123,2.5,x\n2,501,3,\n3,4\n4,7,1e3,y\n"
+    table, rejects, _, reader = read_all(data)
+    again, again_rejects, _, _ = read_all(data, block_size=16)  # no whole-input parse: pieces
+    assert table.equals(again)
+    assert [(r.record, r.offset, r.reason) for r in rejects] == \
+        [(r.record, r.offset, r.reason) for r in again_rejects] == \
+        [(3, data.index(b"3,4"), "expected 4 fields, found 2")]
+    assert reader._whole is None  # taken by the conversion, not kept
+
+
+def test_a_whole_input_with_leading_zeros_or_a_null_column_is_parsed_again_as_text():
+    table, _, _, _ = read_all(b"zip,empty,n\n08123,,1\n00501,,2\n")
+    assert table.column("zip").to_pylist() == ["08123", "00501"]
+    assert table.schema.field("empty").type == pa.string()
+
+
+@pytest.mark.parametrize("name_bytes", [10, (1 << 16) - 6, (1 << 16) - 5, (1 << 16) - 4,
+                                        (1 << 16) + 3, 70_000])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_a_header_near_or_beyond_the_first_64_kib_is_read_whole(name_bytes, newline):
+    name = "x" * (name_bytes - 8)
+    header = b'"' + name.encode() + b'\n",b' + newline  # a quoted line break in the name
+    data = header + b"1,2" + newline + b"3,4" + newline
+    table, rejects, _, _ = read_all(data)
+    assert table.column_names == [name, "b"]  # names are stripped
+    assert table.to_pylist() == [{name: 1, "b": 2}, {name: 3, "b": 4}]
+    assert rejects == []
 
 
 def test_leading_zeros_in_any_sample_make_the_column_text():

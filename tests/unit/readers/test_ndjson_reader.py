@@ -149,10 +149,32 @@ def test_inference_beyond_the_first_key_group(late: bytes, column: str,
     from engine.readers.ndjson import NdjsonReader
 
     first = b'{"id":1,"v":2}\n' * (MAX_COLUMNS // 2 + 10)  # more colons than one group holds
-    schemas = NdjsonReader._infer(first + late + b"\n")
+    schemas, table = NdjsonReader._infer(first + late + b"\n")
+    assert table is None
+    # the whole input: the same schemas, and the parse of all of it when one schema fits it
+    entire, table = NdjsonReader._infer(first + late + b"\n", entire=True)
+    assert entire == schemas
+    assert (table is not None) == (len(schemas) == 1)
+    if table is not None:
+        assert table.num_rows == MAX_COLUMNS // 2 + 11 and table.schema.equals(schemas[0])
     if expected is None:
         assert {str(s.field("v").type) for s in schemas} >= {"int64", "struct<a: int64>"}
     else:
         assert any(column in s.names and s.field(column).type == expected for s in schemas)
         if late == b'{"id":7,"v":1}':
             assert len(schemas) == 1
+
+
+def test_a_whole_input_is_parsed_once_and_converted_as_parsing_it_again_would():
+    from engine.config import MAX_COLUMNS
+
+    rows = b"".join(b'{"id":%d,"v":%d.5,"t":"2025-01-0%dT10:00:00"}\n' % (i, i, i % 9 + 1)
+                    for i in range(MAX_COLUMNS))  # more than one key group
+    data = rows + b'null\n{"id":1,"v":NaN,"t":"2025-01-01T10:00:00"}\n' + rows
+    table, rejects, reader = read_all(data)
+    assert reader._whole is None  # inference's parse was taken, not kept
+    again, again_rejects, _ = read_all(data, sample=data[:-1])  # not whole: parsed again
+    assert table.equals(again)
+    assert [(r.record, r.offset, r.reason) for r in rejects] == \
+        [(r.record, r.offset, r.reason) for r in again_rejects]
+    assert [r.record for r in rejects] == [MAX_COLUMNS + 1, MAX_COLUMNS + 2]

@@ -141,6 +141,34 @@ def test_dictionary_max_ratio_is_the_threshold(tmp_path: Path):
     assert pq.read_table(nothing).equals(table)
 
 
+def test_the_dictionary_decision_from_prefixes_is_the_whole_probes():
+    """Prefixes may only say no early: every answer is the full count's."""
+    import random
+
+    import pyarrow.compute as pc
+
+    from engine.sink.parquet import _distinct_at_most
+
+    rng = random.Random(7)
+    for _ in range(300):
+        rows = rng.choice([1, 2, 10, 999, 5_000, 20_000])
+        kinds = rng.choice([1, 3, rows // 20 + 1, rows // 9 + 1, rows // 2 + 1, rows])
+        late = rng.random() < 0.3  # the values change kind after the prefixes
+        values = [None if rng.random() < 0.05 else
+                  (rng.randrange(kinds) if not late or i > rows * 0.8 else i % 3)
+                  for i in range(rows)]
+        order = rng.choice(["as is", "rising", "falling"])  # ids and times come in order
+        if order != "as is":
+            values = sorted((v for v in values if v is not None), reverse=order == "falling")
+            rows = len(values)
+        typ = rng.choice([pa.int64(), pa.int32(), pa.float64(), pa.timestamp("s", tz="UTC"),
+                          pa.date32()])
+        column = pa.chunked_array([values[: rows // 3], values[rows // 3:]], pa.int64())
+        column = column.cast(pa.int32()).cast(typ) if typ == pa.date32() else column.cast(typ)
+        limit = max(1, rows * rng.choice([0.0, 0.05, 0.1, 0.5, 1.0]))
+        assert _distinct_at_most(column, limit) == (pc.count_distinct(column).as_py() <= limit)
+
+
 # ---------------------------------------------------------------------------------------------
 # compression
 
