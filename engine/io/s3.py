@@ -496,9 +496,11 @@ class GuardedMultipartWriter:
     """One multipart upload, its parts sent from a buffer by direct ``UploadPart`` calls.
 
     The upload is created with the writer. Bytes collect in ``writebuffer`` (memory, or a spool
-    file on local disk: the writer only writes, seeks and truncates it) until ``part_size`` are
-    held; the buffer is then sent as one part, streamed from its start (botocore seeks back to
-    it to send a failed part again), and emptied. :meth:`close` sends what is left and completes
+    file on local disk: the writer only writes, seeks and truncates it) until exactly
+    ``part_size`` are held; the buffer is then sent as one part, streamed from its start
+    (botocore seeks back to it to send a failed part again), and emptied. A part that fails past
+    botocore's retries breaks the writer: every later write or close raises that error again
+    rather than sending more. :meth:`close` sends what is left and completes
     the upload; nothing else ever completes it. Collected unfinished, the writer aborts the
     upload instead (a dropped writer must not publish a partial object), and after
     :meth:`terminate` or :meth:`neutralise` nothing can complete it.
@@ -523,6 +525,7 @@ class GuardedMultipartWriter:
         self.part_size = part_size
         self._buf: BinaryIO = writebuffer if writebuffer is not None else io.BytesIO()
         self._parts: list[dict[str, Any]] = []
+        self._failed: BaseException | None = None
         answer = client.create_multipart_upload(Bucket=bucket, Key=key)
         self._upload_id = answer["UploadId"]
 
@@ -532,19 +535,30 @@ class GuardedMultipartWriter:
             raise ValueError(f"write to a finished multipart upload (s3://{self._bucket}/"
                              f"{self._key})")
         view = memoryview(data).cast("B")
-        self._buf.write(view)
-        if self._buf.tell() >= self.part_size:
+        offset = 0
+        while offset < view.nbytes:  # fill the part to exactly part_size, send it, go on
+            end = offset + self.part_size - self._buf.tell()
+            self._buf.write(view[offset:end])
+            if self._buf.tell() < self.part_size:
+                break
             self._send_part()
+            offset = end
         return view.nbytes
 
     def _send_part(self) -> None:
         """``UploadPart`` the bytes held (the buffer's start to its position); empty it."""
+        if self._failed is not None:
+            raise self._failed
         number = len(self._parts) + 1
         self._buf.truncate()  # the part ends here (a reused buffer may hold more)
         self._buf.seek(0)
-        answer = self._client.upload_part(Bucket=self._bucket, Key=self._key,
-                                          UploadId=self._upload_id, PartNumber=number,
-                                          Body=self._buf)
+        try:
+            answer = self._client.upload_part(Bucket=self._bucket, Key=self._key,
+                                              UploadId=self._upload_id, PartNumber=number,
+                                              Body=self._buf)
+        except BaseException as exc:
+            self._failed = exc
+            raise
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
         self._buf.seek(0)
         self._buf.truncate()
@@ -556,6 +570,8 @@ class GuardedMultipartWriter:
         if self._upload_id is None:
             raise ValueError(f"cannot complete an aborted upload (s3://{self._bucket}/"
                              f"{self._key})")
+        if self._failed is not None:
+            raise self._failed
         if self._buf.tell() or not self._parts:
             self._send_part()
         self._client.complete_multipart_upload(
