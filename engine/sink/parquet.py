@@ -152,7 +152,11 @@ class ParquetSink(CommitOrAbort):
         self._own_spool = spool if isinstance(spool, Spool) else None
         self._spool = spool.buffer if isinstance(spool, Spool) else spool
         if check_uri is not None and not self.rotating:
-            check_uri(self.uri)  # the only name: refused before a byte is read
+            try:
+                check_uri(self.uri)  # the only name: refused before a byte is read
+            except BaseException:
+                self._close_spool()
+                raise
         self.files: list[FileReport] = []
         self._committed: list[AtomicOutput] = []
         self._out: AtomicOutput | None = None

@@ -99,3 +99,21 @@ def test_too_little_disk_fails_before_anything_is_read(s3: Any, source: str, spo
     assert "EphemeralStorage" in info.value.message
     assert s3.list_objects_v2(Bucket="out").get("KeyCount") == 0
     assert list(spool_dir.iterdir()) == []
+
+
+def test_a_name_refused_leaves_no_spool(spool_dir: Path) -> None:
+    import pyarrow as pa
+
+    from engine.errors import UsageError
+    from engine.sink.parquet import ParquetSink
+    from engine.sink.spool import Spool
+
+    def refuse(uri: str) -> None:
+        raise UsageError("refused", uri=uri)
+
+    spool = Spool(5 * MiB)
+    assert list(spool_dir.iterdir()) != []
+    with pytest.raises(UsageError):
+        ParquetSink("s3://out/x.parquet", pa.schema([("a", pa.int64())]), check_uri=refuse,
+                    spool=spool)
+    assert list(spool_dir.iterdir()) == []
