@@ -500,16 +500,16 @@ class GuardedMultipartWriter:
     ``part_size`` are held; the buffer is then sent as one part, streamed from its start
     (botocore seeks back to it to send a failed part again), and emptied. A part that fails past
     botocore's retries breaks the writer: every later write or close raises that error again
-    rather than sending more. :meth:`close` sends what is left and completes
-    the upload; nothing else ever completes it. Collected unfinished, the writer aborts the
-    upload instead (a dropped writer must not publish a partial object), and after
-    :meth:`terminate` or :meth:`neutralise` nothing can complete it.
+    rather than sending more. :meth:`close` sends what is left and completes the upload; nothing
+    else ever completes it. Collected unfinished, the writer aborts the upload instead (a
+    dropped writer must not publish a partial object), and after :meth:`terminate` or
+    :meth:`neutralise` nothing can complete it.
 
     Args:
         bucket: the output's bucket.
         key: the output's key.
         client: the S3 client.
-        part_size: bytes per part (the last may be smaller; a part is at least this big).
+        part_size: bytes per part (the last may be smaller).
         writebuffer: where the next part collects, already holding its first bytes (its
             position is their end); default an empty :class:`io.BytesIO`.
 
