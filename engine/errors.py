@@ -16,7 +16,7 @@ with ``stepfunctions/pipeline.asl.json`` and must not change.
     │   └── UsageError           an option out of range, an output that would replace the input
     ├── TransientError           retried by the state machine (throttling, timeouts, resets)
     ├── AccountingError          a record was neither written, rejected nor filtered: a defect
-    ├── DiskSpaceError           the local disk cannot hold a partitioned S3 output's spool
+    ├── DiskSpaceError           the local disk cannot hold an S3 output's spool
     └── InstallationError        a file chunkwise ships is missing: reinstall it
 """
 
@@ -147,7 +147,7 @@ class AccountingError(EngineError):
 
 
 class DiskSpaceError(EngineError):
-    """The local disk cannot hold what a run spools (S3 part buffers of a partitioned output).
+    """The local disk cannot hold what a run spools (the S3 part buffers of its Parquet output).
 
     Checked before the conversion starts. The deployment is too small, not the data at fault (as
     with :class:`InstallationError`, it goes to the error handler, not the DLQ): raise the

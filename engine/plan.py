@@ -30,6 +30,7 @@ from engine.config import RunOptions, WriteOptions, build_options
 from engine.errors import InputFormatError, InputNotFoundError, UsageError
 from engine.sink.dataset import BOOKKEEPING_DIR, DatasetWrite, check_name, is_hidden, run_tag
 from engine.sink.parquet import CheckUri, ParquetSink
+from engine.sink.spool import Spool, spool_bytes_needed
 
 if TYPE_CHECKING:
     from engine.sink.partitioned import PartitionedSink
@@ -256,7 +257,13 @@ class OutputPlan:
                                    file_stem=file_stem,
                                    max_open_writers=self.contract.output.max_open_writers,
                                    max_upload_buffer_bytes=upload_cap, check_uri=check_uri)
-        return ParquetSink(self.data_uri or self.dst, schema, write, check_uri=check_uri)
+        uri = self.data_uri or self.dst
+        # On S3 the part being assembled goes to the spool on local disk, not memory (8 MiB of
+        # the run's peak RSS, issue 23); its free space is checked here, before a row is read.
+        spool = Spool(spool_bytes_needed(1, write.part_size), uri=uri,
+                      needs="the S3 part being assembled", fix="the part size",
+                      ) if io.is_s3(uri) else None
+        return ParquetSink(uri, schema, write, check_uri=check_uri, spool=spool)
 
     @property
     def outputs(self) -> list[str]:

@@ -236,6 +236,7 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, given: dic
         source = resolve_input(src, opts.read)
         reader = source.reader()
         schema = source.schema(reader, opts.schema)
+        source = source.inferred()  # the samples' memory back before the conversion
     widened: list[Widening] = []
     for attempt in range(opts.max_restarts + 1):
         try:

@@ -163,7 +163,7 @@ def hash_object(uri: str) -> str:
             for chunk in iter(lambda: fh.read(COPY_CHUNK_BYTES), b""):
                 digest.update(chunk)
         return digest.hexdigest()
-    from engine.io.s3 import s3_errors  # boto3 and smart-open load when S3 is first used
+    from engine.io.s3 import s3_errors  # botocore loads when S3 is first used
 
     bucket, key = io.split_s3(uri)
     with s3_errors(uri):

@@ -69,7 +69,7 @@ def list_contracts(contracts_uri: str) -> list[str]:
 
 
 def _list_s3(contracts_uri: str) -> list[str]:
-    from engine.io.s3 import s3_errors  # boto3 and smart-open: only for contracts kept on S3
+    from engine.io.s3 import s3_errors  # botocore: only for contracts kept on S3
 
     bucket, prefix = io.split_s3(contracts_uri, allow_empty_key=True)
     if prefix and not prefix.endswith("/"):

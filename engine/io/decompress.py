@@ -1,6 +1,6 @@
 """Decompression for :mod:`engine.io`: the counting reader over the stored bytes, gzip, bz2, zstd.
 
-:func:`open_decompressed` wraps a stored byte stream (a local file, smart-open's S3 reader, or
+:func:`open_decompressed` wraps a stored byte stream (a local file, the S3 ranged reader, or
 a window of either) in a reader that counts the bytes consumed and maps the source's failures
 to engine errors, then in the decompressor the compression name asks for. zstd gets a frame
 tracker, because ``zstandard`` reports a stream cut in the middle of a frame as a clean end.
@@ -44,7 +44,7 @@ class _CountingReader(io.RawIOBase):
     """The stored bytes: counts what is consumed and maps failures to engine errors.
 
     Args:
-        source: the stored byte stream (a local ``FileIO`` or smart-open's S3 reader).
+        source: the stored byte stream (a local ``FileIO`` or :class:`engine.io.s3.RangedReader`).
         map_error: see :data:`ErrorMapper`.
         observer: called with each chunk read (the zstd frame tracker).
 

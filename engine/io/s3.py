@@ -1,8 +1,11 @@
 """The S3 side of :mod:`engine.io`: the client, error mapping, ranged and streaming reads, uploads.
 
-:mod:`engine.io` imports this module only when a URI is ``s3://``: boto3, botocore, urllib3 and
-smart-open cost about 25 MiB of RSS and 0.15 s of import time, which a local conversion should
-not pay. Call :mod:`engine.io`'s functions; this module is their S3 backend.
+:mod:`engine.io` imports this module only when a URI is ``s3://``: botocore and urllib3 cost about
+15 MiB of RSS and 0.1 s of import time, and the client ~14 MiB more, which a local conversion
+should not pay. Call :mod:`engine.io`'s functions; this module is their S3 backend. It calls
+botocore directly: reads are :class:`RangedReader`'s ranged GETs, writes one ``PutObject`` or
+:class:`GuardedMultipartWriter`'s multipart upload (smart-open, which the engine used before,
+cost 7 MiB of imports for nothing it still used; boto3's session 4 MiB more: issue 23).
 
 All S3 calls go through one cached client (:func:`s3_client`); ``AWS_ENDPOINT_URL`` (or
 ``AWS_ENDPOINT_URL_S3``) redirects every one of them, which botocore honours natively.
@@ -19,10 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 
-import boto3
 import botocore.config
 import botocore.exceptions
-import smart_open.s3
+import botocore.session
 import urllib3.exceptions
 
 from engine.config import S3_MAX_PART_SIZE, S3_MIN_PART_SIZE
@@ -49,13 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# smart-open retries CreateMultipartUpload, UploadPart and CompleteMultipartUpload itself, on top
-# of botocore's retries, by default 6 times 10 s apart: a minute of sleep per failing call inside
-# a Lambda with a 15-minute budget and Step Functions retries around it. botocore's standard mode
-# already backs off on throttling and connection errors, so keep smart-open's loop short.
-smart_open.s3.RETRY.attempts = 3
-smart_open.s3.RETRY.sleep_seconds = 1
-
 #: Reads: how many times in a row a broken response body (a reset, a stall past the read
 #: timeout, a short body) is met before the read fails with TransientError. Each retry is a
 #: ranged GET from the first byte not yet read, so nothing is read twice or skipped. The count
@@ -67,8 +62,7 @@ READ_ATTEMPTS = 5
 READ_MAX_RESUMES = 100
 
 #: Sleep before the n-th retry of a read: this times 2**(n-1) (0.25 + 0.5 + 1 + 2 s at most).
-#: (smart-open's own reader sleeps 1+2+4+8+16 s with no setting, which is why the engine has
-#: its own.)
+#: (smart-open's reader, which the engine used before, slept 1+2+4+8+16 s with no setting.)
 READ_BACKOFF_SECONDS = 0.25
 
 #: What breaks a response body in flight; anything else (an S3 error code) is not retried here
@@ -89,9 +83,9 @@ READ_CHUNK = 256 * 1024
 #: Sleeps between read retries (a module attribute so that tests can record the backoff).
 _sleep: Callable[[float], None] = time.sleep
 
-#: boto3 client settings: botocore's "standard" retry mode backs off on throttling (SlowDown,
+#: Client settings: botocore's "standard" retry mode backs off on throttling (SlowDown,
 #: 503), 500s and connection errors, so a failing GetObject or UploadPart is sent again (the part
-#: from the buffer smart-open holds); the state machine retries what still fails
+#: read again from its buffer); the state machine retries what still fails
 #: (TransientError). ``total_max_attempts`` counts the first try: 5 attempts in all. (botocore's
 #: ``max_attempts`` key counts *retries*: ``max_attempts=5`` would mean 6 attempts.)
 #: ``read_timeout`` bounds a stalled read: the body is then resumed by :class:`RangedReader`.
@@ -114,11 +108,12 @@ _client: Any = None
 def s3_client() -> Any:
     """Return the process-wide S3 client, created on first use.
 
-    It is built from its own boto3 session (the default session is not thread-safe to create
-    clients from) with :data:`CLIENT_CONFIG`. botocore reads ``AWS_ENDPOINT_URL`` /
-    ``AWS_ENDPOINT_URL_S3`` itself, so setting either redirects every S3 call the engine makes
-    (moto server, MinIO, LocalStack). Every request it sends is counted against the run that
-    sends it (:mod:`engine.io.requests`).
+    It is built from a botocore session of its own (the default session is not thread-safe to
+    create clients from) with :data:`CLIENT_CONFIG`: boto3 adds nothing the engine uses, but its
+    session costs ~4 MiB (its import, and s3transfer, which it loads into every S3 client).
+    botocore reads ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` itself, so setting either
+    redirects every S3 call the engine makes (moto server, MinIO, LocalStack). Every request it
+    sends is counted against the run that sends it (:mod:`engine.io.requests`).
 
     Returns:
         A ``botocore`` S3 client, shared by every call in this process.
@@ -129,11 +124,28 @@ def s3_client() -> Any:
     if client is None:
         with _client_lock:
             if _client is None:
-                made = boto3.session.Session().client("s3", config=CLIENT_CONFIG)
+                made = _session().create_client("s3", config=CLIENT_CONFIG)
                 made.meta.events.register("before-send.s3", count_request)
                 _client = made
             client = _client
     return client
+
+
+def _session() -> botocore.session.Session:
+    """A botocore session whose endpoint data names S3 alone.
+
+    botocore's ``endpoints.json`` describes every AWS service in every partition; loaded, it is
+    ~6 MiB of Python objects, which the session keeps for the client's life, of which the S3
+    client reads the ``s3`` entries only. The session's loader caches what it loads, and its
+    endpoint resolver is made from that cached data when the client is created: dropping the
+    other services from it first gives S3 the same endpoints in ~5 MiB less memory (issue 23).
+    """
+    session = botocore.session.Session()
+    endpoints, _ = session.get_component("data_loader").load_data_with_path("endpoints")
+    for partition in endpoints.get("partitions", ()):
+        services = partition.get("services", {})
+        partition["services"] = {name: services[name] for name in ("s3",) if name in services}
+    return session
 
 
 def reset_s3_client() -> None:
@@ -480,16 +492,104 @@ class RangedReader(io.RawIOBase):
 # ---------------------------------------------------------------------------------------------
 
 
-class GuardedMultipartWriter(smart_open.s3.MultipartWriter):
-    """smart-open's multipart writer, made safe to garbage-collect.
+class GuardedMultipartWriter:
+    """One multipart upload, its parts sent from a buffer by direct ``UploadPart`` calls.
 
-    ``io.IOBase.__del__`` calls ``close()``, and ``MultipartWriter.close()`` *completes* the
-    upload: an abandoned writer would publish a partial object. Here finalisation aborts
-    instead; only an explicit ``close()`` publishes.
+    The upload is created with the writer. Bytes collect in ``writebuffer`` (memory, or a spool
+    file on local disk: the writer only writes, seeks and truncates it) until exactly
+    ``part_size`` are held; the buffer is then sent as one part, streamed from its start
+    (botocore seeks back to it to send a failed part again), and emptied. A part that fails past
+    botocore's retries breaks the writer: every later write or close raises that error again
+    rather than sending more. :meth:`close` sends what is left and completes the upload; nothing
+    else ever completes it. Collected unfinished, the writer aborts the upload instead (a
+    dropped writer must not publish a partial object), and after :meth:`terminate` or
+    :meth:`neutralise` nothing can complete it.
+
+    Args:
+        bucket: the output's bucket.
+        key: the output's key.
+        client: the S3 client.
+        part_size: bytes per part (the last may be smaller).
+        writebuffer: where the next part collects, already holding its first bytes (its
+            position is their end); default an empty :class:`io.BytesIO`.
+
     """
 
-    def __del__(self) -> None:
+    def __init__(self, bucket: str, key: str, *, client: Any,
+                 part_size: int = S3_MIN_PART_SIZE, writebuffer: BinaryIO | None = None) -> None:
+        self._upload_id: str | None = None
+        self.closed = False
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self.part_size = part_size
+        self._buf: BinaryIO = writebuffer if writebuffer is not None else io.BytesIO()
+        self._parts: list[dict[str, Any]] = []
+        self._failed: BaseException | None = None
+        answer = client.create_multipart_upload(Bucket=bucket, Key=key)
+        self._upload_id = answer["UploadId"]
+
+    def write(self, data: Any) -> int:
+        """Add ``data`` to the next part; send the part once ``part_size`` bytes are held."""
+        if self._upload_id is None:
+            raise ValueError(f"write to a finished multipart upload (s3://{self._bucket}/"
+                             f"{self._key})")
+        view = memoryview(data).cast("B")
+        offset = 0
+        while offset < view.nbytes:  # fill the part to exactly part_size, send it, go on
+            end = offset + self.part_size - self._buf.tell()
+            self._buf.write(view[offset:end])
+            if self._buf.tell() < self.part_size:
+                break
+            self._send_part()
+            offset = end
+        return view.nbytes
+
+    def _send_part(self) -> None:
+        """``UploadPart`` the bytes held (the buffer's start to its position); empty it."""
+        if self._failed is not None:
+            raise self._failed
+        number = len(self._parts) + 1
+        self._buf.truncate()  # the part ends here (a reused buffer may hold more)
+        self._buf.seek(0)
+        try:
+            answer = self._client.upload_part(Bucket=self._bucket, Key=self._key,
+                                              UploadId=self._upload_id, PartNumber=number,
+                                              Body=self._buf)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._buf.seek(0)
+        self._buf.truncate()
+
+    def close(self) -> None:
+        """Send the last part (S3 needs one, even empty) and complete the upload."""
         if self.closed:
+            return
+        if self._upload_id is None:
+            raise ValueError(f"cannot complete an aborted upload (s3://{self._bucket}/"
+                             f"{self._key})")
+        if self._failed is not None:
+            raise self._failed
+        if self._buf.tell() or not self._parts:
+            self._send_part()
+        self._client.complete_multipart_upload(
+            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts})
+        self._upload_id = None
+        self.closed = True
+
+    def terminate(self) -> None:
+        """Abort the upload (its parts are deleted); nothing can complete it afterwards."""
+        upload_id, self._upload_id = self._upload_id, None
+        self.closed = True
+        if upload_id is not None:
+            self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key,
+                                                UploadId=upload_id)
+
+    def __del__(self) -> None:
+        if getattr(self, "_upload_id", None) is None:
             return
         try:
             self.terminate()
@@ -501,20 +601,22 @@ class GuardedMultipartWriter(smart_open.s3.MultipartWriter):
     def neutralise(self) -> None:
         """Mark the upload finished without touching S3, so nothing can complete it later."""
         self._upload_id = None
+        self.closed = True
 
 
 class S3Output:
     """The S3 backend of :class:`engine.io.AtomicOutput`: one ``PutObject``, or a multipart upload.
 
-    The bytes are held in memory until a part's worth (``part_size``, clamped to S3's limits)
+    The bytes are held in a buffer until a part's worth (``part_size``, clamped to S3's limits)
     has been written. An output that ends before that (most outputs of small inputs: a 10 MB CSV
     makes ~2 MB of Parquet) is published by one ``PutObject``, which S3 applies whole or not at
     all: one request instead of three, and nothing to abort on failure. A larger one starts a
-    multipart upload then, its first part the bytes held (smart-open's writer takes the buffer
-    over, nothing is copied), and the rest goes up part by part; memory is one part either way.
+    multipart upload then (:class:`GuardedMultipartWriter`), its first part the bytes held (the
+    writer takes the buffer over, nothing is copied), and the rest goes up part by part; the
+    buffer holds one part at most either way.
 
-    ``buffer`` makes the buffer something else than memory: a partitioned output's spool passes
-    a file on local disk per output (:mod:`engine.sink.spool`), from which each part and the
+    The buffer is memory unless ``buffer`` makes it something else: a Parquet output's spool
+    passes a file on local disk (:mod:`engine.sink.spool`), from which each part and the
     ``PutObject`` are streamed. The buffer is closed when the output is published or discarded.
     """
 
@@ -538,7 +640,6 @@ class S3Output:
         view = memoryview(data).cast("B")
         if self._held.tell() + view.nbytes < self.part_size:
             return self._held.write(view)
-        # smart-open's CreateMultipartUpload error is a ValueError around the ClientError.
         with s3_errors(self.uri, output=True):
             self._writer = GuardedMultipartWriter(
                 self._bucket, self._key, part_size=self.part_size, client=s3_client(),

@@ -304,6 +304,7 @@ class JsonArrayReader:
                     uri=self.uri, record=record, offset=base,
                 )
             buf = buf + data if buf else data
+            del data  # held until the next read otherwise: a block of memory for nothing
 
     def _next_piece(
         self,

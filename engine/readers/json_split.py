@@ -187,7 +187,7 @@ def guess_elements(a: np.ndarray, scratch: Scratch) -> Elements | None:
     first = _next_solid(a, np.zeros(1, np.int64))[0]
     if first < 0 or a[first] != _LBRACE:
         return None
-    _, mask, _ = scratch.arrays(a.size)
+    mask = scratch.mask(a.size)
     closes = np.flatnonzero(np.equal(a, _RBRACE, out=mask))
     commas = _next_solid(a, closes + 1)
     commas = commas[commas >= 0]

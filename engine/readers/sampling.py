@@ -195,6 +195,15 @@ class ResolvedInput:
             return 0
         return self.read.byte_range[0] - (self.format == "json")
 
+    def inferred(self) -> ResolvedInput:
+        """This input without its samples, once the schema is inferred from them.
+
+        They are up to ``sample_count + 1`` times ``sample_bytes`` (5 MiB at the defaults),
+        which a run would otherwise hold to its end; a restart on widening keeps the widened
+        schema and needs them no more (:attr:`head`, which the stream starts from, stays).
+        """
+        return replace(self, samples=())
+
     def reader(self) -> Reader:
         """A new reader of this input."""
         return READERS[self.format](self.uri, self.read)

@@ -38,7 +38,9 @@ class Scratch:
     """Byte-sized work arrays reused from block to block.
 
     Fresh multi-MiB arrays come from ``mmap`` and cost a page fault per 4 KiB on first touch, as
-    much again as the arithmetic on them. Three arrays of the largest buffer scanned are kept.
+    much again as the arithmetic on them. Up to three arrays of the largest buffer scanned are
+    kept, each made when first asked for: a JSON array split by guesses needs the mask alone
+    (the other two would hold 8 MiB at 4 MiB blocks for nothing).
     """
 
     def __init__(self) -> None:
@@ -50,9 +52,15 @@ class Scratch:
         """A byte array and two boolean arrays of ``size`` elements (contents undefined)."""
         if self._u8.size < size:
             self._u8 = np.empty(size, np.uint8)
-            self._mask = np.empty(size, np.bool_)
+        if self._tmp.size < size:
             self._tmp = np.empty(size, np.bool_)
-        return self._u8[:size], self._mask[:size], self._tmp[:size]
+        return self._u8[:size], self.mask(size), self._tmp[:size]
+
+    def mask(self, size: int) -> np.ndarray:
+        """One boolean array of ``size`` elements (contents undefined)."""
+        if self._mask.size < size:
+            self._mask = np.empty(size, np.bool_)
+        return self._mask[:size]
 
 
 def structure(

@@ -40,6 +40,7 @@ from engine.config import WriteOptions
 from engine.errors import AccountingError, EngineError, PermanentError, TransientError
 from engine.io import AtomicOutput
 from engine.runtime.timing import CLOCK, TimedWrites
+from engine.sink.spool import Spool
 
 __all__ = ["CheckUri", "CommitOrAbort", "FileReport", "ParquetSink", "rotated_uri"]
 
@@ -156,13 +157,16 @@ class ParquetSink(CommitOrAbort):
         options: compression, row-group targets, rotation, S3 part size.
         check_uri: called with each file's URI before the file is written (at once when the
             one name is known), to refuse a name.
-        spool: on S3, makes the local file each output's part is held in instead of memory
-            (:class:`engine.sink.spool.Spool`).
+        spool: on S3, where each output's part is held instead of memory: a
+            :class:`~engine.sink.spool.Spool`, which the sink then owns (it notes what its
+            files hold, reports the most as :attr:`spool_peak_bytes` and is closed with the
+            sink), or a spool's :meth:`~engine.sink.spool.Spool.buffer` (a partitioned sink's
+            shared spool, which it accounts for itself).
     """
 
     def __init__(self, uri: str, schema: pa.Schema, options: WriteOptions | None = None, *,
                  check_uri: CheckUri | None = None,
-                 spool: Callable[[], BinaryIO] | None = None) -> None:
+                 spool: Spool | Callable[[], BinaryIO] | None = None) -> None:
         self.uri = uri
         self.schema = schema
         self.options = options or WriteOptions()
@@ -170,9 +174,14 @@ class ParquetSink(CommitOrAbort):
         if uri.endswith("/") and not self.rotating:
             self.uri = uri + "part-00000.parquet"
         self._check_uri = check_uri
-        self._spool = spool
+        self._own_spool = spool if isinstance(spool, Spool) else None
+        self._spool = spool.buffer if isinstance(spool, Spool) else spool
         if check_uri is not None and not self.rotating:
-            check_uri(self.uri)  # the only name: refused before a byte is read
+            try:
+                check_uri(self.uri)  # the only name: refused before a byte is read
+            except BaseException:
+                self._close_spool()
+                raise
         self.files: list[FileReport] = []
         self._committed: list[AtomicOutput] = []
         self._out: AtomicOutput | None = None
@@ -228,6 +237,11 @@ class ParquetSink(CommitOrAbort):
         """Encoded bytes of the open file held in memory for an S3 upload (0 for local files)."""
         return self._out.pending_bytes if self._out is not None else 0
 
+    @property
+    def spool_peak_bytes(self) -> int:
+        """The most bytes the sink's own spool held (0 without one): ``ephemeral_bytes``."""
+        return self._own_spool.peak_bytes if self._own_spool is not None else 0
+
     def flush(self) -> None:
         """Write what is buffered as a row group now (a smaller one than the target)."""
         if not self._buffered_rows:
@@ -257,6 +271,8 @@ class ParquetSink(CommitOrAbort):
         report = self.files[-1]
         report.rows += table.num_rows
         report.row_groups += -(-table.num_rows // rows_per_group)
+        if self._own_spool is not None:
+            self._own_spool.note(self._out.pending_bytes)
         opts = self.options
         if (opts.max_rows_per_file and report.rows >= opts.max_rows_per_file) or (
             opts.max_bytes_per_file and self._out.bytes_written >= opts.max_bytes_per_file
@@ -315,6 +331,8 @@ class ParquetSink(CommitOrAbort):
         self._writer = None
         self._out = None
         writer.close()
+        if self._own_spool is not None:  # the footer is held too, until the publish
+            self._own_spool.note(out.pending_bytes)
         report = self.files[-1]
         footer_rows = self._footer[-1].num_rows if self._footer else None
         if footer_rows != report.rows:
@@ -355,6 +373,7 @@ class ParquetSink(CommitOrAbort):
             self.abort()
             raise
         self._done = True
+        self._close_spool()
 
     def abort(self) -> None:
         """Discard everything: no object or file of this sink remains.
@@ -376,6 +395,7 @@ class ParquetSink(CommitOrAbort):
                 # whose file failed closes without a footer, and asking for it (the collector)
                 # raises RuntimeError. Marked closed, or its __del__ would try again.
                 writer.is_open = False
+        self._close_spool()
         for done in self._committed:
             try:
                 done.delete()
@@ -383,3 +403,8 @@ class ParquetSink(CommitOrAbort):
                 raise PermanentError(f"could not remove a partial output: {exc}",
                                      uri=self.uri) from exc
         self._committed = []
+
+    def _close_spool(self) -> None:
+        """Remove the sink's own spool (its file is closed by then: published or discarded)."""
+        if self._own_spool is not None:
+            self._own_spool.close()

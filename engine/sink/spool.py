@@ -56,13 +56,17 @@ class Spool:
             ``$TMPDIR`` or ``/tmp``: Lambda's ephemeral storage).
         uri: the output, for error messages.
         reserve_bytes: free space left to everything else on that file system.
+        needs: what the budget is, in the error that refuses it.
+        fix: what to lower, in that error, beside raising the function's storage.
 
     Raises:
         DiskSpaceError: the file system has less than ``budget_bytes`` + ``reserve_bytes`` free.
     """
 
     def __init__(self, budget_bytes: int, *, directory: str | None = None,
-                 uri: str | None = None, reserve_bytes: int = SPOOL_RESERVE_BYTES) -> None:
+                 uri: str | None = None, reserve_bytes: int = SPOOL_RESERVE_BYTES,
+                 needs: str = "one S3 part per open partition file",
+                 fix: str = "the contract's output.max_open_writers or the part size") -> None:
         self.directory = directory or tempfile.gettempdir()
         self.budget_bytes = budget_bytes
         self.uri = uri
@@ -73,11 +77,10 @@ class Spool:
                                  uri=uri) from exc
         if budget_bytes + reserve_bytes > free:
             raise DiskSpaceError(
-                f"the spool needs {budget_bytes / MiB:.0f} MiB of local disk (one S3 part per "
-                f"open partition file) plus {reserve_bytes / MiB:.0f} MiB kept free, but "
-                f"{self.directory} has {free / MiB:.0f} MiB free: raise the function's "
-                "EphemeralStorage, or lower the contract's output.max_open_writers or the "
-                "part size", uri=uri)
+                f"the spool needs {budget_bytes / MiB:.0f} MiB of local disk ({needs}) plus "
+                f"{reserve_bytes / MiB:.0f} MiB kept free, but {self.directory} has "
+                f"{free / MiB:.0f} MiB free: raise the function's EphemeralStorage, or lower "
+                f"{fix}", uri=uri)
         try:
             self.path = tempfile.mkdtemp(prefix=".chunkwise-spool-", dir=self.directory)
         except OSError as exc:

@@ -214,9 +214,10 @@ def _measure_case(src: Path, tmp: Path, fmt: str, size: int, block: int, threads
 class _Storage:
     """Where inputs and outputs live: local files, or S3 on a loopback moto server.
 
-    With ``io="s3"`` the measured process reads and writes ``s3://`` through boto3 and
-    smart-open, as the Lambda does, so its RSS holds the AWS SDK and the multipart part buffers
-    and its CPU the HTTP and checksum work; the server runs in this process, on 127.0.0.1.
+    With ``io="s3"`` the measured process reads and writes ``s3://`` through botocore, as the
+    Lambda does, so its RSS holds the AWS SDK and its client (the part being uploaded is in the
+    spool on local disk) and its CPU the HTTP and checksum work; the server runs in this
+    process, on 127.0.0.1.
     """
 
     BUCKET = "chunkwise-sizing"

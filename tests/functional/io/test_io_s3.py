@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import gzip
+import os
+import subprocess
+import sys
 from typing import Any
 
 import boto3
@@ -175,12 +178,15 @@ def test_client_is_cached_and_configured(s3: Any) -> None:
     assert engine.io.s3_client() is not client
 
 
-def test_smart_open_retries_are_bounded() -> None:
-    """smart-open's default (6 attempts, 10 s apart) would sleep a minute inside a Lambda."""
-    import smart_open.s3
-
-    assert smart_open.s3.RETRY.attempts == 3
-    assert smart_open.s3.RETRY.sleep_seconds == 1
+def test_s3_backend_loads_neither_smart_open_nor_boto3() -> None:
+    """Both cost memory under the 200 MiB bar and give the engine nothing (issue 23): smart-open
+    7 MiB of imports, boto3's session ~4 MiB (its import, and s3transfer in every client)."""
+    code = ("import sys, engine.io.s3; engine.io.s3.s3_client(); "
+            "print(sorted(m for m in ('smart_open', 'boto3', 's3transfer') if m in sys.modules))")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          check=True)
+    assert done.stdout.strip() == "[]"
 
 
 # --- writing ------------------------------------------------------------------------------------
