@@ -465,7 +465,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": {p: _version(p) for p in (
             "chunkwise", "pyarrow", "duckdb", "polars", "pandas", "numpy", "ijson", "zstandard",
-            "isal", "smart-open")},
+            "isal", "botocore")},
         "git": git,
     }
 

@@ -40,8 +40,8 @@ HOT_MODULES = TrimRule("hot modules", "imported by a handler, a contract run or 
     "aws_lambda_powertools/middleware_factory/*.py", "aws_lambda_powertools/shared/*.py",
     "aws_lambda_powertools/tracing/*.py", "aws_lambda_powertools/warnings/*.py",
     "aws_lambda_powertools/utilities/*.py", "aws_lambda_powertools/utilities/data_classes/*.py",
-    "aws_lambda_powertools/utilities/jmespath_utils/*.py", "yaml/*.py", "smart_open/**/*.py",
-    "wrapt/*.py", "ijson/**/*.py", "isal/*.py", "zstandard/*.py", "typing_extensions.py",
+    "aws_lambda_powertools/utilities/jmespath_utils/*.py", "yaml/*.py", "ijson/**/*.py",
+    "isal/*.py", "zstandard/*.py", "typing_extensions.py",
     "typing_inspection/*.py", "annotated_types/*.py",
 ))
 

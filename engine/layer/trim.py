@@ -55,7 +55,7 @@ TRIM_RULES: tuple[TrimRule, ...] = (
     TrimRule("pyarrow flight", "Arrow Flight RPC: the engine never imports pyarrow.flight",
              ("pyarrow/*flight*",)),
     TrimRule("pyarrow s3fs", "Arrow's own S3 filesystem: the engine reaches S3 through "
-             "smart-open and boto3, and pyarrow.fs imports it only if present",
+             "botocore, and pyarrow.fs imports it only if present",
              ("pyarrow/libarrow_s3.so*", "pyarrow/_s3fs.*")),
     TrimRule("numpy tests and f2py", "numpy's test suites and the extension modules only they "
              "import, f2py, and the C headers, Cython declarations, examples and static library "

@@ -10,8 +10,8 @@ more of itself at import. Issue 6's 80 MiB budget for the whole import on Lambda
 with the built layer by ``benchmarks/cold_start.py``, which also reports the wall-clock time
 (never asserted here). The modules that only some paths need must be absent after the import:
 the JSON array reader's ijson, aggregation, sizing, the contract models (pydantic), the CLI's
-typer and rich, matplotlib, and boto3 with smart-open (created with the first client, on the
-first invocation).
+typer and rich, matplotlib, and botocore (loaded with the first S3 client, on the first
+invocation).
 """
 
 from __future__ import annotations
