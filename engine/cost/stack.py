@@ -137,7 +137,8 @@ def read_stack(template: str | Path) -> StackFacts:
             uses a function this reader does not evaluate.
 
     """
-    doc = yaml.load(Path(template).read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506  # nosec B506: a SafeLoader subclass
+    # _CfnLoader is a SafeLoader subclass (it adds only the CloudFormation tags): safe.
+    doc = yaml.load(Path(template).read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506  # nosec B506
     params = doc.get("Parameters", {})
     resources: dict[str, Any] = doc.get("Resources", {})
     globals_ = doc.get("Globals", {}).get("Function", {})
