@@ -402,3 +402,20 @@ def test_colliding_group_hashes_fail_rather_than_mix_sketches(monkeypatch) -> No
               spec(["k"], {"u": {"count_distinct": "v", "approximate": True}}))
     with pytest.raises(ValidationError, match="share a 64-bit key hash"):
         agg.result()
+
+
+@pytest.mark.parametrize("float_type", [pa.float64(), pa.float32()])
+def test_float_keys_that_arrow_groups_apart_keep_their_own_sketches(float_type) -> None:
+    """0.0 and -0.0, and NaNs of different bits, are separate groups in Arrow's group_by: the
+    approximate count_distinct gives each its own count instead of failing on a shared hash."""
+    bits = np.array([0, 0x8000000000000000, 0x7FF8000000000000, 0x7FF8000000000001,
+                     0xFFF8000000000000], dtype=np.uint64)
+    keys = pa.array(bits.view(np.float64)).cast(float_type, safe=False)
+    keys = pa.concat_arrays([keys, keys, pa.array([1.5, None], float_type)])
+    table = pa.table({"k": keys, "v": pa.array(list(range(12)))})
+    metrics = {"a": {"count_distinct": "v", "approximate": True},
+               "d": {"count_distinct": "v"}}
+    got = run(table, spec(["k"], metrics), [3, 4, 5]).result()
+    assert got.num_rows == table.group_by("k").aggregate([("v", "count")]).num_rows
+    assert got.column("a").to_pylist() == got.column("d").to_pylist()
+
