@@ -201,8 +201,12 @@ class ResolvedInput:
         They are up to ``sample_count + 1`` times ``sample_bytes`` (5 MiB at the defaults),
         which a run would otherwise hold to its end; a restart on widening keeps the widened
         schema and needs them no more (:attr:`head`, which the stream starts from, stays).
+        A first sample that is the head's own bytes (a small input read whole) stays too: it
+        costs nothing more, and :meth:`text` cuts the input from it instead of copying it.
         """
-        return replace(self, samples=())
+        keep = (self.samples[:1] if self.samples and self.head is not None
+                and self.samples[0].data is self.head.data else ())
+        return replace(self, samples=keep)
 
     def reader(self) -> Reader:
         """A new reader of this input."""

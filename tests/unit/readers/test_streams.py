@@ -69,3 +69,27 @@ def test_pieces_of_a_known_text_are_those_read_would_give(data: bytes, max_recor
         return out
 
     assert pieces(data) == pieces(None)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("small.csv", "id,name\n" + "".join(f"{i},n{i}\n" for i in range(200))),
+    ("small.ndjson", "".join(f'{{"id": {i}, "name": "n{i}"}}\n' for i in range(200))),
+])
+def test_a_small_input_is_cut_from_the_bytes_already_read(
+        name: str, text: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run keeps the head sample that is the whole input after inference, and cuts from it."""
+    import engine
+    from engine.readers import streams
+
+    calls = []
+    real = streams._known_pieces
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streams, "_known_pieces", counted)
+    src = tmp_path / name
+    src.write_text(text, encoding="utf-8")
+    report = engine.transform(str(src), str(tmp_path / "out.parquet"))
+    assert report.rows_out == 200 and calls
