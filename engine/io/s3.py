@@ -534,6 +534,8 @@ class GuardedMultipartWriter:
         if self._upload_id is None:
             raise ValueError(f"write to a finished multipart upload (s3://{self._bucket}/"
                              f"{self._key})")
+        if self._failed is not None:
+            raise self._failed
         view = memoryview(data).cast("B")
         offset = 0
         while offset < view.nbytes:  # fill the part to exactly part_size, send it, go on

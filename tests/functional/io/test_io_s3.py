@@ -455,3 +455,29 @@ def test_unreachable_endpoint_is_transient(aws_env: None, monkeypatch: pytest.Mo
         open_input("s3://b/k.csv")
     assert info.value.uri == "s3://b/k.csv"
     engine.io.reset_s3_client()
+
+
+def test_a_write_after_a_failed_part_raises_at_once() -> None:
+    """The writer's promise: after a part fails, every later write (not only the next part)
+    raises that error again."""
+    from engine.io.s3 import GuardedMultipartWriter
+
+    class FailingParts:
+        aborted = 0
+
+        def create_multipart_upload(self, **_: Any) -> dict[str, str]:
+            return {"UploadId": "u1"}
+
+        def upload_part(self, **_: Any) -> dict[str, str]:
+            raise RuntimeError("part failed")
+
+        def abort_multipart_upload(self, **_: Any) -> None:
+            FailingParts.aborted += 1
+
+    writer = GuardedMultipartWriter("b", "k", client=FailingParts(), part_size=4)
+    with pytest.raises(RuntimeError, match="part failed"):
+        writer.write(b"12345")
+    with pytest.raises(RuntimeError, match="part failed"):
+        writer.write(b"x")
+    writer.terminate()
+    assert FailingParts.aborted == 1
