@@ -16,9 +16,14 @@ values (1e-7 for 2 million). Users that must be exact compare the values behind 
 (``enrich``); ``dedupe`` and ``unique`` document the chance, and are exact for one column of an
 exact type. :class:`SeenValues` keeps the keys a file has shown, for ``unique`` and ``dedupe``.
 
-There is one mixing function (:func:`_mix`) and one seed: word chains (decimals, row tuples)
-start at it, and the keys of string word positions count up from it, those of string lengths
-down from it.
+There is one mixing function (:func:`_mix`). Word chains (decimals, row tuples) start at a
+seed, and the keys of string word positions count up from it, those of string lengths down from
+it. :func:`hash64` has a fixed seed: what it feeds (``count_distinct``'s sketches) is the same
+on every run. The keys of :func:`value_keys` and :func:`row_keys` only meet other keys of the
+same process, and are seeded at random when the process starts, as Python seeds ``hash()``:
+the mixing is invertible, so with a fixed seed two values that share a key could be written on
+purpose (a valid row then rejected by ``unique`` or dropped by ``dedupe``); with an unknown
+seed a shared key is the chance above and nothing more.
 
 >>> import pyarrow as pa
 >>> value_keys(pa.array([3, None, -1]))[0].view("int64").tolist()  # integers: their own keys
@@ -30,6 +35,7 @@ down from it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,8 +53,10 @@ _U64 = np.uint64
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _MUL1 = _U64(0xBF58476D1CE4E5B9)
 _MUL2 = _U64(0x94D049BB133111EB)
-#: The seed of every hash here (digits of pi).
+#: The seed of :func:`hash64` (digits of pi): the same on every run.
 _SEED = _U64(0x243F6A8885A308D3)
+#: The seed of :func:`value_keys` and :func:`row_keys`: drawn once per process (module doc).
+_KEY_SEED = _U64(int.from_bytes(os.urandom(8), "little"))
 #: Stands for a null in a row key (a value whose key mixes to it is a 2**-64 event).
 _NULL_MARK = _U64(0x6A09E667F3BCC909)
 
@@ -96,14 +104,15 @@ def _exact_keys(array: pa.Array) -> np.ndarray:
     return out.astype(np.int64, copy=False).view(_U64)
 
 
-def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def hash64(values: pa.Array | pa.ChunkedArray, seed: np.uint64 = _SEED) -> np.ndarray:
     """64-bit hashes of ``values`` (no nulls), vectorised, equal for equal values of one type.
 
     Integers, booleans and temporals hash their integer value, floats their float64 bits
     (``-0.0`` as ``0.0``, every NaN alike), each through the splitmix64 finaliser; decimals and
     other fixed-width types their bytes; strings and binaries their bytes, eight at a time
     (:func:`_hash_bytes`, processed in slices of bounded size). Anything else is cast to a
-    string first (``pyarrow.ArrowNotImplementedError`` for nested types).
+    string first (``pyarrow.ArrowNotImplementedError`` for nested types). ``seed`` seeds the
+    strings', decimals' and fixed-width values' hashes (the others are bijections already).
     """
     values = as_array(values)
     t = values.type
@@ -118,7 +127,7 @@ def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         floats = np.where(np.isnan(floats), np.nan, floats)
         return _mix(floats.view(_U64))
     if pa.types.is_decimal(t) or pa.types.is_fixed_size_binary(t):
-        return _hash_fixed_width(values)
+        return _hash_fixed_width(values, seed)
     if not (pa.types.is_binary(t) or pa.types.is_string(t) or pa.types.is_large_binary(t)
             or pa.types.is_large_string(t) or pa.types.is_binary_view(t)
             or pa.types.is_string_view(t)):
@@ -128,11 +137,11 @@ def hash64(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
                             offset=values.offset * 8)
     cuts = np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _HASH_SLICE_BYTES)[1:])
     bounds = [0, *sorted(set(int(c) for c in cuts) - {0, len(values)}), len(values)]
-    return np.concatenate([_hash_bytes(values.slice(lo, hi - lo))
+    return np.concatenate([_hash_bytes(values.slice(lo, hi - lo), seed)
                            for lo, hi in zip(bounds, bounds[1:], strict=False)])
 
 
-def _hash_bytes(arr: pa.Array) -> np.ndarray:
+def _hash_bytes(arr: pa.Array, seed: np.uint64) -> np.ndarray:
     """64-bit hashes of a large_binary array without nulls, eight bytes at a time.
 
     Word ``j`` of a value (little-endian, zero-padded) is XORed with a key for position ``j`` and
@@ -158,16 +167,16 @@ def _hash_bytes(arr: pa.Array) -> np.ndarray:
     partial = np.flatnonzero(lengths % 8)
     tail = (lengths[partial] % 8).astype(_U64) * _U64(8)
     words[first[partial] + nwords[partial] - 1] &= (_U64(1) << tail) - _U64(1)
-    keys = _mix(np.arange(int(nwords.max(initial=0)), dtype=_U64) + _SEED)
+    keys = _mix(np.arange(int(nwords.max(initial=0)), dtype=_U64) + seed)
     mixed = _mix(words ^ keys[j])
     acc = np.zeros(n, dtype=_U64)
     nonempty = nwords > 0
     if total:
         acc[nonempty] = np.bitwise_xor.reduceat(mixed, first[nonempty])
-    return _mix(acc ^ _mix(_SEED - _U64(1) - lengths.astype(_U64)))
+    return _mix(acc ^ _mix(seed - _U64(1) - lengths.astype(_U64)))
 
 
-def _hash_fixed_width(arr: pa.Array) -> np.ndarray:
+def _hash_fixed_width(arr: pa.Array, seed: np.uint64) -> np.ndarray:
     """64-bit hashes of a fixed-width array (decimals) without nulls: a chain of its words."""
     width = arr.type.byte_width
     buf = arr.buffers()[1]
@@ -176,7 +185,7 @@ def _hash_fixed_width(arr: pa.Array) -> np.ndarray:
         pad = np.zeros((len(arr), 8 - width % 8), dtype=np.uint8)
         raw = np.concatenate([raw.reshape(len(arr), width), pad], axis=1)
     words = np.ascontiguousarray(raw).view("<u8").reshape(len(arr), -1)
-    h = np.full(len(arr), _SEED, dtype=_U64)
+    h = np.full(len(arr), seed, dtype=_U64)
     for k in range(words.shape[1]):
         h = _mix(h ^ words[:, k])
     return h
@@ -211,9 +220,9 @@ def value_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
             or pa.types.is_binary_view(t)):
         raise ContractError(f"a key column must hold scalar values, not {t}")
     if not array.null_count:
-        return hash64(array), valid
+        return hash64(array, _KEY_SEED), valid
     keys = np.zeros(len(array), dtype=_U64)
-    keys[valid] = hash64(array.drop_null())
+    keys[valid] = hash64(array.drop_null(), _KEY_SEED)
     return keys, valid
 
 
@@ -223,7 +232,7 @@ def row_keys(columns: Sequence[pa.Array | pa.ChunkedArray]) -> np.ndarray:
     Raises:
         ContractError: a column does not hold scalars.
     """
-    h = np.full(len(columns[0]), _SEED, dtype=_U64)
+    h = np.full(len(columns[0]), _KEY_SEED, dtype=_U64)
     for column in columns:
         keys, valid = value_keys(column)
         h = _mix(h ^ np.where(valid, _mix(keys), _NULL_MARK))

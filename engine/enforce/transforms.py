@@ -485,10 +485,11 @@ class _Dedupe:
     """Drops rows whose key tuple appeared earlier in the file (``keep: first``).
 
     One key column of an exact type (integers, booleans, dates, times, timestamps) is exact.
-    Other keys are hashed to 64 bits (:func:`engine.enforce.keys.row_keys`): two different key
-    tuples share a hash with probability about n² / 2**65 for n distinct keys (1e-7 for 2
-    million), and then the later row is dropped as a duplicate. Nulls are values: two rows with
-    null keys are duplicates (as ``SELECT DISTINCT`` has it).
+    Other keys are hashed to 64 bits with a seed drawn per process
+    (:func:`engine.enforce.keys.row_keys`), so no input can be written to make two meet: two
+    different key tuples share a hash with probability about n² / 2**65 for n distinct keys
+    (1e-7 for 2 million), and then the later row is dropped as a duplicate. Nulls are values:
+    two rows with null keys are duplicates (as ``SELECT DISTINCT`` has it).
     """
 
     def __init__(self, keys: list[str]) -> None:
