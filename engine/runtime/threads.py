@@ -198,18 +198,19 @@ class ReadAhead:
         self._current = memoryview(b"")
         self._eof = False
 
+    def _fill(self) -> bool:
+        """Whether bytes are at hand, taking the next prefetched block when the current is used."""
+        if not self._current and not self._eof:
+            try:
+                self._current = memoryview(next(self._blocks))
+            except StopIteration:
+                self._eof = True
+        return bool(self._current)
+
     def readinto(self, view: memoryview) -> int:
         """Fill ``view`` from the prefetched blocks; fewer bytes only at the end of the stream."""
         filled = 0
-        while filled < len(view):
-            if not self._current:
-                if self._eof:
-                    break
-                try:
-                    self._current = memoryview(next(self._blocks))
-                except StopIteration:
-                    self._eof = True
-                    break
+        while filled < len(view) and self._fill():
             n = min(len(view) - filled, len(self._current))
             view[filled:filled + n] = self._current[:n]
             self._current = self._current[n:]
@@ -230,15 +231,7 @@ class ReadAhead:
             return b"".join(parts)
         pieces: list[memoryview] = []
         want = size
-        while want > 0:
-            if not self._current:
-                if self._eof:
-                    break
-                try:
-                    self._current = memoryview(next(self._blocks))
-                except StopIteration:
-                    self._eof = True
-                    break
+        while want > 0 and self._fill():
             piece = self._current[:want]
             pieces.append(piece)
             self._current = self._current[piece.nbytes:]
