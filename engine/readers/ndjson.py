@@ -82,8 +82,12 @@ class NdjsonReader:
     def _cut(buf: bytes | bytearray, end: int | None = None) -> int:
         return buf.rfind(b"\n", 0, len(buf) if end is None else end) + 1
 
-    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
+    def infer_schema(self, samples: list[Sample], *, threads: int = 1) -> pa.Schema:
         """Infer one schema from the head and ranged samples (whole lines only).
+
+        A sample that is the whole input is parsed with the first key group's schema, and the
+        conversion takes that table when the schema is the input's (``threads``: that parse
+        may go on pyarrow's threads, :func:`~engine.readers.json_common.parse_json_objects`).
 
         Lines nested deeper than ``MAX_JSON_DEPTH`` and lines that are not objects are left out
         (``read`` rejects them). A head that holds no complete line (a first record longer
@@ -114,7 +118,7 @@ class NdjsonReader:
             if not _NOT_BLANK.search(data):  # (strip() copied the sample)
                 continue
             entire = sample.at_start and sample.at_end
-            schemas, table = self._infer(data, entire=entire)
+            schemas, table = self._infer(data, entire=entire, threads=threads)
             if entire and table is not None:
                 whole = (text, found, table)
             for seen in schemas:
@@ -141,7 +145,8 @@ class NdjsonReader:
         return nothing_found(texts[:10_000], self.uri, nul=nul)
 
     @staticmethod
-    def _infer(data: bytes, *, entire: bool = False) -> tuple[list[pa.Schema], pa.Table | None]:
+    def _infer(data: bytes, *, entire: bool = False, threads: int = 1,
+               ) -> tuple[list[pa.Schema], pa.Table | None]:
         """Schemas of the objects in ``data``, parsed in groups of at most ``MAX_COLUMNS`` keys.
 
         Typical records repeat one set of keys: the first group's schema is then tried on the
@@ -149,20 +154,23 @@ class NdjsonReader:
         every value fits its inferred type. Anything else (a new key, a wider value, a bad
         line) fails that parse, and the rest is inferred group by group.
 
-        With ``entire`` (``data`` is the whole input), that parse takes all of ``data``, the
-        first group too, and its table is returned with the schemas (else ``None``): it is
-        the conversion's parse of the input when the first group's schema is the schema.
+        With ``entire`` (``data`` is the whole input), the table of the first group and that
+        parse's are returned with the schemas (else ``None``): they are the conversion's parse
+        of the input when the first group's schema is the schema. (The first group's own
+        table, inferred, is what a parse with its schema gives: its dates are dates either
+        way, and it is kept only when no value in it was refused.)
         """
         end = _first_key_group_end(data)  # the rest is cut (copied) only when it is parsed
         first = data if end < 0 else data[:end]
         rest_at = len(data) if end < 0 else end + 1
-        found = NdjsonReader._infer_groups([first])
+        found, head = NdjsonReader._infer_group(first)
         if rest_at < len(data) and found and found[0].names:
-            if entire:
+            if entire and head is not None:
                 try:
-                    table = parse_json_objects(data, found[0], fields="error")
-                    if table.schema.equals(found[0]):
-                        return found, table
+                    rest = parse_json_objects(memoryview(data)[rest_at:], found[0],
+                                              fields="error", threads=threads)
+                    if rest.schema.equals(found[0]):
+                        return found, pa.concat_tables([head, rest])
                 except pa.ArrowInvalid:
                     pass  # as below, for the same schemas whatever the first group holds
             try:
@@ -171,6 +179,8 @@ class NdjsonReader:
                     return found, None
             except pa.ArrowInvalid:
                 pass
+        elif entire and head is not None and rest_at >= len(data):
+            return found, head  # the first group is all of it
         rest = data[rest_at:]
         return found + NdjsonReader._infer_groups(_key_groups(rest) if rest else []), None
 
@@ -178,32 +188,40 @@ class NdjsonReader:
     def _infer_groups(groups: list[bytes]) -> list[pa.Schema]:
         found = []
         for group in groups:
-            starts, ends, _ = _split_lines(group)
-            try:
-                table = parse_json_objects(group, None, records=starts.size)
-            except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
-                table = None
-            nonfinite = None
-            if table is not None and table.num_rows == starts.size:
-                nonfinite = nonfinite_rows(table, nan=True)
-                if nonfinite is None:
-                    found.append(table.schema)
-                    continue
-            # the lines, cut only when the group did not parse whole
-            lines = [group[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-            if nonfinite is not None:
-                # NaN is no JSON: its record is a reject, so it must not type the column
-                lines = [line for line, no in zip(lines, nonfinite.tolist(), strict=True)
-                         if not no]
-                if lines:
-                    found += NdjsonReader._infer_groups([b"\n".join(lines)])
-                continue
-            for line in lines:
-                try:
-                    found.append(object_schema(line))
-                except ValueError:  # TooManyKeys too: a reject in read()
-                    continue
+            found += NdjsonReader._infer_group(group)[0]
         return found
+
+    @staticmethod
+    def _infer_group(group: bytes) -> tuple[list[pa.Schema], pa.Table | None]:
+        """The schemas of one group's objects, and its table when it parsed whole (else ``None``).
+
+        One schema when the group parses in one go; otherwise its good lines are inferred
+        without the bad ones, line by line if need be.
+        """
+        starts, ends, _ = _split_lines(group)
+        try:
+            table = parse_json_objects(group, None, records=starts.size)
+        except pa.ArrowInvalid:  # a bad line must not spoil inference: take the good ones
+            table = None
+        nonfinite = None
+        if table is not None and table.num_rows == starts.size:
+            nonfinite = nonfinite_rows(table, nan=True)
+            if nonfinite is None:
+                return [table.schema], table
+        # the lines, cut only when the group did not parse whole
+        lines = [group[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+        if nonfinite is not None:
+            # NaN is no JSON: its record is a reject, so it must not type the column
+            lines = [line for line, no in zip(lines, nonfinite.tolist(), strict=True)
+                     if not no]
+            return (NdjsonReader._infer_groups([b"\n".join(lines)]) if lines else []), None
+        found = []
+        for line in lines:
+            try:
+                found.append(object_schema(line))
+            except ValueError:  # TooManyKeys too: a reject in read()
+                continue
+        return found, None
 
     def read(
         self, stream: BinaryIO, schema: pa.Schema, *, widen: str = "restart",
