@@ -38,11 +38,6 @@ MAX_JSON_DEPTH = 48
 #: inferring JSON keys costs a builder per key per row. More columns are a SchemaError.
 MAX_COLUMNS = 5_000
 
-#: Text an input read whole must have for its one parse to go on pyarrow's threads, when the run
-#: may use more than one (:func:`~engine.runtime.threads.worker_threads`). Below it, handing the
-#: work to the pool costs about what it saves.
-THREADED_PARSE_MIN_BYTES = MiB // 4
-
 #: Arrow bytes buffered before a row group is written. ``ParquetWriter.write_batch`` closes a
 #: row group per call, so batches are held until this target and written as one group. 16 MiB
 #: (~200k rows of the orders data) compresses within 0.2 % of 32 or 64 MiB groups and costs

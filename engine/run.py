@@ -99,7 +99,7 @@ def read_batches(
     opts = build_options(options, **_given(locals()))
     source = resolve_input(src, opts.read)
     reader = source.reader()
-    read_schema = source.schema(reader, opts.schema, threads=opts.threads)
+    read_schema = source.schema(reader, opts.schema)
     with source.chunks(reader, read_schema, threads=opts.threads, widen="continue") as (_, chunks):
         for chunk in chunks:
             yield from chunk.table.to_batches()
@@ -235,7 +235,7 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, given: dic
     with clock.measure("infer"):
         source = resolve_input(src, opts.read)
         reader = source.reader()
-        schema = source.schema(reader, opts.schema, threads=opts.threads)
+        schema = source.schema(reader, opts.schema)
         source = source.inferred()  # the samples' memory back before the conversion
     widened: list[Widening] = []
     for attempt in range(opts.max_restarts + 1):

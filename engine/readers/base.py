@@ -171,14 +171,8 @@ class Reader(Protocol):
 
     def __init__(self, uri: str, options: ReadOptions) -> None: ...
 
-    def infer_schema(self, samples: list[Sample], *, threads: int = 1) -> pa.Schema:
-        """Infer one schema that fits every sample.
-
-        ``threads``: how many of pyarrow's threads a parse of the whole input may use, when the
-        samples are all of it and inference's parse is the conversion's (a small input, parsed
-        once; :func:`~engine.runtime.threads.worker_threads`). No thread is started for it:
-        the threads are pyarrow's pool's.
-        """
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
+        """Infer one schema that fits every sample."""
         ...
 
     def read(

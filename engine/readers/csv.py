@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from engine.config import MAX_COLUMNS, THREADED_PARSE_MIN_BYTES, ReadOptions
+from engine.config import MAX_COLUMNS, ReadOptions
 from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import Chunk, Reject, Sample, SchemaWidening, Widening
 from engine.readers.schema import (
@@ -355,36 +355,22 @@ class CsvReader:
     def _parse(
         self, piece: bytes | memoryview, names: list[str], types: pa.Schema | None,
         bad: list | None,
-        offset: int = 0, first: int = 0, utf8_checked: bool = False, threads: int = 1,
+        offset: int = 0, first: int = 0, utf8_checked: bool = False,
     ) -> pa.Table:
-        """Parse ``piece`` as one block; on pyarrow's threads (a column each) with ``threads``.
-
-        pyarrow numbers the rows it refuses only on one thread, and a reject needs its record:
-        a piece with a refused row is parsed again on one thread (ragged rows are rare).
-        """
-        seen = len(bad) if bad is not None else 0
-
         def on_invalid(row: pacsv.InvalidRow) -> str:
             if bad is None:
                 return "error"
             bad.append(row)
             return "skip"
 
-        def parse(use_threads: bool) -> pa.Table:
-            return pacsv.read_csv(
-                pa.py_buffer(piece),
-                read_options=pacsv.ReadOptions(use_threads=use_threads, column_names=names,
-                                               block_size=max(len(piece) + 1, 1 << 20)),
-                parse_options=pacsv.ParseOptions(**self._parse_options_kw,
-                                                 invalid_row_handler=on_invalid),
-                convert_options=self._convert_options(types, utf8_checked),
-            )
-
-        threaded = threads > 1 and len(piece) >= THREADED_PARSE_MIN_BYTES
-        table = parse(threaded)
-        if threaded and bad is not None and len(bad) > seen:
-            del bad[seen:]
-            table = parse(False)
+        table = pacsv.read_csv(
+            pa.py_buffer(piece),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names,
+                                           block_size=max(len(piece) + 1, 1 << 20)),
+            parse_options=pacsv.ParseOptions(**self._parse_options_kw,
+                                             invalid_row_handler=on_invalid),
+            convert_options=self._convert_options(types, utf8_checked),
+        )
         if types is None and not utf8_checked:
             self._check_text(table, offset, first)
         return table
@@ -408,14 +394,11 @@ class CsvReader:
 
     # -- inference -------------------------------------------------------------------------
 
-    def infer_schema(self, samples: list[Sample], *, threads: int = 1) -> pa.Schema:
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
         """Infer column types from the head and ranged samples; all-null columns become string.
 
         A column holding a number with leading zeros in any sample is a string column, and
-        ``inferences`` says so. A sample that is the whole input is parsed as the conversion
-        would parse it, and the conversion takes that table: with ``threads``, its columns
-        are converted on pyarrow's threads (the input parsed as one block, so its types are
-        inferred from all of it, as on one thread).
+        ``inferences`` says so.
         """
         head = next((s for s in samples if s.at_start), None)
         if head is None or not head.data:
@@ -437,8 +420,7 @@ class CsvReader:
                 if sample.at_start:
                     self._require_utf8(data, header_len, 1)
                 table = self._parse(data, names, None, bad, 0 if sample.at_start else 0,
-                                    1 if sample.at_start else 0, utf8_checked=sample.at_start,
-                                    threads=threads if sample.at_start and sample.at_end else 1)
+                                    1 if sample.at_start else 0, utf8_checked=sample.at_start)
             except pa.ArrowInvalid as exc:
                 if sample.at_start:
                     raise InputFormatError(f"not parseable as CSV: {exc}", uri=self.uri,

@@ -145,11 +145,8 @@ class JsonArrayReader:
 
     # -- schema inference ------------------------------------------------------------------
 
-    def infer_schema(self, samples: list[Sample], *, threads: int = 1) -> pa.Schema:
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
         """Infer the schema from the complete elements of the head sample.
-
-        (``threads`` is not used: this inference parses the head's elements in groups of
-        keys, never the whole input as the conversion parses it.)
 
         Samples from the middle of the input are skipped: without the document's start there is
         no telling whether a ``},{`` lies inside a string. All-null columns become strings.

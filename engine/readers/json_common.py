@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH, THREADED_PARSE_MIN_BYTES
+from engine.config import MAX_COLUMNS, MAX_JSON_DEPTH
 from engine.errors import InputFormatError, SchemaError
 from engine.readers.base import Reject
 from engine.readers.json_types import (
@@ -258,13 +258,9 @@ def nonfinite_reason(text: bytes) -> str:
 
 def parse_json_objects(
     data: bytes | memoryview | bytearray, schema: pa.Schema | None, *, multiline: bool = False,
-    fields: str = "infer", records: int | None = None, threads: int = 1,
+    fields: str = "infer", records: int | None = None,
 ) -> pa.Table:
     """Parse whitespace-separated JSON objects with pyarrow, as one block on one thread.
-
-    With ``threads`` (more than one), ``schema`` and ``fields="error"``, ``data`` of
-    ``THREADED_PARSE_MIN_BYTES`` or more is parsed as two blocks on pyarrow's threads: with a
-    schema and no column to add, each object parses alike in either block.
 
     With ``schema``, its fields are read with those types. With ``fields="infer"`` fields outside
     it are inferred and appended (the caller widens on them); with ``"error"`` they make the
@@ -288,9 +284,7 @@ def parse_json_objects(
     if not len(data) or data[-1] != 10:  # pyarrow wants the last object terminated
         data = bytes(data) + b"\n"
     text = dates_as_text(schema) if schema is not None else None
-    split = (threads > 1 and schema is not None and fields == "error" and not multiline
-             and len(data) >= THREADED_PARSE_MIN_BYTES)
-    table = _read(data, text or schema, fields, multiline, split=split)
+    table = _read(data, text or schema, fields, multiline)
     if text is not None:
         table = restore_dates(table, schema)  # type: ignore[arg-type]
     if fields == "infer":
@@ -303,20 +297,11 @@ _LBRACE = ord("{")
 
 
 def _read(data: bytes | memoryview | bytearray, schema: pa.Schema | None, fields: str,
-          multiline: bool, *, split: bool = False) -> pa.Table:
-    """Parse ``data`` as one block on one thread; with ``split``, maybe as two on pyarrow's.
-
-    Two when the first half holds a line break: pyarrow needs one in every block but the
-    last, so a line longer than half of ``data`` keeps it to one block.
-    """
+          multiline: bool) -> pa.Table:
     parse = pajson.ParseOptions(
         explicit_schema=schema, unexpected_field_behavior=fields, newlines_in_values=multiline
     )
-    half = len(data) // 2 + 1
-    if split and np.count_nonzero(np.frombuffer(data, np.uint8, half) == 10):
-        read = pajson.ReadOptions(use_threads=True, block_size=half)
-    else:
-        read = pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
+    read = pajson.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 20))
     return pajson.read_json(pa.py_buffer(data), read_options=read, parse_options=parse)
 
 

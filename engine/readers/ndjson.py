@@ -82,12 +82,8 @@ class NdjsonReader:
     def _cut(buf: bytes | bytearray, end: int | None = None) -> int:
         return buf.rfind(b"\n", 0, len(buf) if end is None else end) + 1
 
-    def infer_schema(self, samples: list[Sample], *, threads: int = 1) -> pa.Schema:
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
         """Infer one schema from the head and ranged samples (whole lines only).
-
-        A sample that is the whole input is parsed with the first key group's schema, and the
-        conversion takes that table when the schema is the input's (``threads``: that parse
-        may go on pyarrow's threads, :func:`~engine.readers.json_common.parse_json_objects`).
 
         Lines nested deeper than ``MAX_JSON_DEPTH`` and lines that are not objects are left out
         (``read`` rejects them). A head that holds no complete line (a first record longer
@@ -118,7 +114,7 @@ class NdjsonReader:
             if not _NOT_BLANK.search(data):  # (strip() copied the sample)
                 continue
             entire = sample.at_start and sample.at_end
-            schemas, table = self._infer(data, entire=entire, threads=threads)
+            schemas, table = self._infer(data, entire=entire)
             if entire and table is not None:
                 whole = (text, found, table)
             for seen in schemas:
@@ -145,8 +141,7 @@ class NdjsonReader:
         return nothing_found(texts[:10_000], self.uri, nul=nul)
 
     @staticmethod
-    def _infer(data: bytes, *, entire: bool = False, threads: int = 1,
-               ) -> tuple[list[pa.Schema], pa.Table | None]:
+    def _infer(data: bytes, *, entire: bool = False) -> tuple[list[pa.Schema], pa.Table | None]:
         """Schemas of the objects in ``data``, parsed in groups of at most ``MAX_COLUMNS`` keys.
 
         Typical records repeat one set of keys: the first group's schema is then tried on the
@@ -154,11 +149,11 @@ class NdjsonReader:
         every value fits its inferred type. Anything else (a new key, a wider value, a bad
         line) fails that parse, and the rest is inferred group by group.
 
-        With ``entire`` (``data`` is the whole input), the table of the first group and that
-        parse's are returned with the schemas (else ``None``): they are the conversion's parse
-        of the input when the first group's schema is the schema. (The first group's own
-        table, inferred, is what a parse with its schema gives: its dates are dates either
-        way, and it is kept only when no value in it was refused.)
+        With ``entire`` (``data`` is the whole input), the first group's table and that
+        parse's together are returned with the schemas (else ``None``): they are the
+        conversion's parse of the input when the first group's schema is the schema. (The
+        first group's table, inferred, is what a parse with its schema gives: its dates are
+        dates either way, and it is kept only when no value in it was refused.)
         """
         end = _first_key_group_end(data)  # the rest is cut (copied) only when it is parsed
         first = data if end < 0 else data[:end]
@@ -168,7 +163,7 @@ class NdjsonReader:
             if entire and head is not None:
                 try:
                     rest = parse_json_objects(memoryview(data)[rest_at:], found[0],
-                                              fields="error", threads=threads)
+                                              fields="error")
                     if rest.schema.equals(found[0]):
                         return found, pa.concat_tables([head, rest])
                 except pa.ArrowInvalid:
@@ -179,8 +174,8 @@ class NdjsonReader:
                     return found, None
             except pa.ArrowInvalid:
                 pass
-        elif entire and head is not None and rest_at >= len(data):
-            return found, head  # the first group is all of it
+        elif entire and rest_at >= len(data):
+            return found, head  # the first group is all of it (None: it did not parse whole)
         rest = data[rest_at:]
         return found + NdjsonReader._infer_groups(_key_groups(rest) if rest else []), None
 

@@ -57,11 +57,8 @@ class ParquetReader:
         self.options = options
         self.widened: list[Widening] = []
 
-    def infer_schema(self, samples: list[Sample], *, threads: int = 1) -> pa.Schema:
-        """The schema in the file's footer (the samples of text formats are not needed).
-
-        Nothing is parsed, so ``threads`` has nothing to do.
-        """
+    def infer_schema(self, samples: list[Sample]) -> pa.Schema:
+        """The schema in the file's footer (the samples of text formats are not needed)."""
         with io.open_seekable(self.uri) as stored:
             return self._schema(self._metadata(stored))
 

@@ -34,7 +34,7 @@ from engine.readers import READERS
 from engine.readers.base import Chunk, Reader, Sample
 from engine.readers.magic import known_binary
 from engine.readers.streams import UTF8_BOM, Framed, utf8_stream
-from engine.runtime.threads import Prefetch, ReadAhead, conversion_threads, worker_threads
+from engine.runtime.threads import Prefetch, ReadAhead, conversion_threads
 from engine.runtime.timing import StageClock, TimedReads
 
 __all__ = ["ResolvedInput", "detect_format", "reader_for", "resolve_input", "settle_options"]
@@ -212,16 +212,10 @@ class ResolvedInput:
         """A new reader of this input."""
         return READERS[self.format](self.uri, self.read)
 
-    def schema(self, reader: Reader, explicit: Any = None, *, threads: int | None = None,
-               ) -> pa.Schema:
-        """``explicit`` (a ``pyarrow.Schema``), or the schema ``reader`` infers from the samples.
-
-        ``threads`` is the run's request (``None``: the engine's choice): a small input that
-        inference parses whole may be parsed on :func:`~engine.runtime.threads.worker_threads`
-        of pyarrow's threads.
-        """
+    def schema(self, reader: Reader, explicit: Any = None) -> pa.Schema:
+        """``explicit`` (a ``pyarrow.Schema``), or the schema ``reader`` infers from the samples."""
         if explicit is None:
-            return reader.infer_schema(list(self.samples), threads=worker_threads(threads))
+            return reader.infer_schema(list(self.samples))
         if isinstance(explicit, pa.Schema):
             return explicit
         raise SchemaError(f"schema must be a pyarrow.Schema, not {type(explicit).__name__}",

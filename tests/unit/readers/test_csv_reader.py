@@ -24,11 +24,11 @@ from engine.readers.streams import utf8_stream
 BLOCKS = [7, 64, 4 << 20]
 
 
-def read_all(data: bytes, widen: str = "restart", threads: int = 1, **opts):
+def read_all(data: bytes, widen: str = "restart", **opts):
     options = ReadOptions(**opts)
     reader = CsvReader("mem.csv", options)
     text = utf8_stream(io.BytesIO(data), options.encoding, "mem.csv").read()
-    schema = reader.infer_schema([Sample(text, True, True)], threads=threads)
+    schema = reader.infer_schema([Sample(text, True, True)])
     stream = utf8_stream(io.BytesIO(data), options.encoding, "mem.csv")
     chunks = list(reader.read(stream, schema, widen=widen))
     table = pa.concat_tables([c.table for c in chunks]) if chunks else schema.empty_table()
@@ -326,38 +326,6 @@ def test_a_whole_input_is_parsed_once_and_converted_as_parsing_it_again_would():
         [(r.record, r.offset, r.reason) for r in again_rejects] == \
         [(3, data.index(b"3,4"), "expected 4 fields, found 2")]
     assert reader._whole is None  # taken by the conversion, not kept
-
-
-@pytest.mark.parametrize("ragged", [False, True])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_a_whole_input_on_pyarrows_threads_is_the_same_table(threads, ragged, monkeypatch):
-    import pyarrow.csv as pacsv
-
-    from engine.config import THREADED_PARSE_MIN_BYTES
-
-    count = THREADED_PARSE_MIN_BYTES // 30
-    rows = b"".join(b'%d,2025-01-0%dT10:00:00+02:00,%d.5,"a\nb ""x%d"""\n' % (i, i % 9 + 1, i, i)
-                    for i in range(count))
-    data = b"id,t,v,note\n" + rows + (b"7,x\n" if ragged else b"") + rows
-    parses = []
-    read_csv = pacsv.read_csv
-
-    def spy(source, read_options, parse_options, convert_options):
-        parses.append(read_options.use_threads)
-        return read_csv(source, read_options=read_options, parse_options=parse_options,
-                        convert_options=convert_options)
-
-    monkeypatch.setattr(pacsv, "read_csv", spy)
-    table, rejects, _, reader = read_all(data, threads=threads)
-    monkeypatch.setattr(pacsv, "read_csv", read_csv)
-    # one parse, inference's, taken by the conversion; pyarrow numbers a ragged row only on
-    # one thread, so a threaded parse that refused one is done again there
-    assert parses == ([True, False] if ragged else [True]) if threads > 1 else [False]
-    again, again_rejects, _, _ = read_all(data, block_size=1 << 16)  # in pieces, on one thread
-    assert table.equals(again)
-    assert [(r.record, r.offset, r.reason) for r in rejects] == \
-        [(r.record, r.offset, r.reason) for r in again_rejects]
-    assert [r.record for r in rejects] == ([count + 1] if ragged else [])
 
 
 def test_a_whole_input_with_leading_zeros_or_a_null_column_is_parsed_again_as_text():

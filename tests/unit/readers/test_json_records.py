@@ -494,20 +494,3 @@ def test_reader_level_dates_and_value_arrays():
     assert chunks[0].table.column("d").to_pylist() == [dt.date(1970, 1, 2)]
     arrays = JsonArrayReader("mem.json", ReadOptions())
     assert arrays.infer_schema([Sample(b'[{"d": "1970-01-01"}]', True, True)]) == schema
-
-
-@pytest.mark.parametrize("long_line", [False, True])
-def test_a_threaded_parse_is_the_one_block_parse(long_line):
-    from engine.config import THREADED_PARSE_MIN_BYTES
-
-    rows = b"".join(b'{"id":%d,"s":"x\\ny %d"}\n' % (i, i)
-                    for i in range(THREADED_PARSE_MIN_BYTES // 20))
-    if long_line:  # longer than half the input: one block, whatever the threads
-        rows = b'{"id":-1,"s":"%s"}\n' % (b"z" * (2 * len(rows))) + rows
-    schema = pa.schema([("id", pa.int64()), ("s", pa.string())])
-    one = parse_json_objects(rows, schema, fields="error")
-    two = parse_json_objects(rows, schema, fields="error", threads=2)
-    assert two.equals(one)
-    assert two.column("id").num_chunks == (1 if long_line else 2)
-    ignoring = parse_json_objects(rows, schema, fields="ignore", threads=2)
-    assert ignoring.column("id").num_chunks == 1  # only a parse that can add no column splits

@@ -17,11 +17,10 @@ from engine.readers.ndjson import NdjsonReader
 BLOCKS = [16, 100, 4 << 20]
 
 
-def read_all(data: bytes, widen: str = "continue", sample: bytes | None = None,
-             threads: int = 1, **opts):
+def read_all(data: bytes, widen: str = "continue", sample: bytes | None = None, **opts):
     reader = NdjsonReader("mem.ndjson", ReadOptions(**opts))
     head = Sample(sample, True, False) if sample is not None else Sample(data, True, True)
-    schema = reader.infer_schema([head], threads=threads)
+    schema = reader.infer_schema([head])
     chunks = list(reader.read(io.BytesIO(data), schema, widen=widen))
     tables = [c.table for c in chunks]  # "continue" widens mid-stream: promote earlier chunks
     table = pa.concat_tables(tables, promote_options="permissive") if chunks \
@@ -166,30 +165,35 @@ def test_inference_beyond_the_first_key_group(late: bytes, column: str,
             assert len(schemas) == 1
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_a_whole_input_is_parsed_once_and_converted_as_parsing_it_again_would(threads,
-                                                                             monkeypatch):
-    import pyarrow.json as pajson
-
+def test_a_whole_input_is_parsed_once_and_converted_as_parsing_it_again_would():
     from engine.config import MAX_COLUMNS
 
     rows = b"".join(b'{"id":%d,"v":%d.5,"t":"2025-01-0%dT10:00:00"}\n' % (i, i, i % 9 + 1)
                     for i in range(MAX_COLUMNS))  # more than one key group
     data = rows + b'null\n{"id":1,"v":NaN,"t":"2025-01-01T10:00:00"}\n' + rows
-    parses = []
-    read_json = pajson.read_json
-
-    def spy(source, read_options, parse_options):
-        parses.append(read_options.use_threads)
-        return read_json(source, read_options=read_options, parse_options=parse_options)
-
-    monkeypatch.setattr(pajson, "read_json", spy)
-    table, rejects, reader = read_all(data, threads=threads)
-    monkeypatch.setattr(pajson, "read_json", read_json)
-    assert any(parses) == (threads > 1)  # the rest of the input, in two blocks on two threads
+    table, rejects, reader = read_all(data)
     assert reader._whole is None  # inference's parse was taken, not kept
     again, again_rejects, _ = read_all(data, sample=data[:-1])  # not whole: parsed again
     assert table.equals(again)
     assert [(r.record, r.offset, r.reason) for r in rejects] == \
         [(r.record, r.offset, r.reason) for r in again_rejects]
     assert [r.record for r in rejects] == [MAX_COLUMNS + 1, MAX_COLUMNS + 2]
+
+
+@pytest.mark.parametrize("data", [
+    b'{"id":1,"t":"2025-01-02","v":1.5}\n{"id":2,"t":"2025-01-03","v":2}\n',  # dates
+    b'{"id":1,"t":"2025-01-02T10:00:00"}\n{"id":2,"t":"2025-01-03T00:00:00"}\n',
+    b'{"id":1,"s":{"a":[1,2]}}\n{"id":2,"s":null}\n',
+    b'{"id":1,"v":NaN}\n{"id":2,"v":1.5}\n',  # a refused value: no table to take
+])
+def test_an_input_within_the_first_key_group_is_parsed_once(data):
+    from engine.readers.json_common import parse_json_objects
+
+    schemas, table = NdjsonReader._infer(data, entire=True)
+    if b"NaN" in data:
+        assert table is None
+        return
+    assert len(schemas) == 1
+    assert table.equals(parse_json_objects(data, schemas[0], fields="error"))
+    if b'-02"' in data:  # dates alone are dates in either parse
+        assert table.schema.field("t").type == pa.date32()
