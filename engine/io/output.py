@@ -60,7 +60,27 @@ class _LocalOutput:
         self.uri = uri
         self._path = Path(local_path(uri))
         self._fh: BinaryIO | None = None
+        self._native: Any = None  # a pyarrow.OSFile, when pyarrow writes the file itself
         self._tmp: Path | None = None
+        self.native_bytes = 0
+
+    def open_native(self) -> Any:
+        """Create the temp file as :meth:`open` does, then open it as a ``pyarrow.OSFile``.
+
+        pyarrow's writers then write it without a call into Python per write (a Parquet file
+        makes a few per column chunk: ~0.5 ms CPU of a warm 1 MB conversion).
+        """
+        import pyarrow as pa
+
+        self.open().close()  # exclusively created, as open() creates it
+        self._fh = None
+        assert self._tmp is not None
+        try:
+            self._native = pa.OSFile(str(self._tmp), "w")
+        except OSError as exc:
+            self.discard()
+            raise _output_error(exc, self.uri) from exc
+        return self._native
 
     def open(self) -> BinaryIO:
         try:
@@ -73,11 +93,22 @@ class _LocalOutput:
         return self._fh
 
     def publish(self) -> None:
-        assert self._fh is not None and self._tmp is not None
+        assert (self._fh is not None or self._native is not None) and self._tmp is not None
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
+            if self._native is not None:
+                self.native_bytes = self._native.tell()
+                self._native.close()  # unbuffered: its bytes are the file's already
+                self._native = None
+                fd = os.open(self._tmp, os.O_RDONLY)  # fsync syncs the file, whatever the fd
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            else:
+                assert self._fh is not None
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
             os.replace(self._tmp, self._path)
         except OSError as exc:
             raise _output_error(exc, self.uri) from exc
@@ -92,6 +123,12 @@ class _LocalOutput:
             pass
 
     def discard(self) -> None:
+        if self._native is not None:
+            try:
+                self._native.close()
+            except OSError as exc:
+                log.warning("could not close the temp file of %s: %r", self.uri, exc)
+            self._native = None
         if self._fh is not None:
             try:
                 self._fh.close()
@@ -193,12 +230,16 @@ class AtomicOutput:
         else:
             self._backend = _LocalOutput(uri)
         self._file: _OutputFile | None = None
+        self._native: Any = None
         self._committed = False
         self._aborted = False
 
     @property
     def bytes_written(self) -> int:
         """Bytes written so far."""
+        if self._native is not None:
+            local = cast(_LocalOutput, self._backend)
+            return local.native_bytes if self._native.closed else self._native.tell()
         return self._file.bytes_written if self._file is not None else 0
 
     @property
@@ -246,11 +287,29 @@ class AtomicOutput:
             TransientError: throttling or a network failure.
 
         """
-        if self._file is not None or self._committed or self._aborted:
+        if self._file is not None or self._native is not None or self._committed or self._aborted:
             raise ValueError(f"output already opened: {self.uri}")
         sink = self._backend.open()
         self._file = _OutputFile(sink, self.uri, self._map_write_error)
         return cast(BinaryIO, self._file)
+
+    def open_native(self) -> Any:
+        """Start the output for pyarrow to write: locally a ``pyarrow.OSFile``, else :meth:`open`.
+
+        A local output is then written by pyarrow without Python in between; a failed write
+        raises ``OSError`` from pyarrow, which :meth:`write_error` translates. Closing the file
+        does not commit; :meth:`commit` closes it and publishes.
+        """
+        if not isinstance(self._backend, _LocalOutput):
+            return self.open()
+        if self._file is not None or self._native is not None or self._committed or self._aborted:
+            raise ValueError(f"output already opened: {self.uri}")
+        self._native = self._backend.open_native()
+        return self._native
+
+    def write_error(self, exc: BaseException) -> EngineError:
+        """The engine error for a failure of a write to this output (``OSError`` and others)."""
+        return exc if isinstance(exc, EngineError) else self._map_write_error(exc)
 
     def commit(self) -> None:
         """Publish the output: rename the temp file, ``PutObject``, or complete the upload.
@@ -268,7 +327,7 @@ class AtomicOutput:
             return
         if self._aborted:
             raise ValueError(f"cannot commit an aborted output: {self.uri}")
-        if self._file is None:
+        if self._file is None and self._native is None:
             raise ValueError(f"cannot commit an output that was never opened: {self.uri}")
         try:
             self._backend.publish()
@@ -276,7 +335,8 @@ class AtomicOutput:
             self.abort()
             raise
         self._committed = True
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def abort(self) -> None:
         """Discard the output: unlink the temp file, or abort the multipart upload.
@@ -325,7 +385,8 @@ class AtomicOutput:
             self.commit()
 
     def __del__(self) -> None:
-        if getattr(self, "_file", None) is not None and not (self._committed or self._aborted):
+        opened = any(getattr(self, name, None) is not None for name in ("_file", "_native"))
+        if opened and not (self._committed or self._aborted):
             self.abort()
 
     def __repr__(self) -> str:

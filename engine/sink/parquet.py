@@ -266,6 +266,8 @@ class ParquetSink(CommitOrAbort):
         except EngineError:
             raise
         except OSError as exc:  # the sink's file object failed: S3 or the local disk
+            if self._out is not None and self._writer is not None:
+                raise self._out.write_error(exc) from exc
             raise TransientError(f"writing Parquet failed: {exc}", uri=self._current_uri()) \
                 from exc
         report = self.files[-1]
@@ -291,10 +293,10 @@ class ParquetSink(CommitOrAbort):
         if self._check_uri is not None and self.rotating:
             self._check_uri(uri)
         self._out = AtomicOutput(uri, part_size=self.options.part_size, spool=self._spool)
-        sink: Any = self._out.__enter__()
+        sink: Any = self._out.open_native()  # a local file: pyarrow's own, no Python per write
         clock = CLOCK.get()
-        if clock is not None:
-            sink = TimedWrites(sink, clock)
+        if clock is not None and not isinstance(sink, pa.NativeFile):
+            sink = TimedWrites(sink, clock)  # S3: a write may send a part
         compression = None if self.options.compression == "none" else self.options.compression
         self._footer = []
         self._writer = pq.ParquetWriter(
@@ -330,7 +332,12 @@ class ParquetSink(CommitOrAbort):
         writer, out = self._writer, self._out
         self._writer = None
         self._out = None
-        writer.close()
+        try:
+            writer.close()  # the footer
+        except OSError as exc:  # pyarrow's own local file (else the sink's file mapped it)
+            writer.is_open = False
+            out.abort()
+            raise out.write_error(exc) from exc
         if self._own_spool is not None:  # the footer is held too, until the publish
             self._own_spool.note(out.pending_bytes)
         report = self.files[-1]

@@ -473,6 +473,55 @@ def test_atomic_output_commits_on_clean_exit(tmp_path: Path) -> None:
     assert _leftovers(final.parent) == ["x.parquet"]
 
 
+def test_a_native_output_is_pyarrows_file_committed_as_the_others(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    final = tmp_path / "out" / "x.parquet"
+    out = AtomicOutput(str(final))
+    native = out.open_native()
+    assert isinstance(native, pa.NativeFile)
+    native.write(b"hello ")
+    native.write(memoryview(b"world"))
+    assert out.bytes_written == 11 and not final.exists()
+    with pytest.raises(ValueError, match="already opened"):
+        out.open()
+    out.commit()
+    assert final.read_bytes() == b"hello world" and out.bytes_written == 11
+    assert _leftovers(final.parent) == ["x.parquet"]
+    dropped = AtomicOutput(str(tmp_path / "y.parquet"))
+    dropped.open_native().write(b"partial")
+    dropped.abort()
+    assert _leftovers(tmp_path) == ["out"]
+
+
+def test_a_full_disk_under_pyarrows_own_file_is_a_typed_error_and_leaves_nothing(
+        tmp_path: Path) -> None:
+    # A file size limit makes write() fail as a full disk does (EFBIG instead of ENOSPC)
+    code = f"""
+import resource, signal, sys
+from pathlib import Path
+import pyarrow as pa, pyarrow.csv as pacsv
+import engine
+from engine.errors import EngineError
+tmp = Path({str(tmp_path)!r})
+pacsv.write_csv(pa.table({{"s": [str(i) * 40 for i in range(4000)]}}), tmp / "big.csv")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+try:
+    engine.transform(tmp / "big.csv", tmp / "out" / "x.parquet", compression="none")
+except EngineError as exc:
+    print(type(exc).__name__, exc)
+    sys.exit(0)
+sys.exit("no error")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("TransientError ") and "x.parquet" in run.stdout
+    assert "File too large" in run.stdout  # the reason, from the operating system
+    assert _leftovers(tmp_path / "out") == []  # no temp file, no output
+
+
 def test_atomic_output_replaces_existing(tmp_path: Path) -> None:
     final = tmp_path / "x.bin"
     final.write_bytes(b"old")
