@@ -22,6 +22,13 @@ MiB = 1024**2
 #: second without a visible memory cost (``benchmarks/``).
 DEFAULT_BLOCK_SIZE = 4 * MiB
 
+#: The block with worker threads, when none was chosen: their blocks and chunks in flight are
+#: then half as large, 15-17 MiB less peak RSS, which pays for the allocator keeping freed
+#: pages as long as on one thread (``engine/runtime/allocator.py``). With 4 MiB blocks and a
+#: 1 ms purge delay the second thread faulted ~20,000 more pages per 200 MB of CSV than one
+#: thread: most of the CPU it added (issue 17).
+THREADED_BLOCK_SIZE = 2 * MiB
+
 #: A single record larger than this is an error, not an allocation: it bounds what one bad
 #: input (a 200 MB line, an unbalanced quote) can make the engine hold.
 DEFAULT_MAX_RECORD_BYTES = 64 * MiB
