@@ -43,7 +43,7 @@ def lambda_threads(memory_mb: int) -> int:
 
     Lambda reports two CPUs whatever the memory size (the share is enforced by throttling);
     below :data:`~engine.config.FULL_VCPU_MB` a second thread only competes with the first for
-    the same share of a core, and costs ~30 MiB of peak RSS.
+    the same share of a core, and costs ~15 MiB of peak RSS.
     """
     return 1 if memory_mb < FULL_VCPU_MB else 2
 
