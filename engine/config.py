@@ -22,6 +22,13 @@ MiB = 1024**2
 #: second without a visible memory cost (``benchmarks/``).
 DEFAULT_BLOCK_SIZE = 4 * MiB
 
+#: The block with worker threads, when none was chosen: their blocks and chunks in flight are
+#: then half as large, 15-17 MiB less peak RSS, which pays for the allocator keeping freed
+#: pages as long as on one thread (``engine/runtime/allocator.py``). With 4 MiB blocks and a
+#: 1 ms purge delay the second thread faulted ~20,000 more pages per 200 MB of CSV than one
+#: thread: most of the CPU it added (issue 17).
+THREADED_BLOCK_SIZE = 2 * MiB
+
 #: A single record larger than this is an error, not an allocation: it bounds what one bad
 #: input (a 200 MB line, an unbalanced quote) can make the engine hold.
 DEFAULT_MAX_RECORD_BYTES = 64 * MiB
@@ -193,7 +200,8 @@ class ReadOptions:
             binary formats refused), then the suffix, then the text.
         input_compression: ``gzip``, ``bz2``, ``zstd``, ``none``; ``None`` infers it from the
             suffix.
-        block_size: bytes per parsed chunk (see ``DEFAULT_BLOCK_SIZE``).
+        block_size: bytes per parsed chunk (see ``DEFAULT_BLOCK_SIZE``; a conversion on
+            worker threads left at the default reads ``THREADED_BLOCK_SIZE``).
         max_record_bytes: longest single record accepted (see ``DEFAULT_MAX_RECORD_BYTES``).
         encoding: text encoding of the input; anything but UTF-8 is transcoded while streaming.
         delimiter: CSV field delimiter.
@@ -294,9 +302,9 @@ class RunOptions:
     max_restarts: int = 8
     #: 1 runs every stage in turn on one thread: one chunk in flight. 2 reads, decompresses and
     #: parses on worker threads while the main thread encodes Parquet (a block and a chunk ahead:
-    #: ~30 MiB more peak RSS at 4 MiB blocks, 1.3x faster on 2 cores). ``None`` (the default)
-    #: picks 2 when the process may use two or more cores. A Lambda under 1,769 MB has less than
-    #: one vCPU: the pipeline's transform step passes 1 there.
+    #: ~15 MiB more peak RSS at their default 2 MiB blocks, 1.3x faster on 2 cores). ``None`` (the
+    #: default) picks 2 when the process may use two or more cores. A Lambda under 1,769 MB has
+    #: less than one vCPU: the pipeline's transform step passes 1 there.
     threads: int | None = None
     #: the name of what a run writes for its source: in a directory, the start of its data
     #: files' names, its manifest's, its rejects' and aggregate's (``None``: the source's name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -96,11 +96,13 @@ def read_batches(
 
     """
     src = os.fspath(src)
-    opts = build_options(options, **_given(locals()))
-    source = resolve_input(src, opts.read)
+    given = _given(locals())
+    opts = build_options(options, **given)
+    source, threads = resolve_input(src, opts.read).threaded(
+        opts.threads, block_chosen="block_size" in given)
     reader = source.reader()
     read_schema = source.schema(reader, opts.schema)
-    with source.chunks(reader, read_schema, threads=opts.threads, widen="continue") as (_, chunks):
+    with source.chunks(reader, read_schema, threads=threads, widen="continue") as (_, chunks):
         for chunk in chunks:
             yield from chunk.table.to_batches()
 
@@ -233,7 +235,9 @@ def _run_timed(src: str, dst: str | None, options: RunOptions | None, given: dic
     assert clock is not None
     plan, opts = OutputPlan.resolve(contract, src, dst, options, given)  # the mode's check
     with clock.measure("infer"):
-        source = resolve_input(src, opts.read)
+        source, threads = resolve_input(src, opts.read).threaded(
+            opts.threads, block_chosen="block_size" in given)
+        opts = replace(opts, threads=threads)  # as settled for this input's size
         reader = source.reader()
         schema = source.schema(reader, opts.schema)
         source = source.inferred()  # the samples' memory back before the conversion

@@ -33,7 +33,7 @@ JsonPath = Annotated[str | None, typer.Option(
     rich_help_panel=_INPUT, help="ijson prefix of the array in a JSON document, e.g. data.item")]
 BlockSize = Annotated[str | None, typer.Option(
     envvar="CHUNKWISE_BLOCK_SIZE", rich_help_panel=_INPUT,
-    help="Bytes parsed per chunk [default: 4MiB]")]
+    help="Bytes parsed per chunk [default: 4MiB; 2MiB with worker threads]")]
 Encoding = Annotated[str | None, typer.Option(rich_help_panel=_INPUT,
                                               help="Input text encoding [default: utf-8]")]
 Delimiter = Annotated[str | None, typer.Option(
@@ -103,7 +103,7 @@ def transform(
     threads: Annotated[int | None, typer.Option(
         envvar="CHUNKWISE_THREADS", rich_help_panel=_RUN,
         help="1: one chunk in flight; 2: read and parse on worker threads while Parquet is "
-             "encoded (~30 MiB more) [default: 2 when two cores are usable]")] = None,
+             "encoded (~15 MiB more) [default: 2 when two cores are usable]")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""

@@ -28,7 +28,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from engine import io
-from engine.config import FORMAT_SUFFIXES, SUFFIX_DELIMITERS, WHOLE_INPUT_BYTES, ReadOptions
+from engine.config import (
+    DEFAULT_BLOCK_SIZE,
+    FORMAT_SUFFIXES,
+    SUFFIX_DELIMITERS,
+    THREADED_BLOCK_SIZE,
+    WHOLE_INPUT_BYTES,
+    ReadOptions,
+)
 from engine.errors import InputFormatError, SchemaError, UsageError
 from engine.readers import READERS
 from engine.readers.base import Chunk, Reader, Sample
@@ -207,6 +214,21 @@ class ResolvedInput:
         keep = (self.samples[:1] if self.samples and self.head is not None
                 and self.samples[0].data is self.head.data else ())
         return replace(self, samples=keep)
+
+    def threaded(self, threads: int | None, *, block_chosen: bool) -> tuple[ResolvedInput, int]:
+        """The threads converting this input takes, and the input with its block for them.
+
+        ``threads`` as :func:`~engine.runtime.threads.conversion_threads` settles it (one for
+        an input of a block or two). With more than one, and no block size chosen
+        (``block_chosen``), the block is :data:`~engine.config.THREADED_BLOCK_SIZE`. Call it
+        before :meth:`reader`: the reader reads blocks of ``read.block_size``.
+        """
+        packed = self.compression != "none" or self.format == "parquet"
+        count = conversion_threads(threads, self.size, compressed=packed,
+                                   block_size=self.read.block_size)
+        if count == 1 or block_chosen or self.read.block_size != DEFAULT_BLOCK_SIZE:
+            return self, count
+        return replace(self, read=replace(self.read, block_size=THREADED_BLOCK_SIZE)), count
 
     def reader(self) -> Reader:
         """A new reader of this input."""

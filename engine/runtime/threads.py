@@ -8,13 +8,14 @@ chunks, whatever the input size. With ``threads=1`` nothing here is used.
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import ctypes
 import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from engine.config import FULL_VCPU_MB
 
@@ -42,7 +43,7 @@ def lambda_threads(memory_mb: int) -> int:
 
     Lambda reports two CPUs whatever the memory size (the share is enforced by throttling);
     below :data:`~engine.config.FULL_VCPU_MB` a second thread only competes with the first for
-    the same share of a core, and costs ~30 MiB of peak RSS.
+    the same share of a core, and costs ~15 MiB of peak RSS.
     """
     return 1 if memory_mb < FULL_VCPU_MB else 2
 
@@ -190,39 +191,85 @@ class Prefetch(Generic[T]):
 
 
 class ReadAhead:
-    """A binary stream that reads (and decompresses) ``stream`` one block ahead on a thread."""
+    """A binary stream that reads (and decompresses) ``stream`` one block ahead on a thread.
+
+    A consumer that copies what it reads (:meth:`readinto`: the CSV and NDJSON readers' one
+    reused buffer) hands each block back once it is copied, and the thread reads the next
+    blocks into those: a few buffers go round instead of a new block per read. A fresh block
+    each time cost its pages faulted in and, once freed, given back to the system: ~6,000
+    page faults per 200 MB, most of the system time a second thread added on CSV (issue 17).
+    Blocks that :meth:`read` returns whole (the JSON array reader's) are the consumer's to
+    keep, and are never reused.
+    """
 
     def __init__(self, stream: BinaryIO, block_size: int, *, depth: int = 1) -> None:
-        self._blocks = Prefetch(iter(lambda: stream.read(block_size), b""), depth=depth,
+        #: copied blocks for the thread to read into (appended here, taken there: a deque's
+        #: append and popleft are atomic)
+        self._spare: collections.deque[bytearray] = collections.deque()
+        #: whether the consumer copies: set by its first readinto, read by the thread
+        self._copies = False
+        self._blocks = Prefetch(self._produce(stream, block_size), depth=depth,
                                 name="chunkwise-read")
         self._current = memoryview(b"")
+        self._block: bytes | bytearray = b""  # what _current is a view of
         self._eof = False
+
+    def _produce(self, stream: BinaryIO, block_size: int) -> Iterator[bytes | bytearray]:
+        """The blocks of ``stream``: into spare buffers once the consumer copies, else new."""
+        readinto = getattr(stream, "readinto", None)
+        while True:
+            if readinto is not None and (self._spare or self._copies):
+                block = self._spare.popleft() if self._spare else bytearray(block_size)
+                n = readinto(memoryview(block)) or 0
+                if not n:
+                    return
+                yield block if n == len(block) else memoryview(block)[:n]
+            else:
+                data = stream.read(block_size)
+                if not data:
+                    return
+                yield data
 
     def _fill(self) -> bool:
         """Whether bytes are at hand, taking the next prefetched block when the current is used."""
         if not self._current and not self._eof:
             try:
-                self._current = memoryview(next(self._blocks))
+                item: Any = next(self._blocks)
             except StopIteration:
                 self._eof = True
+            else:
+                self._current = memoryview(item)
+                self._block = item.obj if isinstance(item, memoryview) else item
         return bool(self._current)
+
+    def _spent(self) -> bytearray | None:
+        """The current block, taken from the consumer once used up, if it can be reused."""
+        if self._current or not isinstance(self._block, bytearray):
+            return None
+        block, self._block = self._block, b""
+        self._current = memoryview(b"")
+        return block
 
     def readinto(self, view: memoryview) -> int:
         """Fill ``view`` from the prefetched blocks; fewer bytes only at the end of the stream."""
+        self._copies = True
         filled = 0
         while filled < len(view) and self._fill():
             n = min(len(view) - filled, len(self._current))
             view[filled:filled + n] = self._current[:n]
             self._current = self._current[n:]
             filled += n
+            if (spent := self._spent()) is not None:  # copied: the thread may read into it
+                self._spare.append(spent)
         return filled
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all that is left when negative); fewer only at the end.
 
-        A read of a whole prefetched block (the JSON reader reads a block at a time) returns
-        the block itself; other reads join their pieces, one copy. (Through a buffer and two
-        copies of it, each block cost 12 MiB of transient memory at 4 MiB blocks: issue 23.)
+        A read of a whole prefetched ``bytes`` block (the JSON reader reads a block at a time)
+        returns the block itself; other reads join their pieces, one copy. (Through a buffer
+        and two copies of it, each block cost 12 MiB of transient memory at 4 MiB blocks:
+        issue 23.)
         """
         if size < 0:
             parts = []
@@ -230,17 +277,22 @@ class ReadAhead:
                 parts.append(chunk)
             return b"".join(parts)
         pieces: list[memoryview] = []
+        spent: list[bytearray] = []
         want = size
         while want > 0 and self._fill():
             piece = self._current[:want]
             pieces.append(piece)
             self._current = self._current[piece.nbytes:]
             want -= piece.nbytes
+            if (block := self._spent()) is not None:
+                spent.append(block)
         if len(pieces) == 1:
             whole = pieces[0].obj
             if isinstance(whole, bytes) and pieces[0].nbytes == len(whole):
                 return whole
-        return b"".join(pieces)
+        data = b"".join(pieces)
+        self._spare.extend(spent)  # only once joined: the thread overwrites them
+        return data
 
     def close(self) -> None:
         """Stop the reading thread."""

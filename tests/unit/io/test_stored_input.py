@@ -9,10 +9,11 @@ from typing import Any
 import boto3
 import pytest
 
-from engine.config import MiB
+from engine.config import DEFAULT_BLOCK_SIZE, THREADED_BLOCK_SIZE, MiB, ReadOptions
 from engine.errors import TransientError
 from engine.io import open_input, open_seekable, probe_input, read_range
 from engine.io.requests import add, counting
+from engine.readers.sampling import resolve_input
 from engine.runtime.threads import Prefetch, conversion_threads, worker_threads
 
 DATA = b"".join(b"%d,row %d\n" % (i, i * 7) for i in range(300_000))  # ~3.5 MB
@@ -111,3 +112,19 @@ def test_a_small_input_runs_on_the_calling_thread() -> None:
     assert conversion_threads(None, None, compressed=False, block_size=block) == many
     assert conversion_threads(2, MiB, compressed=False, block_size=block) == 2
     assert conversion_threads(1, 100 * MiB, compressed=False, block_size=block) == 1
+
+
+def test_worker_threads_read_smaller_blocks_unless_a_block_size_was_chosen(
+        tmp_path: Path) -> None:
+    """With worker threads the default block is 2 MiB: less in flight (issue 17)."""
+    path = tmp_path / "in.csv"
+    path.write_bytes(DATA)
+    source = resolve_input(str(path), ReadOptions())
+    threaded, count = source.threaded(2, block_chosen=False)
+    assert count == 2 and threaded.read.block_size == THREADED_BLOCK_SIZE
+    assert threaded.reader().options.block_size == THREADED_BLOCK_SIZE
+    for requested, chosen in ((2, True), (1, False), (None, False)):  # None: a small input
+        kept, _ = source.threaded(requested, block_chosen=chosen)
+        assert kept.read.block_size == DEFAULT_BLOCK_SIZE
+    own, _ = resolve_input(str(path), ReadOptions(block_size=MiB)).threaded(2, block_chosen=False)
+    assert own.read.block_size == MiB

@@ -44,7 +44,7 @@ def files(tmp_path: Path) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(("threads", "expected"), [(["--threads", "1"], "50"),
-                                                   (["--threads", "2"], "1"), ([], "1")])
+                                                   (["--threads", "2"], "50"), ([], "50")])
 def test_the_cli_sets_the_delay_for_its_threads(files: tuple[str, str], threads: list[str],
                                                 expected: str) -> None:
     assert _delay(CLI, *files, *threads) == expected
@@ -62,7 +62,7 @@ print(os.environ["MIMALLOC_PURGE_DELAY"], os.environ["OPENBLAS_NUM_THREADS"], fi
 """
 
 
-@pytest.mark.parametrize(("memory", "expected"), [("256", "50 1"), ("1769", "1 1"), ("", "1 1")])
+@pytest.mark.parametrize(("memory", "expected"), [("256", "50 1"), ("1769", "50 1"), ("", "50 1")])
 def test_a_lambda_under_one_vcpu_gets_the_single_thread_delay(memory: str, expected: str) -> None:
     env = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory} if memory else {}
     assert _delay(HANDLER, str(ROOT / "lambda" / "transform"), **env) == expected

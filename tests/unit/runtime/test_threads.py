@@ -52,3 +52,44 @@ def test_read_all_and_readinto() -> None:
     assert stream.read() == data[1500:]
     assert stream.read(10) == b""
     stream.close()
+
+
+class Counting(io.BytesIO):
+    """A stream that counts the buffers it is asked to fill."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.targets: set[int] = set()
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        self.targets.add(id(buffer.obj))
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("size", [700, 1024, 1500, 5000])
+def test_a_copying_reader_gets_the_stream_through_a_few_reused_buffers(size: int) -> None:
+    """readinto hands each block back once copied (issue 17): a few buffers, every byte."""
+    data = bytes((i * 7) % 256 for i in range(100_000))
+    source = Counting(data)
+    stream = ReadAhead(source, 1024)  # type: ignore[arg-type]
+    got = bytearray()
+    view = memoryview(bytearray(size))
+    while n := stream.readinto(view):
+        got += view[:n]
+    stream.close()
+    assert got == data
+    assert 1 <= len(source.targets) <= 4  # not one per block (98 blocks)
+
+
+def test_reads_after_readinto_copy_from_reused_buffers_before_handing_them_back() -> None:
+    data = bytes((i * 13) % 256 for i in range(50_000))
+    stream = ReadAhead(Counting(data), 1024)  # type: ignore[arg-type]
+    view = memoryview(bytearray(3000))
+    got = bytearray()
+    got += view[:stream.readinto(view)]
+    while chunk := stream.read(1024):
+        assert type(chunk) is bytes  # never a buffer the thread will read into again
+        got += chunk
+        got += view[:stream.readinto(view)]
+    stream.close()
+    assert got == data
