@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pyarrow.parquet as pq
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import engine
@@ -323,6 +325,40 @@ def test_gen_bad_arguments_are_usage_errors(runner: CliRunner, tmp_path: Path,
 
 # ---------------------------------------------------------------------------------------------
 # real subprocesses of the console script
+
+
+def test_summary_off_a_terminal_is_plain_text(tmp_path: Path):
+    """A path that rich would read as markup or an emoji code is printed as it is."""
+    src = tmp_path / "a [bold]x[red] :smile:.csv"
+    src.write_text("id,name\n1,a\n2,b\n")
+    proc = run_cli("transform", src.name, "out.parquet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ok {src.name} → out.parquet: csv, 2 rows in, 2 written, "
+                                  "0 rejected; ")
+    assert "\x1b" not in proc.stdout
+
+
+def test_console_script_builds_only_the_command_it_runs():
+    """Each command is registered as in the full app; the others are not built at all."""
+    from engine.cli.app import COMMANDS, build
+
+    full = typer.main.get_command(app)
+    assert sorted(full.commands) == sorted(COMMANDS)
+    for name in COMMANDS:
+        lean = typer.main.get_command(build(name))
+        assert list(lean.commands) == [name]
+        assert lean.commands[name].get_help(click.Context(lean.commands[name])) == \
+            full.commands[name].get_help(click.Context(full.commands[name]))
+    proc = subprocess.run([sys.executable, "-c", "import sys; from engine.cli.app import main; "
+                           "sys.argv = ['chunkwise', 'transform', '--help']; main()"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "SRC" in proc.stdout
+    modules = subprocess.run(
+        [sys.executable, "-c", "import sys; from engine.cli.app import main; "
+         "sys.argv = ['chunkwise', 'gen', '--help']\ntry: main()\nexcept SystemExit: pass\n"
+         "print(sorted(m for m in sys.modules if m.startswith('engine.cli.')))"],
+        capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
+    assert "engine.cli.gen" in modules and "engine.cli.pipeline" not in modules
 
 
 def test_subprocess_gen_then_transform_json(tmp_path: Path):
