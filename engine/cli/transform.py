@@ -113,7 +113,8 @@ def transform(
         from engine.runtime import process
 
         process.configure(threads)  # before pyarrow loads (engine.run imports it)
-        from engine.run import transform as run_transform
+        with process.loading():
+            from engine.run import transform as run_transform
 
         kwargs = _read_kwargs(fmt, input_compression, json_path, block_size, delimiter,
                               quote_char, header, encoding, null_value)
@@ -163,7 +164,10 @@ def validate(
     """
 
     def job() -> Any:
-        from engine.run import validate as run_validate
+        from engine.runtime import process
+
+        with process.loading():
+            from engine.run import validate as run_validate
 
         kwargs = _read_kwargs(fmt, input_compression, json_path, block_size, delimiter,
                               quote_char, header, encoding, null_value)
