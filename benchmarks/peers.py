@@ -3,6 +3,13 @@
     python benchmarks/peers.py [--sizes 50MB,500MB] [--json-size 200MB] [--gz-size 50MB]
                                [--repeat 3] [--data-dir DIR] [--out benchmarks/RESULTS.md]
                                [--approaches a,b] [--formats csv,ndjson,json,gz] [--quick]
+                               [--gz-datasets orders,orders_offsets] [--one-core]
+
+The gzip comparison on one core (issue 17) against Polars on both generated datasets, with the
+cost per GB taken as the slope between the two sizes (start-up cancels out):
+
+    python benchmarks/peers.py --formats gz --gz-size 1MB,60MB \\
+        --gz-datasets orders,orders_offsets --approaches polars_csv --one-core --repeat 7
 
 Method (docs/performance.md, "Method"): every conversion is a child process — the
 ``chunkwise transform IN OUT --json`` CLI, or ``benchmarks/_runner.py APPROACH IN OUT`` for a
@@ -22,6 +29,7 @@ reason, and cached in ``--data-dir`` (git-ignored) under names that carry datase
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import hashlib
 import json
@@ -35,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -93,6 +101,7 @@ class Dataset:
     size_label: str
     size: int
     path: Path
+    gen: str = DATASET  # the dataset of `chunkwise gen`
     rows: int = 0
     stored_bytes: int = 0
     text_bytes: int = 0
@@ -198,6 +207,13 @@ class IdleWaiter:
 
 
 CHILD_CWD: Path | None = None  # set by main(): children never start in a directory holding engine/
+CHILD_CPUS: set[int] | None = None  # set by main() (--one-core): the CPUs every child may run on
+
+
+def _pin() -> None:
+    """In the child, before exec: keep it (and the threads it starts) on ``CHILD_CPUS``."""
+    if CHILD_CPUS is not None:
+        os.sched_setaffinity(0, CHILD_CPUS)
 
 
 def measure(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> Measured:
@@ -206,7 +222,7 @@ def measure(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -
         busy0 = busy_cpu_seconds()
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                                cwd=CHILD_CWD)
+                                cwd=CHILD_CWD, preexec_fn=_pin if CHILD_CPUS else None)
         timed_out = threading.Event()
 
         def kill() -> None:
@@ -263,7 +279,7 @@ def prepare(ds: Dataset, seed: int, timeout: float) -> None:
             return
     tmp = ds.path.with_name(".tmp-" + ds.path.name)
     log(f"generating {ds.path} ...")
-    m = measure([chunkwise_bin(), "gen", DATASET, "--size", str(ds.size), "-o", str(tmp),
+    m = measure([chunkwise_bin(), "gen", ds.gen, "--size", str(ds.size), "-o", str(tmp),
                  "--seed", str(seed), "--json"], timeout, child_env())
     if m.rc != 0:
         tmp.unlink(missing_ok=True)
@@ -273,7 +289,7 @@ def prepare(ds: Dataset, seed: int, timeout: float) -> None:
     ds.rows = report["rows"]
     ds.text_bytes = report["bytes"]
     ds.stored_bytes = ds.path.stat().st_size
-    meta = {"dataset": DATASET, "size": ds.size, "seed": seed, "format": report["format"],
+    meta = {"dataset": ds.gen, "size": ds.size, "seed": seed, "format": report["format"],
             "compression": report["compression"], "rows": ds.rows, "text_bytes": ds.text_bytes,
             "stored_bytes": ds.stored_bytes, "gen_seconds": round(m.wall, 2),
             "generator": f"chunkwise {_version('chunkwise')}",
@@ -421,6 +437,9 @@ def snapshot_engine(data_dir: Path) -> tuple[Path, str]:
     if root.exists():
         shutil.rmtree(tmp)
     else:
+        # Bytecode, as an installed package and the Lambda layer have it: with
+        # PYTHONDONTWRITEBYTECODE set, every run would compile ~40 modules (~60 ms of CPU)
+        compileall.compile_dir(tmp / "engine", quiet=1)
         tmp.rename(root)
     return root, sha
 
@@ -508,6 +527,37 @@ def table(results: list[Result]) -> list[str]:
             f"| {_f(q.get('rss_peer_over_cw'))} | {_f(q.get('out_peer_over_cw'))} | {s['n']} "
             f"| {s['background_cores']:.2f} | {r.approach.note} |")
     return lines
+
+
+def slopes(results: list[Result]) -> list[dict[str, Any]]:
+    """Per GB between the smallest and the largest gzip input of each dataset: start-up cancels.
+
+    CPU s/GB = (CPU_big - CPU_small) / (GB_big - GB_small) of uncompressed text, medians; speed
+    likewise from wall. Ratios to chunkwise at the same thread setting, as in the tables.
+    """
+    rows: list[dict[str, Any]] = []
+    groups: dict[tuple[str, str, str], list[Result]] = {}
+    for r in results:
+        if r.dataset.kind == "gz" and r.summary:
+            groups.setdefault((r.dataset.gen, r.approach.key, r.threads), []).append(r)
+    for (gen, key, threads), group in groups.items():
+        if len({r.dataset.size for r in group}) < 2:
+            continue
+        small = min(group, key=lambda r: r.dataset.size)
+        big = max(group, key=lambda r: r.dataset.size)
+        gb = (big.dataset.text_bytes - small.dataset.text_bytes) / 1e9
+        cpu = (big.summary["cpu_median"] - small.summary["cpu_median"]) / gb
+        wall = (big.summary["wall_median"] - small.summary["wall_median"]) / gb
+        rows.append({"dataset": gen, "approach": key, "threads": threads,
+                     "small": small.dataset.name, "big": big.dataset.name,
+                     "cpu_s_per_gb": round(cpu, 3), "wall_s_per_gb": round(wall, 3)})
+    for row in rows:
+        cw = next((c for c in rows if c["approach"] == "chunkwise"
+                   and (c["dataset"], c["threads"]) == (row["dataset"], row["threads"])), None)
+        if cw is not None and row["cpu_s_per_gb"] > 0 and row["wall_s_per_gb"] > 0:
+            row["speed_cw_over_peer"] = round(row["wall_s_per_gb"] / cw["wall_s_per_gb"], 3)
+            row["cpu_cw_over_peer"] = round(cw["cpu_s_per_gb"] / row["cpu_s_per_gb"], 3)
+    return rows
 
 
 def rss_bar(results: list[Result]) -> list[dict[str, Any]]:
@@ -643,6 +693,9 @@ def markdown(args: argparse.Namespace, info: dict[str, Any], datasets: list[Data
         "pyarrow settings. chunkwise runs with `--threads 1` ('1') and with its default "
         "('default': reading and parsing on worker threads when two cores are usable); each "
         "peer row's ratios are to chunkwise at the same setting.",
+        *(["", "**One core (`--one-core`)**: every conversion was pinned to CPU 0 "
+                "(`sched_setaffinity`, as `taskset -c 0`) and ran at one thread only."]
+          if args.one_core else []),
         "",
         "## Inputs",
         "",
@@ -660,6 +713,20 @@ def markdown(args: argparse.Namespace, info: dict[str, Any], datasets: list[Data
         for ds in sorted(kind_sets, key=lambda d: d.size):
             lines += ["", f"### {ds.name} ({ds.rows:,} rows)", ""]
             lines += table([r for r in results if r.dataset is ds])
+    per_gb = slopes(results)
+    if per_gb:
+        lines += ["", "## gzip CSV per GB: the slope between the smallest and largest input", "",
+                  "Start-up cancels out: (big − small) ÷ (GB of text big − small), medians. "
+                  "Ratios: chunkwise speed ÷ peer's (> 1: chunkwise faster) and chunkwise CPU "
+                  "÷ peer's (< 1: chunkwise uses less).", "",
+                  "| dataset | approach | thr | inputs | CPU s/GB | wall s/GB | cw speed ÷ peer "
+                  "| cw CPU ÷ peer |", "|---|---|---|---|---|---|---|---|"]
+        for row in per_gb:
+            lines.append(
+                f"| {row['dataset']} | {row['approach']} | {row['threads']} "
+                f"| {row['small']} → {row['big']} | {row['cpu_s_per_gb']:.2f} "
+                f"| {row['wall_s_per_gb']:.2f} | {_f(row.get('speed_cw_over_peer'))} "
+                f"| {_f(row.get('cpu_cw_over_peer'))} |")
     lines += ["", f"## chunkwise peak RSS: small vs big input (bar: within {RSS_BAR_MIB} MiB)", ""]
     if bar:
         lines += ["| format | small input | RSS MiB | big input | RSS MiB | Δ MiB | within bar |",
@@ -685,7 +752,14 @@ def main() -> int:
     p.add_argument("--sizes", default="50MB,500MB", help="CSV and NDJSON sizes (comma-separated)")
     p.add_argument("--json-size", default="200MB", help="JSON array size (the smallest of "
                    "--sizes is run too, for the RSS bar)")
-    p.add_argument("--gz-size", default="50MB", help="uncompressed size of the gzip CSV")
+    p.add_argument("--gz-size", default="50MB", help="uncompressed size(s) of the gzip CSV "
+                   "(comma-separated; two or more add a per-GB table: the slope between them)")
+    p.add_argument("--gz-datasets", default=DATASET,
+                   help="`chunkwise gen` datasets of the gzip CSV (comma-separated), e.g. "
+                   "orders,orders_offsets (UTC offsets in the timestamps, CRLF line ends)")
+    p.add_argument("--one-core", action="store_true",
+                   help="pin every conversion to CPU 0 (as `taskset -c 0`: a Lambda under "
+                   "1,769 MB has less than one vCPU) and run only the one-thread setting")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--data-dir", type=Path, default=HERE / "data")
@@ -720,8 +794,12 @@ def main() -> int:
     wanted = None if not args.approaches else \
         {a.strip() for a in args.approaches.split(",")} | {"chunkwise"}
     approaches = [a for a in APPROACHES if wanted is None or a.key in wanted]
+    if args.one_core:
+        approaches = [replace(a, threads=("1",)) for a in approaches]
 
-    global ENGINE_ROOT, CHILD_CWD
+    global ENGINE_ROOT, CHILD_CWD, CHILD_CPUS
+    if args.one_core:
+        CHILD_CPUS = {0}
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     args.data_dir = args.data_dir.resolve()
@@ -744,15 +822,18 @@ def main() -> int:
     json_sizes = dict([(size_label(args.json_size), parse_size(args.json_size))])
     if sizes and sizes[0][1] < min(json_sizes.values()):
         json_sizes[sizes[0][0]] = sizes[0][1]
-    plan: list[tuple[str, str, int, str]] = []  # kind, label, size, suffix
+    plan: list[tuple[str, str, int, str, str]] = []  # kind, label, size, suffix, dataset
     for kind, suffix in (("csv", "csv"), ("ndjson", "ndjson")):
-        plan += [(kind, lab, n, suffix) for lab, n in sizes]
-    plan += [("json", lab, n, "json")
+        plan += [(kind, lab, n, suffix, DATASET) for lab, n in sizes]
+    plan += [("json", lab, n, "json", DATASET)
              for lab, n in sorted(json_sizes.items(), key=lambda kv: kv[1])]
-    plan.append(("gz", size_label(args.gz_size), parse_size(args.gz_size), "csv.gz"))
+    gz_sizes = sorted({size_label(s): parse_size(s) for s in args.gz_size.split(",")
+                       if s.strip()}.items(), key=lambda kv: kv[1])
+    plan += [("gz", lab, n, "csv.gz", gen.strip())
+             for gen in args.gz_datasets.split(",") if gen.strip() for lab, n in gz_sizes]
     datasets = [
-        Dataset(kind, lab, n, args.data_dir / f"{DATASET}_{lab}_seed{args.seed}.{suffix}")
-        for kind, lab, n, suffix in plan if kind in kinds
+        Dataset(kind, lab, n, args.data_dir / f"{gen}_{lab}_seed{args.seed}.{suffix}", gen)
+        for kind, lab, n, suffix, gen in plan if kind in kinds
     ]
     for ds in datasets:
         prepare(ds, args.seed, args.timeout)
@@ -804,6 +885,8 @@ def main() -> int:
             "output": r.output, "note": r.approach.note,
         } for r in results],
         "rss_bar": bar,
+        "gz_per_gb": slopes(results),
+        "one_core": args.one_core,
         "flags": notes,
     }
     args.json_out.write_text(json.dumps(raw, indent=1) + "\n")

@@ -16,7 +16,9 @@ __all__ = ["gen"]
 
 
 def gen(
-    dataset: Annotated[str, typer.Argument(help="What to generate: orders.")],
+    dataset: Annotated[str, typer.Argument(
+        help="What to generate: orders, or orders_offsets (the same rows with UTC offsets "
+             "in the timestamps and CRLF line ends).")],
     size: Annotated[str, typer.Option(help="Uncompressed size, e.g. 500MB.")] = "10MB",
     output: Annotated[str, typer.Option(
         "-o", "--output",

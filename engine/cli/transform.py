@@ -8,6 +8,7 @@ contract's own format and output options are not overridden by defaults.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +113,8 @@ def transform(
         from engine.runtime import process
 
         process.configure(threads)  # before pyarrow loads (engine.run imports it)
-        from engine.run import transform as run_transform
+        with process.loading():
+            from engine.run import transform as run_transform
 
         kwargs = _read_kwargs(fmt, input_compression, json_path, block_size, delimiter,
                               quote_char, header, encoding, null_value)
@@ -162,7 +164,10 @@ def validate(
     """
 
     def job() -> Any:
-        from engine.run import validate as run_validate
+        from engine.runtime import process
+
+        with process.loading():
+            from engine.run import validate as run_validate
 
         kwargs = _read_kwargs(fmt, input_compression, json_path, block_size, delimiter,
                               quote_char, header, encoding, null_value)
@@ -256,22 +261,33 @@ class _progress:  # noqa: N801 - used as a context manager like a function
 
 
 def _summary(report: Any) -> None:
-    from rich.console import Console
+    """One line on stdout, then a line per widened or inferred column; "ok" green on a TTY.
 
-    console = Console(stderr=False, highlight=False)
+    Off a terminal (a pipe, a log) the lines are printed as they are: loading rich for them
+    cost ~30 ms of a run's start-up, and it would read ``[...]`` or ``:name:`` in a path as
+    markup or an emoji code.
+    """
     mb = report.bytes_in / 1e6
     rate = mb / report.seconds if report.seconds else 0.0
-    console.print(
-        f"[bold green]ok[/] {report.input} → {report.output}: {report.format}, "
+    line = (
+        f"{report.input} → {report.output}: {report.format}, "
         f"{report.rows_in:,} rows in, {report.rows_out:,} written, "
         f"{report.rows_rejected:,} rejected"
         + (f", {report.rows_filtered:,} filtered" if report.rows_filtered else "")
         + f"; {mb:,.1f} MB in {report.seconds:.2f} s "
         f"({rate:,.0f} MB/s), {report.bytes_out / 1e6:,.1f} MB out, "
-        f"peak RSS {report.peak_rss_bytes / 2**20:,.0f} MiB",
-        soft_wrap=True,  # one line, whatever the terminal width
+        f"peak RSS {report.peak_rss_bytes / 2**20:,.0f} MiB"
     )
-    for w in report.widened:
-        console.print(f"  widened {w['column']}: {w['from']} → {w['to']} (record {w['record']})")
-    for d in report.inference:
-        console.print(f"  inferred {d['column']}: {d['type']}, {d['reason']}")
+    lines = [f"  widened {w['column']}: {w['from']} → {w['to']} (record {w['record']})"
+             for w in report.widened]
+    lines += [f"  inferred {d['column']}: {d['type']}, {d['reason']}" for d in report.inference]
+    if not sys.stdout.isatty() and not os.environ.get("FORCE_COLOR"):
+        print("\n".join(["ok " + line, *lines]))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=False, highlight=False, emoji=False)
+    console.print("[bold green]ok[/] " + escape(line), soft_wrap=True)  # one line, any width
+    for text in lines:
+        console.print(escape(text), soft_wrap=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import functools
 import gzip
 import os
 import time
@@ -38,10 +39,11 @@ from engine.gen.datasets.orders import (
     ORDERS_DESCRIPTION,
     ORDERS_FAULTS,
     ORDERS_NULLS,
+    ORDERS_OFFSETS_DESCRIPTION,
     orders_blocks,
 )
 from engine.gen.faults import DIRTY_MAX, Fault, Injector
-from engine.gen.text import LAYOUTS, Block
+from engine.gen.text import LAYOUTS, Block, csv_layout
 
 __all__ = [
     "DATASETS",
@@ -104,6 +106,7 @@ class Dataset:
             record with exactly one violation of the dataset's contract.
         nulls: ``(column, rate)`` of the nullable columns: dirty data writes that share of
             their values as null, as real data has.
+        csv_line_end: what ends a CSV record (the header's too): LF or CRLF.
 
     """
 
@@ -113,12 +116,19 @@ class Dataset:
     description: str = ""
     faults: tuple[Fault, ...] = ()
     nulls: tuple[tuple[str, float], ...] = ()
+    csv_line_end: str = "\n"
 
 
 DATASETS: dict[str, Dataset] = {
     "orders": Dataset(name="orders", columns=ORDERS_COLUMNS, blocks=orders_blocks,
                       description=ORDERS_DESCRIPTION, faults=ORDERS_FAULTS,
                       nulls=ORDERS_NULLS),
+    # The same rows but for the timestamps' zones, as a spreadsheet on Windows exports them:
+    # UTC offsets instead of Z, CRLF line ends, and the notes'
+    # unicode and quoted line breaks (LF, inside quotes) of "orders". No faults.
+    "orders_offsets": Dataset(name="orders_offsets", columns=ORDERS_COLUMNS,
+                              blocks=functools.partial(orders_blocks, offsets=True),
+                              description=ORDERS_OFFSETS_DESCRIPTION, csv_line_end="\r\n"),
 }
 """Registered datasets by name."""
 
@@ -299,7 +309,7 @@ def generate(
     size = int(size)
     injector = (Injector(spec.faults, spec.columns, fmt, float(dirty), seed, spec.nulls)
                 if dirty > 0 else None)
-    layout = LAYOUTS[fmt]
+    layout = csv_layout(spec.csv_line_end) if fmt == "csv" else LAYOUTS[fmt]
     header = layout.header(spec.columns).encode()
     trailer = layout.trailer.encode()
     out = Path(os.fspath(path))

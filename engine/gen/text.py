@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ __all__ = [
     "Layout",
     "Piece",
     "Take",
+    "csv_layout",
     "csv_quote",
     "csv_rows",
     "json_array_elements",
@@ -131,18 +133,18 @@ def render(pieces: Sequence[Piece]) -> pa.Array:
     return _join(_resolve(pieces))
 
 
-def _csv_header(columns: Sequence[str]) -> str:
-    return ",".join(csv_quote(c) for c in columns) + "\n"
+def _csv_header(columns: Sequence[str], line_end: str = "\n") -> str:
+    return ",".join(csv_quote(c) for c in columns) + line_end
 
 
-def csv_rows(block: Block) -> pa.Array:
-    """One CSV record per row of ``block``, each ending in a line feed."""
+def csv_rows(block: Block, line_end: str = "\n") -> pa.Array:
+    """One CSV record per row of ``block``, each ending in ``line_end`` (by default a line feed)."""
     pieces: list[Piece] = []
     for i, field in enumerate(block.fields):
         if i:
             pieces.append(",")
         pieces.extend(field.csv)
-    pieces.append("\n")
+    pieces.append(line_end)
     return render(pieces)
 
 
@@ -206,3 +208,15 @@ LAYOUTS: dict[str, Layout] = {
     "json": Layout(lambda columns: "[\n", _json_array_rows, "\n]\n"),
 }
 """The layout of each format of :data:`engine.config.TEXT_FORMATS`."""
+
+
+def csv_layout(line_end: str) -> Layout:
+    r"""The CSV layout with records (and the header) ending in ``line_end``, e.g. ``"\r\n"``.
+
+    Line breaks inside quoted fields are the values' own (a note's ``\n``), as spreadsheet
+    exports write them.
+    """
+    if line_end == "\n":
+        return LAYOUTS["csv"]
+    return Layout(partial(_csv_header, line_end=line_end), partial(csv_rows, line_end=line_end),
+                  "")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -85,7 +84,8 @@ class _LocalOutput:
     def open(self) -> BinaryIO:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.parent / f".{self._path.name}.{secrets.token_hex(6)}.tmp"
+            # os.urandom as secrets.token_hex does: secrets imports hmac and hashlib (~3 ms)
+            tmp = self._path.parent / f".{self._path.name}.{os.urandom(6).hex()}.tmp"
             self._fh = cast(BinaryIO, open(tmp, "xb"))  # noqa: SIM115 - closed by publish/discard
         except OSError as exc:
             raise _output_error(exc, self.uri) from exc

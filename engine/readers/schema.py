@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from engine import kernels
 from engine.config import MAX_COLUMNS
 from engine.errors import SchemaError
 from engine.readers.base import Widening
@@ -64,6 +64,8 @@ def leading_zero_values(text: pa.Table) -> dict[str, str]:
         {'zip': '00501'}
 
     """
+    import pyarrow.compute as pc  # only when a numeric column may hold leading zeros
+
     found: dict[str, str] = {}
     for name, column in zip(text.column_names, text.columns, strict=True):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
@@ -260,7 +262,7 @@ def nonfinite_rows(table: pa.Table, *, nan: bool = False) -> np.ndarray | None:
     ``Infinity`` and ``Inf``, none of which is JSON).
     """
     bad: np.ndarray | None = None
-    test = _not_finite if nan else pc.is_inf
+    test = _not_finite if nan else kernels.is_inf
     for column in table.columns:
         if not _may_hold_floats(column.type):
             continue
@@ -286,17 +288,17 @@ def _may_hold_floats(typ: pa.DataType) -> bool:
 
 
 def _not_finite(array: pa.Array) -> pa.Array:
-    return pc.invert(pc.is_finite(array))
+    return kernels.invert(kernels.is_finite(array))
 
 
-def _inf_rows(array: pa.Array, test: Any = pc.is_inf) -> np.ndarray | None:
+def _inf_rows(array: pa.Array, test: Any = kernels.is_inf) -> np.ndarray | None:
     """Indices of the elements of ``array`` holding a value ``test`` flags somewhere inside."""
     typ = array.type
     if pa.types.is_floating(typ):
         flags = test(array)
-        if not pc.any(flags).as_py():
+        if not kernels.any_true(flags):
             return None
-        return np.flatnonzero(pc.fill_null(flags, False).to_numpy(zero_copy_only=False))
+        return np.flatnonzero(kernels.fill_false(flags).to_numpy(zero_copy_only=False))
     if pa.types.is_struct(typ):
         found = [r for i in range(typ.num_fields) if _may_hold_floats(typ.field(i).type)
                  and (r := _inf_rows(array.field(i), test)) is not None]
@@ -305,7 +307,7 @@ def _inf_rows(array: pa.Array, test: Any = pc.is_inf) -> np.ndarray | None:
         inner = _inf_rows(array.flatten(), test)
         if inner is None:
             return None
-        parents = pc.list_parent_indices(array).to_numpy()
+        parents = kernels.list_parent_indices(array).to_numpy()
         return np.unique(parents[inner])
     return None
 

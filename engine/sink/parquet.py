@@ -33,9 +33,9 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from engine import kernels
 from engine.config import WriteOptions
 from engine.errors import AccountingError, EngineError, PermanentError, TransientError
 from engine.io import AtomicOutput
@@ -100,14 +100,14 @@ def _distinct_at_most(column: pa.ChunkedArray, limit: float) -> bool:
     rows = len(column)
     size = int(limit) + 1
     while size < rows:
-        distinct = pc.count_distinct(column.slice(0, size)).as_py()
+        distinct = kernels.count_distinct(column.slice(0, size))
         if distinct > limit:
             return False
         if distinct * 2 * rows <= size * limit:  # repeats: few distinct overall
             break
         # as many rows again as would pass the limit at this prefix's rate, and half as many
         size *= max(2, math.ceil(1.5 * limit / max(distinct, 1)))
-    return bool(pc.count_distinct(column).as_py() <= limit)
+    return kernels.count_distinct(column) <= limit
 
 
 class CommitOrAbort(ABC):

@@ -22,12 +22,18 @@ from engine.gen.faults import Fault
 from engine.gen.text import Block, Field, Take, csv_quote
 
 __all__ = ["ORDERS_COLUMNS", "ORDERS_DESCRIPTION", "ORDERS_FAULTS", "ORDERS_NULLS",
-           "orders_blocks"]
+           "ORDERS_OFFSETS_DESCRIPTION", "orders_blocks"]
 
 ORDERS_DESCRIPTION = (
     "e-commerce orders: ids, UTC timestamps, customers, countries (incl. 'NA'), money, "
     "quantities, statuses and messy free-text notes"
 )
+ORDERS_OFFSETS_DESCRIPTION = (
+    "orders with timestamps at +02:00 or -05:00 instead of Z, and CSV records ending in CRLF"
+)
+
+#: The UTC offsets of ``orders_offsets``' timestamps, drawn half and half.
+_OFFSETS = ("+02:00", "-05:00")
 
 # Rows per block: small first blocks keep tiny outputs cheap; the schedule never depends on the
 # requested size, so the rows (and therefore the bytes) are the same whatever the size.
@@ -120,10 +126,11 @@ def _make_note(rng: np.random.Generator) -> str:
 
 
 @functools.cache
-def _time_pool() -> pa.Array:
-    """``"HH:MM:SSZ"`` for every second of a day."""
+def _time_pool(zones: tuple[str, ...] = ("Z",)) -> pa.Array:
+    """``"HH:MM:SS"`` and a zone for every second of a day, a day per zone of ``zones``."""
     return pa.array(
-        [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z" for s in range(86_400)], pa.string()
+        [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{zone}"
+         for zone in zones for s in range(86_400)], pa.string()
     )
 
 
@@ -150,16 +157,23 @@ def _weights(pairs: Sequence[tuple[str, float]]) -> np.ndarray:
     return w / w.sum()
 
 
-def orders_blocks(seed: int) -> Iterator[Block]:
-    """Yield the endless "orders" stream for ``seed``."""
-    notes_seq, rows_seq = np.random.SeedSequence(seed).spawn(2)
+def orders_blocks(seed: int, *, offsets: bool = False) -> Iterator[Block]:
+    """Yield the endless "orders" stream for ``seed``.
+
+    ``offsets``: each timestamp ends in one of :data:`_OFFSETS` (drawn per row from a stream
+    of its own) instead of ``Z``; every other value is the same as without.
+    """
+    # A third stream for the zones, so "orders_offsets" has "orders"' rows (the first two
+    # children are the same whatever the count spawned)
+    notes_seq, rows_seq, zones_seq = np.random.SeedSequence(seed).spawn(3)
+    zones_rng = np.random.default_rng(zones_seq)
     note_rng = np.random.default_rng(notes_seq)
     notes = ["", *(_make_note(note_rng) for _ in range(_NOTE_POOL_SIZE - 1))]
     notes_csv = pa.array([csv_quote(n) for n in notes], pa.string())
     notes_json = pa.array([json.dumps(n, ensure_ascii=False) for n in notes], pa.string())
     countries, statuses, cents_pool = _small_pools()
     country_p, status_p = _weights(_COUNTRIES), _weights(_STATUSES)
-    times = _time_pool()
+    times = _time_pool(_OFFSETS if offsets else ("Z",))
     date_days = 1024
 
     rng = np.random.default_rng(rows_seq)
@@ -180,6 +194,7 @@ def orders_blocks(seed: int) -> Iterator[Block]:
         status = rng.choice(len(status_p), n, p=status_p)
         note = rng.integers(1, _NOTE_POOL_SIZE, n)
         note[rng.random(n) < _NOTE_EMPTY_SHARE] = 0
+        zone = zones_rng.integers(0, len(_OFFSETS), n) if offsets else 0
         clock = float(clock_steps[-1])
 
         seconds = np.floor(clock_steps).astype(np.int64) - np.where(late, lateness, 0)
@@ -190,7 +205,7 @@ def orders_blocks(seed: int) -> Iterator[Block]:
 
         ids = np.arange(first + 1, first + n + 1, dtype=np.int64)
         order_id = pc.cast(pa.array(ids), pa.string())
-        created = (Take(dates, pa.array(day)), Take(times, pa.array(second)))
+        created = (Take(dates, pa.array(day)), Take(times, pa.array(second + 86_400 * zone)))
         customer_s = pc.cast(pa.array(customer.astype(np.int64)), pa.string())
         country_t = Take(countries, pa.array(country))
         dollars = pc.cast(pa.array(cents // 100), pa.string())

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pyarrow.parquet as pq
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import engine
@@ -323,6 +325,54 @@ def test_gen_bad_arguments_are_usage_errors(runner: CliRunner, tmp_path: Path,
 
 # ---------------------------------------------------------------------------------------------
 # real subprocesses of the console script
+
+
+def test_summary_off_a_terminal_is_plain_text(tmp_path: Path):
+    """A path that rich would read as markup or an emoji code is printed as it is."""
+    src = tmp_path / "a [bold]x[red] :smile:.csv"
+    src.write_text("id,name\n1,a\n2,b\n")
+    proc = run_cli("transform", src.name, "out.parquet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ok {src.name} → out.parquet: csv, 2 rows in, 2 written, "
+                                  "0 rejected; ")
+    assert "\x1b" not in proc.stdout
+
+
+def test_console_script_builds_only_the_command_it_runs():
+    """Each command is registered as in the full app; the others are not built at all."""
+    from engine.cli.app import COMMANDS, build
+
+    full = typer.main.get_command(app)
+    assert sorted(full.commands) == sorted(COMMANDS)
+    for name in COMMANDS:
+        lean = typer.main.get_command(build(name))
+        assert list(lean.commands) == [name]
+        assert lean.commands[name].get_help(click.Context(lean.commands[name])) == \
+            full.commands[name].get_help(click.Context(full.commands[name]))
+    proc = subprocess.run([sys.executable, "-c", "import sys; from engine.cli.app import main; "
+                           "sys.argv = ['chunkwise', 'transform', '--help']; main()"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "SRC" in proc.stdout
+    modules = subprocess.run(
+        [sys.executable, "-c", "import sys; from engine.cli.app import main; "
+         "sys.argv = ['chunkwise', 'gen', '--help']\ntry: main()\nexcept SystemExit: pass\n"
+         "print(sorted(m for m in sys.modules if m.startswith('engine.cli.')))"],
+        capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
+    assert "engine.cli.gen" in modules and "engine.cli.pipeline" not in modules
+
+
+def test_a_csv_conversion_does_not_import_pyarrow_compute(tmp_path: Path):
+    """Its ~30 ms import is a tenth of a small conversion's start-up: engine.kernels instead."""
+    generate("orders_offsets", tmp_path / "x.csv.gz", size=300_000)
+    code = ("import sys; from engine.cli.app import main\n"
+            "sys.argv = ['chunkwise', 'transform', 'x.csv.gz', 'x.parquet', '--threads', '1']\n"
+            "try: main()\nexcept SystemExit: pass\n"
+            "print('pyarrow.compute' in sys.modules, 'rich' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "False False"
+    assert pq.read_metadata(tmp_path / "x.parquet").num_rows > 0
 
 
 def test_subprocess_gen_then_transform_json(tmp_path: Path):

@@ -333,8 +333,57 @@ def test_errors(tmp_path: Path) -> None:
 
 
 def test_registry() -> None:
-    assert list(DATASETS) == ["orders"]
+    assert list(DATASETS) == ["orders", "orders_offsets"]
     assert list(DATASETS["orders"].columns) == COLUMNS
+    assert list(DATASETS["orders_offsets"].columns) == COLUMNS
+
+
+# ------------------------------------------------------------------------------ orders_offsets
+
+
+def test_offsets_are_orders_with_zones_and_crlf(
+    tmp_path: Path, samples: dict[str, tuple[GenReport, bytes]]
+) -> None:
+    """The rows of "orders" but each timestamp at +02:00 or -05:00, records ending in CRLF."""
+    report = generate("orders_offsets", tmp_path / "x.csv", size=SAMPLE, seed=0)
+    data = (tmp_path / "x.csv").read_bytes()
+    # Longer records than orders' (six bytes more each), so fewer of them in as many bytes
+    assert 0.8 * samples["csv"][0].rows < report.rows < samples["csv"][0].rows
+    assert data.startswith(b"order_id,created_at,customer_id,country,amount,quantity,status,"
+                           b"note\r\n")
+    zoned = _csv_records(data)
+    plain = _csv_records(samples["csv"][1])[:len(zoned)]
+    assert len(zoned) == report.rows + 1
+    zones = collections.Counter()
+    for z, p in zip(zoned[1:], plain[1:], strict=True):
+        assert z[1][:19] == p[1][:19] and p[1][19:] == "Z"
+        zones[z[1][19:]] += 1
+        assert z[:1] + z[2:] == p[:1] + p[2:]
+    assert set(zones) == {"+02:00", "-05:00"}
+    assert min(zones.values()) > report.rows // 3
+    # Every record ends in CRLF; the notes' own line breaks (inside quotes) stay LF.
+    lines = data.split(b"\n")
+    quoted_breaks = sum(1 for line in lines[:-1] if not line.endswith(b"\r"))
+    assert quoted_breaks > 0 and lines[-1] == b""
+    assert data.count(b"\r\n") == report.rows + 1
+    assert "é".encode() in data
+    assert report.bytes_written == len(data)
+    typed = pv.read_csv(io.BytesIO(data))
+    assert str(typed.schema.field("created_at").type) == "timestamp[s, tz=UTC]"
+    # The same bytes for the same seed, and a smaller size gives a prefix.
+    generate("orders_offsets", tmp_path / "y.csv", size=SAMPLE // 4, seed=0)
+    assert data.startswith((tmp_path / "y.csv").read_bytes())
+
+
+def test_offsets_json_has_the_zones(tmp_path: Path) -> None:
+    generate("orders_offsets", tmp_path / "x.ndjson", size=50_000, seed=3)
+    rows = [json.loads(line) for line in (tmp_path / "x.ndjson").read_text().splitlines()]
+    assert {r["created_at"][19:] for r in rows} == {"+02:00", "-05:00"}
+
+
+def test_offsets_have_no_faults(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="defines no faults"):
+        generate("orders_offsets", tmp_path / "x.csv", size=1_000, dirty=0.1)
 
 
 def test_dirty_needs_a_fault_for_the_format(tmp_path: Path,
