@@ -16,7 +16,11 @@ conversions) imports ``pyarrow.compute`` as usual.
 from __future__ import annotations
 
 import pyarrow as pa
-from pyarrow._compute import call_function
+
+try:  # where pyarrow.compute takes it from; its own name is the public one
+    from pyarrow._compute import call_function
+except ImportError:  # pragma: no cover - a pyarrow that moved it
+    from pyarrow.compute import call_function
 
 __all__ = ["any_true", "count_distinct", "fill_false", "invert", "is_finite", "is_inf",
            "list_parent_indices"]
