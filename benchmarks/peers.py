@@ -74,8 +74,8 @@ class Approach:
 
 APPROACHES: tuple[Approach, ...] = (
     Approach("chunkwise", "chunkwise CLI", ("csv", "ndjson", "json", "gz"), ("1", "default"),
-             "4 MiB chunks, 16 MiB row groups, zstd; '1' = --threads 1, default = read/parse "
-             "on worker threads when 2 cores are usable"),
+             "4 MiB chunks (2 MiB on worker threads), 16 MiB row groups, zstd; '1' = --threads 1, "
+             "default = read/parse on worker threads when 2 cores are usable"),
     Approach("pyarrow_csv", "pyarrow open_csv B=1MiB → write_batch", ("csv", "gz"),
              note="1 row group per batch"),
     Approach("pandas_csv", "pandas read_csv chunks=100k → from_pandas", ("csv", "gz"),
