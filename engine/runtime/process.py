@@ -53,13 +53,22 @@ def loading() -> Iterator[None]:
     moves all that loaded out of the collector's sight, as the :mod:`gc` documentation advises
     for a process set up for its work, so no later collection walks it again; the collector is
     on again for what the conversion allocates. A collector the caller turned off stays off.
+
+    Once per process: a later call (a program that runs the CLI's commands in-process, as the
+    tests do) loads nothing new, and freezing again would make whatever garbage is alive by
+    then permanent.
     """
-    if not gc.isenabled():
+    global _loaded
+    if _loaded or not gc.isenabled():
         yield
         return
     gc.disable()
     try:
         yield
     finally:
+        _loaded = True
         gc.freeze()
         gc.enable()
+
+
+_loaded = False

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +158,6 @@ def test_pending_upload_bytes_counts_unuploaded_parts(s3: Any, bucket: str):
 
 # ---------------------------------------------------------------------------------------------
 # The spool: on S3 the open files' parts are held on local disk, not in memory
-
-
-@pytest.fixture
-def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the spool goes (``tempfile.gettempdir()``, Lambda's ``/tmp``), watched by the test."""
-    directory = tmp_path / "ephemeral"
-    directory.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    return directory
 
 
 def wide(n: int, countries: int = 2) -> pa.Table:

@@ -11,8 +11,9 @@ from engine.runtime import process
 
 
 @pytest.fixture
-def thawed() -> Iterator[None]:
-    """Leave the test process's objects collectable again afterwards."""
+def thawed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A process that has not loaded yet; its objects collectable again afterwards."""
+    monkeypatch.setattr(process, "_loaded", False)
     yield
     gc.unfreeze()
     gc.enable()
@@ -43,3 +44,16 @@ def test_collector_the_caller_turned_off_stays_off(thawed: None) -> None:
         pass
     assert not gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+def test_only_the_first_load_freezes(thawed: None) -> None:
+    gc.enable()
+    gc.unfreeze()
+    with process.loading():
+        pass
+    frozen = gc.get_freeze_count()
+    garbage = [[] for _ in range(1000)]
+    with process.loading():  # the CLI run again in the same process: nothing new loads
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen  # what was made since stays collectable
+    del garbage
