@@ -217,3 +217,44 @@ def test_parquet_takes_no_text_samples(tmp_path: Path):
     pq.write_table(pa.table({"x": list(range(400_000))}), src, row_group_size=10_000)
     options = ReadOptions(sample_bytes=1024, sample_count=4)
     assert len(resolve_input(str(src), options).samples) == 1
+
+
+@pytest.mark.parametrize(("name", "compress", "ahead"), [
+    ("t.csv", None, False), ("t.csv.gz", gzip.compress, True), ("t.csv.zst",
+                                                              zstandard.compress, True)])
+def test_worker_threads_read_ahead_only_where_reading_costs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, compress, ahead: bool):
+    """A plain local file is read by the parsing thread; a compressed one on a thread of its own.
+
+    The kernel reads a local file ahead already: a read-ahead thread only copied each block once
+    more (issue 17). Whichever threads read, the rows are those of one thread.
+    """
+    from engine.readers import sampling
+
+    started: list[int] = []
+
+    class Spy(sampling.ReadAhead):
+        def __init__(self, stream, block_size: int, **kw) -> None:
+            started.append(block_size)
+            super().__init__(stream, block_size, **kw)
+
+    monkeypatch.setattr(sampling, "ReadAhead", Spy)
+    text = "id,name\n" + "".join(f"{i},n{i % 7}\n" for i in range(40_000))
+    data = text.encode()
+    src = tmp_path / name
+    src.write_bytes(compress(data) if compress else data)
+    transform(src, tmp_path / "two.parquet", threads=2, block_size=64 << 10)
+    assert bool(started) is ahead
+    assert resolve_input(str(src), ReadOptions()).reads_ahead is ahead
+    transform(src, tmp_path / "one.parquet", threads=1, block_size=64 << 10)
+    assert pq.read_table(tmp_path / "two.parquet").equals(pq.read_table(tmp_path / "one.parquet"))
+
+
+def test_an_s3_input_is_read_ahead(tmp_path: Path):
+    src = tmp_path / "t.csv"
+    src.write_bytes(b"id\n1\n")
+    local = resolve_input(str(src), ReadOptions())
+    from dataclasses import replace
+
+    assert not local.reads_ahead and replace(local, uri="s3://bucket/t.csv").reads_ahead
+    assert not replace(local, read=replace(local.read, format="parquet")).reads_ahead
