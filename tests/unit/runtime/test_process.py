@@ -55,5 +55,7 @@ def test_only_the_first_load_freezes(thawed: None) -> None:
     garbage = [[] for _ in range(1000)]
     with process.loading():  # the CLI run again in the same process: nothing new loads
         assert gc.isenabled()
-    assert gc.get_freeze_count() == frozen  # what was made since stays collectable
+    # what was made since stays collectable: a second freeze would add the 1,001 objects above
+    # (the count may fall meanwhile: a frozen object that dies leaves it, as in the full suite)
+    assert gc.get_freeze_count() <= frozen
     del garbage
