@@ -29,6 +29,15 @@ DEFAULT_BLOCK_SIZE = 4 * MiB
 #: thread: most of the CPU it added (issue 17).
 THREADED_BLOCK_SIZE = 2 * MiB
 
+
+def default_block_size(threads: int) -> int:
+    """The block a conversion on ``threads`` threads reads when no block size was chosen.
+
+    >>> default_block_size(1) // MiB, default_block_size(2) // MiB
+    (4, 2)
+    """
+    return THREADED_BLOCK_SIZE if threads > 1 else DEFAULT_BLOCK_SIZE
+
 #: A single record larger than this is an error, not an allocation: it bounds what one bad
 #: input (a 200 MB line, an unbalanced quote) can make the engine hold.
 DEFAULT_MAX_RECORD_BYTES = 64 * MiB

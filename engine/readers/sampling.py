@@ -32,9 +32,9 @@ from engine.config import (
     DEFAULT_BLOCK_SIZE,
     FORMAT_SUFFIXES,
     SUFFIX_DELIMITERS,
-    THREADED_BLOCK_SIZE,
     WHOLE_INPUT_BYTES,
     ReadOptions,
+    default_block_size,
 )
 from engine.errors import InputFormatError, SchemaError, UsageError
 from engine.readers import READERS
@@ -220,7 +220,7 @@ class ResolvedInput:
 
         ``threads`` as :func:`~engine.runtime.threads.conversion_threads` settles it (one for
         an input of a block or two). With more than one, and no block size chosen
-        (``block_chosen``), the block is :data:`~engine.config.THREADED_BLOCK_SIZE`. Call it
+        (``block_chosen``), the block is :func:`~engine.config.default_block_size`'s. Call it
         before :meth:`reader`: the reader reads blocks of ``read.block_size``.
         """
         packed = self.compression != "none" or self.format == "parquet"
@@ -228,7 +228,7 @@ class ResolvedInput:
                                    block_size=self.read.block_size)
         if count == 1 or block_chosen or self.read.block_size != DEFAULT_BLOCK_SIZE:
             return self, count
-        return replace(self, read=replace(self.read, block_size=THREADED_BLOCK_SIZE)), count
+        return replace(self, read=replace(self.read, block_size=default_block_size(count))), count
 
     def reader(self) -> Reader:
         """A new reader of this input."""

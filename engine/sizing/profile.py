@@ -42,7 +42,7 @@ def run_profile(src: str, *, out_dir: Path, name: str | None = None,
                 plot: bool = True) -> dict[str, Any]:
     """Profile one conversion of ``src``; write ``<name>.json`` (and ``.png``); return it."""
     from engine import io
-    from engine.config import DEFAULT_BLOCK_SIZE, THREADED_BLOCK_SIZE
+    from engine.config import default_block_size
 
     params = params or ModelParams()
     if not io.is_s3(src) and not Path(src).exists():
@@ -50,7 +50,7 @@ def run_profile(src: str, *, out_dir: Path, name: str | None = None,
     name = name or input_stem(src, default="profile")
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = worker_threads(threads)
-    block = block_size or (THREADED_BLOCK_SIZE if threads > 1 else DEFAULT_BLOCK_SIZE)  # as a run
+    block = block_size or default_block_size(threads)  # as a run chooses it
     profile_out = str(out_dir / f"{name}.{python_profile}.txt") if python_profile else None
     with tempfile.TemporaryDirectory(prefix="chunkwise-profile-") as tmp:
         dst = os.path.join(tmp, "out") + ("/" if contract else ".parquet")
