@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from engine.config import ReadOptions, RunOptions, WriteMode, WriteOptions, build_options
+from engine.config import (
+    ReadOptions,
+    RunOptions,
+    WriteMode,
+    WriteOptions,
+    build_options,
+    parse_ahead_bytes,
+)
 from engine.errors import EngineError, SchemaError, ValidationError
 from engine.io.requests import counting
 from engine.plan import OutputPlan, refuse_replacing
@@ -291,7 +298,8 @@ def _convert(source: ResolvedInput, plan: OutputPlan, reader: Reader, schema: pa
     failed: ValidationError | None = None
     try:
         with source.chunks(reader, read_schema, threads=opts.threads, strict=strict,
-                           clock=clock) as (raw, chunks):
+                           clock=clock, ahead_bytes=parse_ahead_bytes(opts.write.row_group_bytes),
+                           ) as (raw, chunks):
             for chunk in chunks:
                 if stages is not None:
                     with clock.measure("validate_transform"):

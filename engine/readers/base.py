@@ -81,6 +81,7 @@ class Chunk:
             (``strict`` empty: nothing rejects a record after the reader, which knows its own
             rejects' offsets); a contract none of whose columns the input holds gets ``None``
             too, and its rejects (a missing non-nullable column) the chunk's offset.
+        kept: the bytes of text ``starts`` keeps (0 without ``starts``).
     """
 
     table: pa.Table
@@ -89,6 +90,12 @@ class Chunk:
     offset: int
     rejects: list[Reject] = field(default_factory=list)
     starts: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+    kept: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the chunk holds: its table's Arrow buffers and the text it keeps."""
+        return self.table.nbytes + self.kept
 
     def row_records(self) -> np.ndarray:
         """The record number of each row of ``table`` (records the reader rejected are gaps)."""

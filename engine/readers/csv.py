@@ -516,7 +516,8 @@ class CsvReader:
             # bound to a name here, so only the chunk holds the copy.
             yield Chunk(table, next_record, records, offset, rejects,
                         partial(record_starts, bytes(piece), self._quote,
-                                self._newline or b"\n") if strict else None)
+                                self._newline or b"\n") if strict else None,
+                        kept=len(piece) if strict else 0)
             next_record += records
 
     def _check_header(self, names: list[str], schema: pa.Schema) -> None:

@@ -262,7 +262,8 @@ class JsonArrayReader:
                     table, rejects, schema = result
                     result = None
                     yield Chunk(table, record, int(found.seps.size), base, rejects,
-                                _element_starts(buf, found.seps) if strict else None)
+                                _element_starts(buf, found.seps) if strict else None,
+                                kept=len(buf) if strict else 0)
                     del table, rejects  # the consumer holds the chunk, not the next parse
                     record += int(found.seps.size)
                 cut = int(found.seps[-1]) + 1
@@ -287,7 +288,8 @@ class JsonArrayReader:
                 table, rejects, schema = result
                 result = None
                 yield Chunk(table, record, 1, base, rejects,
-                            _element_starts(buf, found.seps) if strict else None)
+                            _element_starts(buf, found.seps) if strict else None,
+                            kept=len(buf) if strict else 0)
                 del table, rejects
                 record += 1
                 cut = int(found.seps[-1]) + 1

@@ -255,7 +255,8 @@ class NdjsonReader:
                 # For a contract's rejects (``strict``), a copy: the buffer behind ``piece``
                 # is reused, maybe before validation. The starts are found for a reject only.
                 yield Chunk(table, next_record, records, offset, rejects,
-                            partial(_line_starts, bytes(piece)) if strict else None)
+                            partial(_line_starts, bytes(piece)) if strict else None,
+                            kept=len(piece) if strict else 0)
             next_record += records
 
     def _inferred_parse(self, piece: memoryview) -> tuple[LineScan, pa.Table] | None:

@@ -41,7 +41,7 @@ from engine.readers import READERS
 from engine.readers.base import Chunk, Reader, Sample
 from engine.readers.magic import known_binary
 from engine.readers.streams import UTF8_BOM, Framed, utf8_stream
-from engine.runtime.threads import Prefetch, ReadAhead, conversion_threads
+from engine.runtime.threads import PARSE_AHEAD_DEPTH, Prefetch, ReadAhead, conversion_threads
 from engine.runtime.timing import StageClock, TimedReads
 
 __all__ = ["ResolvedInput", "detect_format", "reader_for", "resolve_input", "settle_options"]
@@ -290,17 +290,21 @@ class ResolvedInput:
     @contextmanager
     def chunks(self, reader: Reader, schema: pa.Schema, *, threads: int | None = None,
                widen: str = "restart", strict: frozenset[str] = frozenset(),
-               clock: StageClock | None = None,
+               clock: StageClock | None = None, ahead_bytes: int = 0,
                ) -> Iterator[tuple[io.InputStream | io.SeekableInput, Iterator[Chunk]]]:
         """Open the input and parse it into chunks of ``schema``.
 
         Sequentially, or with parsing on a worker thread when
         :func:`~engine.runtime.threads.conversion_threads` gives more than one (none for an
         input of a block or two). Reading runs on a thread of its own too when it is worth
-        overlapping (:meth:`reads_ahead`). With ``clock``, reads are charged to its
-        ``read`` stage and parsing to ``parse``, on whichever thread does them. Yields the
-        stored stream (for progress) and the chunks. Offsets (chunks', rejects') are into the
-        whole object, a Map part's included (:attr:`text_base`).
+        overlapping (:meth:`reads_ahead`). On a worker thread parsing runs ahead of the consumer
+        by parsed chunks of up to ``ahead_bytes`` in all (:attr:`Chunk.nbytes`; at least one):
+        the run gives half its row group (:func:`~engine.config.parse_ahead_bytes`), so that
+        parsing goes on while a row group is encoded (:class:`~engine.runtime.threads.Prefetch`).
+        With ``clock``, reads are charged to its ``read`` stage and parsing to ``parse``, on
+        whichever thread does them. Yields the stored stream (for progress) and the chunks.
+        Offsets (chunks', rejects') are into the whole object, a Map part's included
+        (:attr:`text_base`).
         """
         raw = self.open()
         # Parquet's column chunks are encoded and compressed: count it as a compressed input
@@ -317,10 +321,17 @@ class ResolvedInput:
             if clock is not None:
                 chunks = clock.iterate("parse", chunks)
             if threaded:
-                chunks = stack.enter_context(Prefetch(chunks, name="chunkwise-parse"))
+                chunks = stack.enter_context(Prefetch(
+                    chunks, name="chunkwise-parse", depth=PARSE_AHEAD_DEPTH, weigh=_chunk_bytes,
+                    budget=ahead_bytes))
             if self.text_base:
                 chunks = map(partial(_shift, by=self.text_base), chunks)
             yield raw, chunks
+
+
+def _chunk_bytes(chunk: Chunk) -> int:
+    """A parsed chunk's weight in the parse stage's hand-off: the memory it holds."""
+    return chunk.nbytes
 
 
 def _shift(chunk: Chunk, *, by: int) -> Chunk:

@@ -2,8 +2,9 @@
 
 pyarrow's parsers and Parquet encoder, zstd/bz2/ISA-L decompression and S3 reads all release the
 GIL, so reading, parsing and writing can run at once on a machine with more than one core. Each
-hand-off is a queue of ``depth`` items, so the memory in flight stays a fixed number of blocks and
-chunks, whatever the input size. With ``threads=1`` nothing here is used.
+hand-off is a queue of ``depth`` items (the parse stage's also bounded in bytes), so the memory
+in flight stays a fixed number of blocks and bytes of chunks, whatever the input size. With
+``threads=1`` nothing here is used.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import collections
 import contextvars
 import ctypes
 import os
-import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Generic, TypeVar
 
 from engine.config import FULL_VCPU_MB
 
 __all__ = [
+    "PARSE_AHEAD_DEPTH",
     "Prefetch",
     "ReadAhead",
     "conversion_threads",
@@ -64,6 +65,12 @@ def worker_threads(requested: int | None = None) -> int:
     except AttributeError:  # not Linux
         return min(2, os.cpu_count() or 1)
 
+
+#: Most parsed chunks the parse stage holds ahead of the consumer. What bounds them is their
+#: bytes (the ``budget`` of :class:`Prefetch`: half a row group, from
+#: :func:`~engine.config.parse_ahead_bytes`); this only caps the count when a small block size
+#: makes many small chunks.
+PARSE_AHEAD_DEPTH = 32
 
 #: Blocks of text an input must have before a worker thread is started for it. Reading ahead
 #: overlaps block n + 1 with parsing block n, and Parquet encoding happens once a row group is
@@ -123,13 +130,25 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 class Prefetch(Generic[T]):
     """Iterate ``source`` on a worker thread, at most ``depth`` items ahead of the consumer.
 
+    With ``weigh``, the items held may also weigh at most ``budget`` in all (one item is always
+    let through, whatever it weighs): the parse stage holds parsed chunks up to half a row
+    group's bytes, so that it keeps parsing while the consumer encodes a row group
+    (:func:`~engine.config.parse_ahead_bytes`).
+
     An exception raised by ``source`` is re-raised by ``next()`` in the consumer. ``close()``
     (also on leaving a ``with`` block) stops the worker and closes ``source``.
     """
 
-    def __init__(self, source: Iterable[T], *, depth: int = 1, name: str = "chunkwise") -> None:
+    def __init__(self, source: Iterable[T], *, depth: int = 1, name: str = "chunkwise",
+                 weigh: Callable[[T], int] | None = None, budget: int = 0) -> None:
         limit_malloc_arenas()
-        self._queue: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(depth)
+        self._depth = max(1, depth)
+        self._weigh = weigh
+        self._budget = budget
+        self._items: collections.deque[tuple[object, BaseException | None, int]] = (
+            collections.deque())
+        self._held = 0  # the weight of the items held
+        self._ready = threading.Condition()
         self._stop = threading.Event()
         # The worker runs in a copy of the caller's context: what the run keeps there (its S3
         # request count, engine.io.requests) sees the worker's reads too.
@@ -138,24 +157,37 @@ class Prefetch(Generic[T]):
                                         daemon=True)
         self._thread.start()
 
-    def _put(self, item: tuple[object, BaseException | None]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _full(self, weight: int) -> bool:
+        """Whether an item of ``weight`` must wait for the consumer to take one."""
+        if not self._items:
+            return False
+        return len(self._items) >= self._depth or (
+            self._weigh is not None and self._held + weight > self._budget)
+
+    def _put(self, item: object, exc: BaseException | None = None) -> bool:
+        weight = self._weigh(item) if self._weigh is not None and exc is None \
+            and item is not _DONE else 0  # type: ignore[arg-type]
+        with self._ready:
+            while self._full(weight):
+                if self._stop.is_set():
+                    return False
+                self._ready.wait(_POLL_SECONDS)
+            if self._stop.is_set():
+                return False
+            self._items.append((item, exc, weight))
+            self._held += weight
+            self._ready.notify_all()
+        return True
 
     def _run(self, source: Iterable[T]) -> None:
         iterator = iter(source)
         try:
             for item in iterator:
-                if not self._put((item, None)):
+                if not self._put(item):
                     return
-            self._put((_DONE, None))
+            self._put(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            self._put((None, exc))
+            self._put(None, exc)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -165,22 +197,29 @@ class Prefetch(Generic[T]):
         return self
 
     def __next__(self) -> T:
-        item, exc = self._queue.get()
+        with self._ready:
+            while not self._items:
+                self._ready.wait()
+            item, exc, weight = self._items[0]
+            if item is not _DONE:  # the end stays, so that later next() calls stop too
+                self._items.popleft()
+                self._held -= weight
+                if exc is not None:  # the source ended with it: what follows is the end
+                    self._items.appendleft((_DONE, None, 0))
+                self._ready.notify_all()
         if exc is not None:
             raise exc
         if item is _DONE:
-            self._queue.put((_DONE, None))  # later next() calls stop too
             raise StopIteration
         return item  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop the worker, drop what it prefetched and wait for it."""
         self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                pass
+        with self._ready:
+            self._items.clear()
+            self._held = 0
+            self._ready.notify_all()
         self._thread.join()
 
     def __enter__(self) -> Prefetch[T]:

@@ -258,3 +258,47 @@ def test_an_s3_input_is_read_ahead(tmp_path: Path):
 
     assert not local.reads_ahead and replace(local, uri="s3://bucket/t.csv").reads_ahead
     assert not replace(local, read=replace(local.read, format="parquet")).reads_ahead
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+@pytest.mark.parametrize("contract", [False, True])
+def test_parsing_runs_ahead_by_half_a_row_group_of_chunk_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, contract: bool, fmt: str):
+    """The parse stage may hold parsed chunks up to half a row group while a row group is
+    encoded (issue 17), each weighed by what it holds: a contract's chunks keep their text."""
+    from engine.config import parse_ahead_bytes
+    from engine.readers import sampling
+
+    seen: list[tuple[int, list[int], list[int]]] = []
+
+    class Spy(sampling.Prefetch):
+        def __init__(self, source, *, weigh=None, budget: int = 0, **kw) -> None:
+            weights: list[int] = []
+            kept: list[int] = []
+
+            def weighed(chunk):
+                weights.append(weigh(chunk))
+                kept.append(chunk.kept)
+                assert weights[-1] == chunk.table.nbytes + chunk.kept
+                return weights[-1]
+
+            seen.append((budget, weights, kept))
+            super().__init__(source, weigh=weighed, budget=budget, **kw)
+
+    monkeypatch.setattr(sampling, "Prefetch", Spy)
+    src = tmp_path / f"t.{fmt}"
+    rows = [(i, f"n{i % 7}") for i in range(40_000)]
+    if fmt == "csv":
+        src.write_text("id,name\n" + "".join(f"{i},{n}\n" for i, n in rows))
+    else:
+        lines = [f'{{"id": {i}, "name": "{n}"}}' for i, n in rows]
+        src.write_text("\n".join(lines) + "\n" if fmt == "ndjson" else
+                       "[" + ",\n".join(lines) + "]")
+    given = {"contract": "dataset: t\ncolumns:\n  id: {type: int64}\n"
+                         "  name: {type: string}\n"} if contract else {}
+    transform(src, tmp_path / "two.parquet", threads=2, block_size=64 << 10,
+              row_group_bytes=1 << 20, **given)
+    [(budget, weights, kept)] = seen
+    assert budget == parse_ahead_bytes(1 << 20) == 512 << 10
+    assert len(weights) > 2 and all(weights)
+    assert all(k > 0 for k in kept) is contract and any(kept) is contract

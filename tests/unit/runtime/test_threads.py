@@ -1,12 +1,16 @@
-"""engine.runtime.threads: the read-ahead stream hands out blocks without copying them."""
+"""engine.runtime.threads: the read-ahead stream hands out blocks without copying them; the
+prefetching worker holds what its depth and its budget allow."""
 
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
-from engine.runtime.threads import ReadAhead
+from engine.runtime.threads import Prefetch, ReadAhead
 
 
 def blocks(data: bytes, block: int) -> ReadAhead:
@@ -93,3 +97,75 @@ def test_reads_after_readinto_copy_from_reused_buffers_before_handing_them_back(
         got += view[:stream.readinto(view)]
     stream.close()
     assert got == data
+
+
+class Counted:
+    """A source of ``weights`` that counts the items the worker has taken from it."""
+
+    def __init__(self, weights: list[int]) -> None:
+        self.weights = weights
+        self.taken = 0
+        self.closed = False
+        self.changed = threading.Condition()
+
+    def __iter__(self) -> Iterator[int]:
+        try:
+            for weight in self.weights:
+                with self.changed:
+                    self.taken += 1
+                    self.changed.notify_all()
+                yield weight
+        finally:
+            self.closed = True
+
+    def settled_at(self, taken: int) -> int:
+        """What the worker has taken once it reaches ``taken`` and has had time to go further."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.taken >= taken, timeout=10)
+        time.sleep(0.1)  # a worker that ignored its bounds would take more meanwhile
+        return self.taken
+
+
+@pytest.mark.parametrize(("weights", "depth", "budget", "held"), [
+    ([3] * 10, 32, 10, 3),  # 9 of 10: a fourth would pass the budget
+    ([100] * 5, 32, 10, 1),  # heavier than the budget: one at a time still
+    ([0] * 10, 2, 10, 2),  # weightless: the depth bounds them
+    ([3] * 10, 32, 0, 1),  # no budget: one chunk ahead, as before issue 17
+])
+def test_the_worker_holds_what_its_depth_and_budget_allow(weights, depth, budget, held):
+    source = Counted(weights)
+    with Prefetch(source, depth=depth, weigh=lambda w: w, budget=budget) as items:
+        # held, and one more taken that waits for room
+        assert source.settled_at(held + 1) == held + 1
+        assert next(items) == weights[0]
+        assert source.settled_at(held + 2) == held + 2  # room for one more
+        assert list(items) == weights[1:]
+    assert source.closed
+
+
+def test_without_weighing_only_the_depth_counts():
+    source = Counted([10**9] * 6)
+    with Prefetch(source, depth=3) as items:
+        assert source.settled_at(4) == 4
+        assert list(items) == [10**9] * 6
+
+
+def test_a_failing_source_fails_the_consumer_once_then_ends():
+    def failing() -> Iterator[int]:
+        yield 1
+        raise ValueError("bad record")
+
+    with Prefetch(failing(), depth=4, weigh=lambda w: w, budget=10) as items:
+        assert next(items) == 1
+        with pytest.raises(ValueError, match="bad record"):
+            next(items)
+        with pytest.raises(StopIteration):
+            next(items)
+
+
+def test_closing_stops_a_worker_that_waits_for_room():
+    source = Counted([1] * 1000)
+    items = Prefetch(source, depth=32, weigh=lambda w: w, budget=4)
+    assert source.settled_at(5) == 5
+    items.close()
+    assert source.closed and source.taken == 5
