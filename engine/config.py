@@ -66,10 +66,10 @@ def parse_ahead_bytes(row_group_bytes: int) -> int:
 
     The encoder takes a row group's chunks as they come and then encodes them all at once;
     with one chunk ahead the parser stopped for each encoding. Measured on 200 MB at default
-    threads, each against one chunk ahead (issue 17): CSV 0.80-0.88x the time for 0-9 MiB more
-    peak RSS; a Parquet input 0.89x for +15 MiB. A whole row group ahead was faster still (CSV
-    0.79x, Parquet 0.66x) but took a Parquet input of one 108 MB row group to 192 of the 200 MiB
-    bar (:class:`~engine.runtime.threads.Prefetch`).
+    threads, each against one chunk ahead (issue 17): CSV 0.85-0.92x the time for 0-9 MiB more
+    peak RSS; a Parquet input 0.91x for 7-19 MiB more. A whole row group ahead was faster still
+    (CSV 0.79x, Parquet 0.66x) but took a Parquet input of one 108 MB row group to 192 of the
+    200 MiB bar (:class:`~engine.runtime.threads.Prefetch`, docs/performance.md).
 
     >>> parse_ahead_bytes(DEFAULT_ROW_GROUP_BYTES) // MiB
     8
@@ -327,10 +327,10 @@ class RunOptions:
     #: how many times a run may restart to widen a column before giving up.
     max_restarts: int = 8
     #: 1 runs every stage in turn on one thread: one chunk in flight. 2 reads, decompresses and
-    #: parses on worker threads while the main thread encodes Parquet (a block and a chunk ahead:
-    #: ~15 MiB more peak RSS at their default 2 MiB blocks, 1.3x faster on 2 cores). ``None`` (the
-    #: default) picks 2 when the process may use two or more cores. A Lambda under 1,769 MB has
-    #: less than one vCPU: the pipeline's transform step passes 1 there.
+    #: parses on worker threads while the main thread encodes Parquet (reading a block ahead,
+    #: parsing up to half a row group ahead: :func:`parse_ahead_bytes`). ``None`` (the default)
+    #: picks 2 when the process may use two or more cores. A Lambda under 1,769 MB has less
+    #: than one vCPU: the pipeline's transform step passes 1 there.
     threads: int | None = None
     #: the name of what a run writes for its source: in a directory, the start of its data
     #: files' names, its manifest's, its rejects' and aggregate's (``None``: the source's name,

@@ -103,8 +103,8 @@ def transform(
         rich_help_panel=_CONTRACT, help="Write rejected records here (NDJSON).")] = None,
     threads: Annotated[int | None, typer.Option(
         envvar="CHUNKWISE_THREADS", rich_help_panel=_RUN,
-        help="1: one chunk in flight; 2: read and parse on worker threads while Parquet is "
-             "encoded (~15 MiB more) [default: 2 when two cores are usable]")] = None,
+        help="1: one chunk in flight; 2: read and parse on worker threads, up to half a row "
+             "group ahead of the Parquet encoder [default: 2 when two cores are usable]")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert a CSV, NDJSON or JSON-array file to Parquet, in bounded memory."""
