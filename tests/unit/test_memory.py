@@ -42,6 +42,28 @@ def without_pandas(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["PYTHONPATH"] = old
 
 
+@pytest.fixture(scope="module", autouse=True)
+def libraries_mapped(without_pandas: None, request: pytest.FixtureRequest) -> None:
+    """Log, once, what the conversion's libraries map at import, file-backed and anonymous.
+
+    Every peak below counts the shared libraries' pages mapped into the child. How many a fault
+    maps depends on how the files sit in the page cache: on Linux 6.18 (ext4) pyarrow installed
+    by pip 24 (large writes, large folios) maps ~36 MiB more than the same files read from disk
+    (docs/memory.md, Traps). This line tells such a run from a change in the engine.
+    """
+    probe = ("import engine.cli.app, engine.run, pyarrow.parquet, pyarrow.csv\n"
+             "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+             "print(status['RssFile'].split()[0], status['RssAnon'].split()[0])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+    if done.returncode == 0:
+        file_kib, anon_kib = map(int, done.stdout.split())
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():  # in the log, pass or fail, as log_margin
+            print(f"\nmemory: after imports, {file_kib / 1024:.1f} MiB of libraries mapped "
+                  f"(file-backed) and {anon_kib / 1024:.1f} MiB anonymous")
+
+
 def child_peak_rss(src: Path, dst: Path) -> tuple[int, dict]:
     """Run the CLI in a child process; return its peak RSS (the kernel's ru_maxrss) and report.
 
