@@ -1,9 +1,12 @@
-"""Shared fixtures: fake AWS credentials, in-process moto, and a loopback moto server."""
+"""Shared fixtures: fake AWS credentials, in-process moto, a loopback moto server, and what
+the memory-measured children import."""
 
 from __future__ import annotations
 
+import shutil
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +91,43 @@ def moto_server(
     engine.io.reset_s3_client()
     yield endpoint
     engine.io.reset_s3_client()
+
+
+def _copy_small_writes(src: Path, dst: Path) -> None:
+    """Copy the tree ``src`` to ``dst`` in 64 KiB writes (pip 23's size; what a read caches)."""
+    def copy(a: str, b: str) -> None:
+        with open(a, "rb") as fa, open(b, "wb") as fb:
+            while block := fa.read(64 << 10):
+                fb.write(block)
+        shutil.copymode(a, b)
+
+    shutil.copytree(src, dst, copy_function=copy, symlinks=True,
+                    ignore=shutil.ignore_patterns("tests", "include", "__pycache__"))
+
+
+@pytest.fixture(scope="session")
+def measured_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for the front of a memory-measured child's ``PYTHONPATH``; made once.
+
+    - **No pandas.** pyarrow imports it, when installed, on the first conversion of Python values
+      (+45 MiB). The Lambda layer has no pandas (docs/memory.md): a stub hides it.
+    - **pyarrow and numpy from a copy written in 64 KiB writes** (their shared libraries are most
+      of a conversion's file-backed RSS). A peak counts the libraries' pages mapped into the
+      child, and how many a fault maps depends on how the files sit in the page cache: on Linux
+      6.18 (ext4), pyarrow installed by pip 24 (Python 3.12/3.13's; large writes, cached in large
+      folios) maps ~36 MiB more than the same bytes read from disk or installed by pip 23, with
+      no change in the engine (docs/memory.md, Traps). The copy holds the installed bytes,
+      cached as a read caches them, whatever the installer did.
+    """
+    import numpy
+    import pyarrow
+
+    root = tmp_path_factory.mktemp("measured-site")
+    (root / "pandas").mkdir()
+    (root / "pandas" / "__init__.py").write_text('raise ImportError("hidden by the tests")\n')
+    for module in (pyarrow, numpy):
+        site = Path(module.__file__).parent.parent
+        for name in (module.__name__, f"{module.__name__}.libs"):  # .libs: auditwheel's
+            if (site / name).is_dir():
+                _copy_small_writes(site / name, root / name)
+    return root

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
+from operator import attrgetter
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -322,16 +323,11 @@ class ResolvedInput:
                 chunks = clock.iterate("parse", chunks)
             if threaded:
                 chunks = stack.enter_context(Prefetch(
-                    chunks, name="chunkwise-parse", depth=PARSE_AHEAD_DEPTH, weigh=_chunk_bytes,
-                    budget=ahead_bytes))
+                    chunks, name="chunkwise-parse", depth=PARSE_AHEAD_DEPTH,
+                    weigh=attrgetter("nbytes"), budget=ahead_bytes))
             if self.text_base:
                 chunks = map(partial(_shift, by=self.text_base), chunks)
             yield raw, chunks
-
-
-def _chunk_bytes(chunk: Chunk) -> int:
-    """A parsed chunk's weight in the parse stage's hand-off: the memory it holds."""
-    return chunk.nbytes
 
 
 def _shift(chunk: Chunk, *, by: int) -> Chunk:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,18 +27,6 @@ LIMIT = 200 * MiB
 FLATNESS = 16 * MiB
 
 
-def copy_small_writes(src: Path, dst: Path) -> None:
-    """Copy the tree ``src`` to ``dst`` in 64 KiB writes (pip 23's size; what a read caches)."""
-    def copy(a: str, b: str) -> None:
-        with open(a, "rb") as fa, open(b, "wb") as fb:
-            while block := fa.read(64 << 10):
-                fb.write(block)
-        shutil.copymode(a, b)
-
-    shutil.copytree(src, dst, copy_function=copy, symlinks=True,
-                    ignore=shutil.ignore_patterns("tests", "__pycache__"))
-
-
 def probe_rss(env: dict[str, str]) -> tuple[float, float]:
     """File-backed and anonymous RSS (MiB) of a child once it has imported what converts."""
     probe = ("import engine.cli.app, engine.run, pyarrow.parquet, pyarrow.csv\n"
@@ -52,35 +39,13 @@ def probe_rss(env: dict[str, str]) -> tuple[float, float]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def children_path(tmp_path_factory: pytest.TempPathFactory,
-                  request: pytest.FixtureRequest) -> Iterator[None]:
-    """What the measured children import, as a Lambda would: no pandas, libraries as read.
-
-    - **No pandas.** pyarrow imports it, when installed, on the first conversion of Python values
-      (+45 MiB). The Lambda layer has no pandas (docs/memory.md): a stub hides it.
-    - **pyarrow and numpy from a copy written in 64 KiB writes** (their shared libraries are
-      most of a conversion's file-backed RSS). Every peak counts the shared
-      libraries' pages mapped into the child, and how many a fault maps depends on how the
-      files sit in the page cache: on Linux 6.18 (ext4), pyarrow installed by pip 24 (Python
-      3.12/3.13's; large writes, cached in large folios) maps ~36 MiB more than the same bytes
-      read from disk or installed by pip 23, with no change in the engine (docs/memory.md,
-      Traps). The copy holds the installed bytes, cached as a read caches them, whatever the
-      installer did. The log gives both figures.
-    """
-    import numpy
-    import pyarrow
-
-    root = tmp_path_factory.mktemp("children")
-    (root / "pandas").mkdir()
-    (root / "pandas" / "__init__.py").write_text('raise ImportError("hidden by test_memory")\n')
-    for module in (pyarrow, numpy):
-        site = Path(module.__file__).parent.parent
-        for name in (module.__name__, f"{module.__name__}.libs"):  # .libs: auditwheel's
-            if (site / name).is_dir():
-                copy_small_writes(site / name, root / name)
+def children_path(measured_site: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The measured children import from ``measured_site`` first (tests/conftest.py): no
+    pandas, and pyarrow and numpy as a read caches them. The log gives the libraries'
+    file-backed RSS at import both ways, as installed and as the children load them."""
     installed = probe_rss(dict(os.environ))
     old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(root) + (os.pathsep + old if old else "")
+    os.environ["PYTHONPATH"] = str(measured_site) + (os.pathsep + old if old else "")
     copied = probe_rss(dict(os.environ))
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():  # in the log, pass or fail, as log_margin
