@@ -29,8 +29,14 @@ Values = pa.Array | pa.ChunkedArray
 
 
 def count_distinct(values: Values) -> int:
-    """Distinct non-null values (``pyarrow.compute.count_distinct``)."""
-    return int(call_function("count_distinct", [values]).as_py())
+    """Distinct non-null values: what ``pyarrow.compute.count_distinct`` counts.
+
+    Counted as the length of ``unique`` (less one for null): the same number, and ~25 % less
+    time on a freshly parsed column, where ``count_distinct``'s grouper sets up more than a
+    hash table (issue 17: the Parquet sink's dictionary decision, 1.2 → 0.9 ms on a 1 MB CSV).
+    """
+    found = call_function("unique", [values])
+    return len(found) - (1 if found.null_count else 0)
 
 
 def any_true(flags: Values) -> bool:

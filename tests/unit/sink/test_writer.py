@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import os
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -167,6 +169,27 @@ def test_the_dictionary_decision_from_prefixes_is_the_whole_probes():
         column = column.cast(pa.int32()).cast(typ) if typ == pa.date32() else column.cast(typ)
         limit = max(1, rows * rng.choice([0.0, 0.05, 0.1, 0.5, 1.0]))
         assert _distinct_at_most(column, limit) == (pc.count_distinct(column).as_py() <= limit)
+
+
+@pytest.mark.parametrize("values", [
+    pa.array([1.0, float("nan"), None, float("nan"), -0.0, 0.0, 2.5]),
+    pa.chunked_array([["a", None, "b"], ["a", "c", None]]),
+    pa.array([b"x", None, b"x", b"y"], pa.large_binary()),
+    pa.array([True, False, None, True]),
+    pa.array([None, None], pa.int64()),
+    pa.array([], pa.string()),
+    pa.array([decimal.Decimal("1.50"), None, decimal.Decimal("1.5")], pa.decimal128(5, 2)),
+    pa.array([1, 2, 1], pa.timestamp("ms", tz="UTC")),
+    pa.array([date(2025, 1, 1), date(2025, 1, 1)]),
+    pa.array([b"ab", b"ab", b"cd"], pa.binary(2)),
+])
+def test_the_kernel_counts_distinct_values_as_pyarrow_does(values):
+    """engine.kernels.count_distinct counts by ``unique``: the same number, nulls left out."""
+    import pyarrow.compute as pc
+
+    from engine import kernels
+
+    assert kernels.count_distinct(values) == pc.count_distinct(values).as_py()
 
 
 # ---------------------------------------------------------------------------------------------
