@@ -1,0 +1,40 @@
+"""benchmarks/worker_layouts.py: the three layouts write the same table."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pyarrow.parquet as pq
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "worker_layouts.py"
+
+
+@pytest.fixture(scope="module")
+def wl() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("worker_layouts", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_layout_writes_the_rows_in_order(wl: ModuleType, tmp_path: Path) -> None:
+    from engine.gen import generate
+
+    src = tmp_path / "orders.csv"
+    generate("orders", src, size=3 * wl.MiB, seed=1)  # quoted line breaks among the notes
+    tables = {}
+    for mode in wl.MODES:
+        out = tmp_path / f"{mode}.parquet"
+        # small blocks and row groups: many of each, so the workers take turns
+        rows = wl.convert(str(src), str(out), mode, block=64 << 10, row_group=256 << 10,
+                          ahead=2)
+        tables[mode] = pq.read_table(out)
+        assert rows == tables[mode].num_rows
+        assert pq.ParquetFile(out).metadata.num_row_groups > 4
+    assert tables["one"].num_rows > 10_000
+    assert tables["pipeline"].equals(tables["one"])
+    assert tables["symmetric"].equals(tables["one"])
