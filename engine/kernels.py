@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - a pyarrow that moved it
     from pyarrow.compute import call_function
 
 __all__ = ["any_true", "count_distinct", "fill_false", "invert", "is_finite", "is_inf",
-           "list_parent_indices"]
+           "list_parent_indices", "sum_of"]
 
 Values = pa.Array | pa.ChunkedArray
 
@@ -42,6 +42,11 @@ def count_distinct(values: Values) -> int:
 def any_true(flags: Values) -> bool:
     """Whether any flag is true, nulls skipped (``pyarrow.compute.any``)."""
     return bool(call_function("any", [flags]).as_py())
+
+
+def sum_of(values: Values) -> float | None:
+    """The sum of the non-null values, ``None`` when there are none (``pyarrow.compute.sum``)."""
+    return call_function("sum", [values]).as_py()
 
 
 def is_inf(values: Values) -> Values:

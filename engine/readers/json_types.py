@@ -110,10 +110,19 @@ def _midnight_leaves(column: pa.ChunkedArray) -> list[Path]:
     for path, leaf in _leaves(column.type):
         if not (pa.types.is_timestamp(leaf) and leaf.tz is None and leaf.unit == "s"):
             continue
-        if all(pc.all(pc.equal(values, pc.floor_temporal(values, unit="day"))).as_py()
+        if all(_may_be_midnights(values)
+               and pc.all(pc.equal(values, pc.floor_temporal(values, unit="day"))).as_py()
                is not False for values in _values(column, path)):
             found.append(path)
     return found
+
+
+def _may_be_midnights(values: pa.Array) -> bool:
+    """False when the first value is set and is not a midnight: a column of times, told at once.
+
+    (The whole check, which floors every value to its day, is ~0.1 ms of a warm 1 MB run.)
+    """
+    return not (len(values) and values[0].is_valid and values[0].value % 86_400)
 
 
 def midnight_columns(table: pa.Table, known: pa.Schema | None) -> dict[str, list[Path]]:

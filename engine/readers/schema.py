@@ -8,6 +8,7 @@ value its JSON text.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -291,10 +292,23 @@ def _not_finite(array: pa.Array) -> pa.Array:
     return kernels.invert(kernels.is_finite(array))
 
 
+def _all_finite(array: pa.Array) -> bool:
+    """Whether ``array``'s sum is finite, so that none of its values is ±infinity or NaN.
+
+    One kernel call where the test and the look for a flag are three: an infinity or a NaN
+    makes the sum infinite or NaN. A finite sum says no for certain; an infinite one may be
+    an overflow of finite values, so the caller then tests each value.
+    """
+    total = kernels.sum_of(array)
+    return total is None or math.isfinite(total)
+
+
 def _inf_rows(array: pa.Array, test: Any = kernels.is_inf) -> np.ndarray | None:
     """Indices of the elements of ``array`` holding a value ``test`` flags somewhere inside."""
     typ = array.type
     if pa.types.is_floating(typ):
+        if typ.bit_width > 16 and _all_finite(array):
+            return None
         flags = test(array)
         if not kernels.any_true(flags):
             return None
