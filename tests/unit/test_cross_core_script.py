@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cross_core.py"
 
 two_cores = pytest.mark.skipif(not {0, 1} <= os.sched_getaffinity(0),
                                reason="needs cores 0 and 1")
 
 
 @pytest.fixture(scope="module")
-def cc() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cross_core", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def cc(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("cross_core")
 
 
 def test_the_sample_is_whole_records_after_the_header(cc: ModuleType, tmp_path: Path) -> None:

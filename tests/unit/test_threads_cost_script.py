@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "threads_cost.py"
-
 
 @pytest.fixture(scope="module")
-def tc() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("threads_cost", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tc(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("threads_cost")
 
 
 def test_head_is_cut_at_the_last_newline_in_the_limit(tc: ModuleType, tmp_path: Path) -> None:

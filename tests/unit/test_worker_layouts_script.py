@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pyarrow.parquet as pq
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "worker_layouts.py"
-
 
 @pytest.fixture(scope="module")
-def wl() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("worker_layouts", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def wl(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("worker_layouts")
 
 
 def test_every_layout_writes_the_rows_in_order(wl: ModuleType, tmp_path: Path) -> None:
