@@ -12,7 +12,9 @@ warm-up runs each, ``--repeat`` rounds of:
 - **chunkwise**: ``engine.transform`` of the same file,
 
 alternately, and prints the medians of wall time and CPU time (``time.process_time``: every
-thread of the process) with the ratios chunkwise / bare. The bar: CSV and NDJSON at 1 MB within
+thread of the process) with the ratios chunkwise / bare. Each writes a new local file, as a
+conversion does (chunkwise refuses to replace one, and bare pyarrow would truncate it):
+removing it after the run is not timed. The bar: CSV and NDJSON at 1 MB within
 1.3× bare pyarrow's wall time.
 
 With ``--s3``, the same inputs are put in a loopback moto server (``ThreadedMotoServer`` on
@@ -84,15 +86,21 @@ def timed(run: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def compare(bare: Callable[[], Any], ours: Callable[[], Any], repeat: int) -> dict[str, float]:
-    """Both, alternately, after two warm-up runs each; medians in milliseconds and the ratios."""
+def compare(bare: Callable[[], Any], ours: Callable[[], Any], repeat: int,
+            cleanup: Callable[[], Any] = lambda: None) -> dict[str, float]:
+    """Both, alternately, after two warm-up runs each; medians in milliseconds and the ratios.
+
+    ``cleanup`` runs after each, untimed (removing an output: not part of either conversion).
+    """
     for _ in range(2):
-        bare()
-        ours()
+        for run in (bare, ours):
+            run()
+            cleanup()
     runs: dict[str, list[tuple[float, float]]] = {"bare": [], "ours": []}
     for _ in range(repeat):
-        runs["bare"].append(timed(bare))
-        runs["ours"].append(timed(ours))
+        for name, run in (("bare", bare), ("ours", ours)):
+            runs[name].append(timed(run))
+            cleanup()
     out = {}
     for name, values in runs.items():
         out[f"{name}_ms"] = statistics.median(v[0] for v in values) * 1e3
@@ -111,9 +119,12 @@ def local_case(path: Path, fmt: str, out_dir: Path, repeat: int,
 
     def ours() -> None:
         engine.transform(path, ours_out, threads=threads)
-        ours_out.unlink()
 
-    return compare(bare, ours, repeat)
+    def cleanup() -> None:  # each writes a new file, as a conversion does
+        bare_out.unlink(missing_ok=True)
+        ours_out.unlink(missing_ok=True)
+
+    return compare(bare, ours, repeat, cleanup)
 
 
 def s3_case(client: Any, path: Path, fmt: str, repeat: int,
