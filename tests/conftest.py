@@ -1,12 +1,14 @@
-"""Shared fixtures: fake AWS credentials, in-process moto, a loopback moto server, and what
-the memory-measured children import."""
+"""Shared fixtures: fake AWS credentials, in-process moto, a loopback moto server, what the
+memory-measured children import, and the benchmark scripts loaded as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -131,3 +133,19 @@ def measured_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if (site / name).is_dir():
                 _copy_small_writes(site / name, root / name)
     return root
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """A loader of ``benchmarks/<name>.py`` (a script, not a package module)."""
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(f"chunkwise_bench_{name}",
+                                                      benchmarks / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
