@@ -1,7 +1,8 @@
 """Peak RSS of a child ``chunkwise transform`` stays bounded and flat in the input size.
 
 Marked ``memory``: each case generates a >= 200 MB file (a few seconds). The bar from the issue is
-<= 200 MiB at default settings and within 16 MiB of the peak on a 50 MB file of the same shape.
+<= 200 MiB at default settings and within 16 MiB of the peak on a 50 MB file of the same shape
+(the highest of four runs of it: :data:`SMALL_RUNS`).
 Every case prints its measured peak and growth against those bars, pass or fail, so that the
 margin is in the CI log (``memory: json peak 189.0 MiB of 200 (margin 11.0) ...``).
 """
@@ -25,6 +26,14 @@ BIG = 200 * 10**6
 SMALL = 50 * 10**6
 LIMIT = 200 * MiB
 FLATNESS = 16 * MiB
+#: Runs of the 50 MB input whose highest peak the 200 MB input's is held against. At default
+#: threads what is in flight at an encode (the row group, the chunks parsed ahead of it) depends
+#: on how the two threads' work falls, so one run's peak moves by up to ~12 MiB from the next
+#: (CSV at 50 MB: 141 and 153 MiB in two CI runs; six runs of each size by hand, 146–153 at
+#: 50 MB and 143–157 at 200). The 200 MB input has four times the row groups, so four times the
+#: chances to meet its worst moment; four runs of the 50 MB one give its side as many. The
+#: growth compared is then the input's, not the timing's.
+SMALL_RUNS = 4
 
 
 def probe_rss(env: dict[str, str]) -> tuple[float, float]:
@@ -99,7 +108,8 @@ def test_peak_rss_is_bounded_and_flat(data_dir: Path, fmt: str,
     generate_in_child(big, BIG, fmt)
     generate_in_child(small, SMALL, fmt)
     peak_big, report = child_peak_rss(big, data_dir / f"big-{fmt}.parquet")
-    peak_small, _ = child_peak_rss(small, data_dir / f"small-{fmt}.parquet")
+    peak_small = max(child_peak_rss(small, data_dir / f"small-{fmt}-{run}.parquet")[0]
+                     for run in range(SMALL_RUNS))
     big.unlink()
     grown = peak_big - peak_small
     log_margin(capsys, f"{fmt} peak {peak_big / MiB:.1f} MiB of {LIMIT / MiB:.0f} (margin "
@@ -184,9 +194,11 @@ def test_parquet_input_is_bounded_and_flat(data_dir: Path,
         generate_in_child(text, size, "csv")
         child_peak_rss(text, data_dir / f"pq-{name}.parquet")
         text.unlink()
-        peaks[name], report = child_peak_rss(data_dir / f"pq-{name}.parquet",
-                                             data_dir / f"pq-{name}-again.parquet")
-        assert report["format"] == "parquet" and report["rows_in"] == report["rows_out"] > 0
+        for run in range(1 if name == "big" else SMALL_RUNS):  # the small one's highest
+            peak, report = child_peak_rss(data_dir / f"pq-{name}.parquet",
+                                          data_dir / f"pq-{name}-again-{run}.parquet")
+            assert report["format"] == "parquet" and report["rows_in"] == report["rows_out"] > 0
+            peaks[name] = max(peaks.get(name, 0), peak)
     one_group = data_dir / "pq-one-group.parquet"
     subprocess.run([sys.executable, "-c", "import sys, pyarrow.parquet as pq; t = pq.read_table("
                     "sys.argv[1]); pq.write_table(t, sys.argv[2], row_group_size=len(t))",
@@ -284,15 +296,16 @@ def test_plain_s3_conversion_is_bounded_and_flat(
         generate_in_child(path, size, fmt)
         client.upload_file(str(path), "raw", path.name)
         path.unlink()
-        cmd = [sys.executable, "-m", "engine.cli.app", "transform", f"s3://raw/{path.name}",
-               f"s3://out/{name}.parquet", "--json"]
-        launched = launch(cmd, sample_interval=0)
-        report = json.loads(launched.stdout)
-        assert launched.exit_code == 0, report
-        assert report["rows_in"] == report["rows_out"] > 0
-        assert 0 < report["ephemeral_bytes"] <= DEFAULT_PART_SIZE  # the part, on disk
+        for run in range(1 if name == "big" else SMALL_RUNS):  # the small one's highest
+            cmd = [sys.executable, "-m", "engine.cli.app", "transform",
+                   f"s3://raw/{path.name}", f"s3://out/{name}-{run}.parquet", "--json"]
+            launched = launch(cmd, sample_interval=0)
+            report = json.loads(launched.stdout)
+            assert launched.exit_code == 0, report
+            assert report["rows_in"] == report["rows_out"] > 0
+            assert 0 < report["ephemeral_bytes"] <= DEFAULT_PART_SIZE  # the part, on disk
+            peaks[name] = max(peaks.get(name, 0), launched.peak_rss_bytes)
         client.delete_object(Bucket="raw", Key=path.name)  # moto holds objects in memory
-        peaks[name] = launched.peak_rss_bytes
     grown = peaks["big"] - peaks["small"]
     log_margin(capsys, f"s3 {fmt} peak {peaks['big'] / MiB:.1f} MiB of {LIMIT / MiB:.0f} "
                        f"(margin {(LIMIT - peaks['big']) / MiB:.1f}); grew {grown / MiB:.1f} "
