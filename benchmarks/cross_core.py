@@ -40,16 +40,22 @@ MiB = 1 << 20
 def on_core(core: int, work: Callable[[], Any]) -> tuple[Any, float]:
     """``work()`` on a new thread pinned to ``core``: its result and the thread's CPU seconds."""
     out: list[Any] = []
+    failed: list[BaseException] = []
 
     def run() -> None:
-        os.sched_setaffinity(0, {core})  # 0: the calling thread
-        started = time.thread_time()
-        result = work()
-        out.extend((result, time.thread_time() - started))
+        try:
+            os.sched_setaffinity(0, {core})  # 0: the calling thread
+            started = time.thread_time()
+            result = work()
+            out.extend((result, time.thread_time() - started))
+        except BaseException as exc:  # raised in the caller
+            failed.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
     thread.join()
+    if failed:
+        raise failed[0]
     return out[0], out[1]
 
 

@@ -22,6 +22,7 @@ one thread round by round.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,79 +47,114 @@ def convert(path: str, out: str, mode: str, block: int, row_group: int, ahead: i
 
     from engine.readers.csv import quote_aware_cut
 
-    src = open(path, "rb")  # noqa: SIM115 - closed below
-    header = src.readline()
-    names = header.decode().strip().split(",")
-    head = src.read(MiB)
-    src.seek(len(header))
-    parse_options = pacsv.ParseOptions(newlines_in_values=True)
-    types = pacsv.read_csv(pa.py_buffer(header + head[:quote_aware_cut(head)]),
-                           parse_options=parse_options).schema
-    carry = b""
-    read_lock = threading.Lock()
+    with open(path, "rb") as src, contextlib.ExitStack() as stack:
+        header = src.readline()
+        names = header.decode().strip().split(",")
+        head = src.read(MiB)
+        src.seek(len(header))
+        parse_options = pacsv.ParseOptions(newlines_in_values=True)
+        types = pacsv.read_csv(pa.py_buffer(header + head[:quote_aware_cut(head)]),
+                               parse_options=parse_options).schema
+        carry = b""
 
-    def next_block() -> bytes | None:
-        nonlocal carry
-        data = src.read(block)
-        if not data:
-            last, carry = carry, b""
-            return last or None
-        data = carry + data
-        cut = quote_aware_cut(data)
-        carry = data[cut:]
-        return data[:cut]
+        def next_block() -> bytes | None:
+            nonlocal carry
+            data = src.read(block)
+            if not data:
+                last, carry = carry, b""
+                return last or None
+            data = carry + data
+            cut = quote_aware_cut(data)
+            carry = data[cut:]
+            return data[:cut]
 
-    def parse(text: bytes) -> pa.Table:
-        return pacsv.read_csv(
-            pa.py_buffer(text),
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=names,
-                                           block_size=len(text) + 1),
-            parse_options=parse_options,
-            convert_options=pacsv.ConvertOptions(column_types=types))
+        def parse(text: bytes) -> pa.Table:
+            return pacsv.read_csv(
+                pa.py_buffer(text),
+                read_options=pacsv.ReadOptions(use_threads=False, column_names=names,
+                                               block_size=len(text) + 1),
+                parse_options=parse_options,
+                convert_options=pacsv.ConvertOptions(column_types=types))
 
-    writer = pq.ParquetWriter(out, types, compression="zstd",
-                              use_dictionary=["country", "quantity", "status"])
-    rows = 0
+        writer = stack.enter_context(pq.ParquetWriter(
+            out, types, compression="zstd", use_dictionary=["country", "quantity", "status"]))
+        rows = 0
 
-    def encode(tables: list[pa.Table]) -> None:
-        nonlocal rows
-        if tables:
-            table = pa.concat_tables(tables)
-            writer.write_table(table)
-            rows += table.num_rows
+        def encode(tables: list[pa.Table]) -> None:
+            nonlocal rows
+            if tables:
+                table = pa.concat_tables(tables)
+                writer.write_table(table)
+                rows += table.num_rows
 
-    if mode == "one":
-        tables: list[pa.Table] = []
-        while (text := next_block()) is not None:
-            tables.append(parse(text))
+        {"one": one, "pipeline": pipeline, "symmetric": symmetric}[mode](
+            next_block, parse, encode, row_group=row_group, ahead=ahead)
+    return rows
+
+
+def one(next_block: Callable[[], bytes | None], parse: Callable[[bytes], Any],
+        encode: Callable[[list[Any]], None], *, row_group: int, ahead: int) -> None:
+    """One thread parses each block and encodes each row group."""
+    tables: list[Any] = []
+    while (text := next_block()) is not None:
+        tables.append(parse(text))
+        if sum(t.nbytes for t in tables) >= row_group:
+            encode(tables)
+            tables = []
+    encode(tables)
+
+
+def pipeline(next_block: Callable[[], bytes | None], parse: Callable[[bytes], Any],
+             encode: Callable[[list[Any]], None], *, row_group: int, ahead: int) -> None:
+    """A worker parses up to ``ahead`` tables ahead; this thread encodes. A failure on either
+    side ends both: the worker's is raised here, and the worker stops when this one fails."""
+    parsed: queue.Queue[Any] = queue.Queue(ahead)
+    stop = threading.Event()
+
+    def parser() -> None:
+        try:
+            while not stop.is_set() and (text := next_block()) is not None:
+                put(parse(text))
+            put(None)
+        except BaseException as exc:  # raised in the encoding thread
+            put(exc)
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                parsed.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    worker = threading.Thread(target=parser, daemon=True)
+    worker.start()
+    try:
+        tables: list[Any] = []
+        while (item := parsed.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            tables.append(item)
             if sum(t.nbytes for t in tables) >= row_group:
                 encode(tables)
                 tables = []
         encode(tables)
-    elif mode == "pipeline":
-        parsed: queue.Queue[pa.Table | None] = queue.Queue(ahead)
-
-        def parser() -> None:
-            while (text := next_block()) is not None:
-                parsed.put(parse(text))
-            parsed.put(None)
-
-        worker = threading.Thread(target=parser)
-        worker.start()
-        tables = []
-        while (table := parsed.get()) is not None:
-            tables.append(table)
-            if sum(t.nbytes for t in tables) >= row_group:
-                encode(tables)
-                tables = []
-        encode(tables)
+    finally:
+        stop.set()
         worker.join()
-    else:
-        turn = threading.Condition()
-        order = {"read": 0, "write": 0}
 
-        def symmetric() -> None:
-            while True:
+
+def symmetric(next_block: Callable[[], bytes | None], parse: Callable[[bytes], Any],
+              encode: Callable[[list[Any]], None], *, row_group: int, ahead: int) -> None:
+    """Two workers, each taking the next row group's text in turn, parsing it and encoding it
+    when its turn comes. The first failure stops both and is raised here."""
+    read_lock, turn = threading.Lock(), threading.Condition()
+    order = {"read": 0, "write": 0}
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while not failures:
                 with read_lock:  # a row group's text, in order
                     mine = order["read"]
                     order["read"] += 1
@@ -133,7 +170,9 @@ def convert(path: str, out: str, mode: str, block: int, row_group: int, ahead: i
                 while texts:
                     tables.append(parse(texts.pop(0)))
                 with turn:
-                    turn.wait_for(lambda m=mine: order["write"] == m)
+                    turn.wait_for(lambda m=mine: order["write"] == m or bool(failures))
+                if failures:
+                    return
                 encode(tables)
                 del tables
                 with turn:
@@ -141,15 +180,18 @@ def convert(path: str, out: str, mode: str, block: int, row_group: int, ahead: i
                     turn.notify_all()
                 if done:
                     return
+        except BaseException as exc:
+            with turn:
+                failures.append(exc)
+                turn.notify_all()
 
-        workers = [threading.Thread(target=symmetric) for _ in range(2)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-    writer.close()
-    src.close()
-    return rows
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        raise failures[0]
 
 
 def child(mode: str, opts: argparse.Namespace, out: Path) -> dict[str, Any]:

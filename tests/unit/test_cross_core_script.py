@@ -33,6 +33,8 @@ def test_each_stage_runs_on_the_core_it_is_given(cc: ModuleType) -> None:
         seen, cpu = cc.on_core(core, lambda: os.sched_getaffinity(0))
         assert seen == {core} and cpu >= 0
     assert os.sched_getaffinity(0) >= {0, 1}  # the caller is left as it was
+    with pytest.raises(ZeroDivisionError):  # raised here, not lost with the thread
+        cc.on_core(0, lambda: 1 / 0)
 
 
 @two_cores

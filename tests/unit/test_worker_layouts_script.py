@@ -32,3 +32,17 @@ def test_every_layout_writes_the_rows_in_order(wl: ModuleType, tmp_path: Path) -
     assert tables["one"].num_rows > 10_000
     assert tables["pipeline"].equals(tables["one"])
     assert tables["symmetric"].equals(tables["one"])
+
+
+@pytest.mark.parametrize("mode", ["one", "pipeline", "symmetric"])
+def test_a_failure_on_any_thread_is_raised_not_hung(wl: ModuleType, tmp_path: Path,
+                                                    mode: str) -> None:
+    import pyarrow as pa
+
+    src = tmp_path / "in.csv"
+    rows = [b"%d,x%d" % (i, i % 7) for i in range(200_000)]
+    rows[150_000] = b"not a number,x"  # past the 1 MiB the types come from
+    src.write_bytes(b"id,name\n" + b"\n".join(rows) + b"\n")
+    with pytest.raises(pa.ArrowInvalid):
+        wl.convert(str(src), str(tmp_path / "out.parquet"), mode, block=64 << 10,
+                   row_group=256 << 10, ahead=2)
